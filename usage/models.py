@@ -1,0 +1,153 @@
+"""Model catalog, pricing, credits and the per-call usage ledger.
+
+This app knows no other app of Pantheon's but the user model: rooms, sessions, turns and agents are
+referenced by id (and agents by key), so a usage event outlives anything it describes.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+MONEY = {"max_digits": 20, "decimal_places": 10}
+CREDITS = {"max_digits": 18, "decimal_places": 4}
+
+
+class LlmModel(models.Model):
+    """An entry of the model catalog: a Pantheon alias for a provider model."""
+
+    alias = models.SlugField(max_length=64, unique=True)
+    provider_model = models.CharField(max_length=200)
+    display_name = models.CharField(max_length=200, blank=True)
+    context_window = models.PositiveIntegerField(default=8192)
+    max_output_tokens = models.PositiveIntegerField(default=2048)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["alias"]
+        verbose_name = "catalog model"
+
+    def __str__(self) -> str:
+        return f"{self.alias} ({self.provider_model})"
+
+
+class PricingVersion(models.Model):
+    """A versioned price list. Exactly one version is active at a time."""
+
+    name = models.CharField(max_length=100, unique=True)
+    is_active = models.BooleanField(default=False)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_pricing_version"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name + (" (active)" if self.is_active else "")
+
+
+class ModelPrice(models.Model):
+    """USD per million tokens of one model in one price list."""
+
+    version = models.ForeignKey(PricingVersion, on_delete=models.CASCADE, related_name="prices")
+    model = models.ForeignKey(LlmModel, on_delete=models.PROTECT, related_name="prices")
+    input_usd_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    output_usd_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["version", "model"], name="one_price_per_model_version")]
+
+    def __str__(self) -> str:
+        return f"{self.model.alias}@{self.version.name}"
+
+
+class CreditAccount(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account")
+    balance = models.DecimalField(**CREDITS, default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} — {self.balance} credits"
+
+
+class CreditLedgerEntry(models.Model):
+    """Every change of a balance: grants (positive) and turn debits (negative)."""
+
+    class Kind(models.TextChoices):
+        GRANT = "grant"
+        TURN_DEBIT = "turn_debit"
+        ADJUSTMENT = "adjustment"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_entries")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    amount = models.DecimalField(**CREDITS)
+    balance_after = models.DecimalField(**CREDITS)
+    turn_id = models.UUIDField(null=True, blank=True, db_index=True)
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "credit ledger entries"
+
+
+class LlmCallEvent(models.Model):
+    """One LLM call, metered. Written in the same transaction as its turn (or alone, orphaned)."""
+
+    class Purpose(models.TextChoices):
+        AGENT_REPLY = "agent_reply"
+        ROUTING = "routing"
+        SUMMARY = "summary"
+        EXTRACTION = "extraction"
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="llm_call_events"
+    )
+    room_id = models.UUIDField(null=True, blank=True, db_index=True)
+    session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    turn_id = models.UUIDField(null=True, blank=True, db_index=True)
+    agent_key = models.CharField(max_length=32, blank=True)
+    purpose = models.CharField(max_length=20, choices=Purpose.choices)
+    model_alias = models.CharField(max_length=64, db_index=True)
+    provider_model = models.CharField(max_length=200)
+    provider_generation_id = models.CharField(max_length=200, blank=True, db_index=True)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    tokens_estimated = models.BooleanField(default=False)
+    provider_input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    provider_output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    provider_cost_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    oe_tokens = models.PositiveIntegerField(default=0)
+    cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    credits_burned = models.DecimalField(**CREDITS, default=Decimal("0"))
+    pricing_version = models.ForeignKey(PricingVersion, on_delete=models.PROTECT, null=True, related_name="+")
+    billable = models.BooleanField(default=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUCCEEDED)
+    error_code = models.CharField(max_length=64, blank=True)
+    latency_ms = models.PositiveIntegerField(default=0)
+    orphaned = models.BooleanField(
+        default=False, help_text="The call was made but its turn could not be written."
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "LLM call event"
+        indexes = [models.Index(fields=["user", "created_at"]), models.Index(fields=["model_alias", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} {self.model_alias} {self.cost_usd} USD"
