@@ -15,3 +15,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api-auth/", include("rest_framework.urls")),
 ]
+
+handler404 = "pantheon.api.exceptions.json_not_found"
+handler500 = "pantheon.api.exceptions.json_server_error"

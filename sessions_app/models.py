@@ -140,7 +140,7 @@ class TurnContextAudit(models.Model):
     tokens_after = models.PositiveIntegerField()
     summary_used = models.BooleanField(default=False)
     pruned_turn_count = models.PositiveIntegerField(default=0)
-    pruned_turn_indexes = models.JSONField(default=list, blank=True)
+    pruned_through_turn_index = models.PositiveIntegerField(null=True, blank=True)
     rejected = models.BooleanField(default=False)
     summary_triggered = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-MONEY = {"max_digits": 20, "decimal_places": 10}
+MONEY = {"max_digits": 24, "decimal_places": 12}
 CREDITS = {"max_digits": 18, "decimal_places": 4}
 
 

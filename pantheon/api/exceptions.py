@@ -105,3 +105,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     set_rollback()
     return Response(body, status=exc.status_code, headers=headers)
+
+
+def json_not_found(request, exception=None):
+    """Django-level 404 (no URL matched, e.g. a malformed id) in the API's error shape."""
+    from django.http import JsonResponse
+
+    return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+
+
+def json_server_error(request):
+    from django.http import JsonResponse
+
+    return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)

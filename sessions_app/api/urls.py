@@ -1,1 +1,27 @@
-urlpatterns = []
+from django.urls import path
+
+from sessions_app.api.views import SessionDetailViewSet, SessionViewSet, TurnViewSet
+
+urlpatterns = [
+    path(
+        "rooms/<uuid:room_id>/sessions",
+        SessionViewSet.as_view({"get": "list", "post": "create"}),
+        name="session-list",
+    ),
+    path(
+        "rooms/<uuid:room_id>/sessions/<uuid:session_id>",
+        SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        name="session-detail",
+    ),
+    path(
+        "sessions/<uuid:session_id>/turns",
+        TurnViewSet.as_view({"get": "list", "post": "create"}),
+        name="turn-list",
+    ),
+    path(
+        "sessions/<uuid:session_id>/summaries",
+        SessionDetailViewSet.as_view({"get": "summaries"}),
+        name="session-summaries",
+    ),
+    path("sessions/<uuid:session_id>/usage", SessionDetailViewSet.as_view({"get": "usage"}), name="session-usage"),
+]

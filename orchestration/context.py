@@ -1,0 +1,172 @@
+"""The context budget of one agent call: summary trigger, pruning, rejection (docs/context-budget.md).
+
+Pure functions: the caller loads the history once per turn (see ``sessions_app.selectors``) and this
+module decides, per agent, what is sent and records the figures for the ``TurnContextAudit``.
+"""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from orchestration.llm.gateway import ChatMessage
+from orchestration.llm.tokens import TOKENS_PER_REPLY, count_message_tokens
+
+
+@dataclass(frozen=True)
+class HistoryTurn:
+    turn_index: int
+    user_input: str
+    assistant_output: str
+    tokens: int  # cached: message tokens of user_input + assistant_output
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    """Everything of the session's past a turn may show its agents, loaded once per turn."""
+
+    summary_text: str | None
+    summary_covers_through: int
+    # Newest last. May omit the oldest turns that could never fit (they count as pruned).
+    history: tuple[HistoryTurn, ...]
+    history_total_tokens: int  # of every history turn after the summary, fetched or not
+    history_total_count: int
+    anchor_turn_index: int | None
+    anchor_text: str | None
+    next_turn_index: int
+
+
+@dataclass(frozen=True)
+class Budget:
+    context_window: int
+    max_output_tokens: int
+
+    @property
+    def tokens(self) -> int:
+        return max(self.context_window - self.max_output_tokens, 0)
+
+    @classmethod
+    def for_model(cls, *, context_window: int, max_output_tokens: int) -> "Budget":
+        """The model's own limits, capped by the operating limits in settings (CONTEXT_*)."""
+        return cls(
+            context_window=min(context_window, settings.CONTEXT_WINDOW_TOKENS),
+            max_output_tokens=min(max_output_tokens, settings.CONTEXT_MAX_OUTPUT_TOKENS),
+        )
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    messages: tuple[ChatMessage, ...]
+    budget: Budget
+    tokens_before: int
+    tokens_after: int
+    summary_used: bool
+    summary_triggered: bool
+    pruned_turn_count: int
+    pruned_through_turn_index: int | None
+    rejected: bool
+    kept_turn_indexes: tuple[int, ...] = field(default=())
+
+
+def system_prompt_build(*, agent_name: str, agent_key: str, role_prompt: str, others: list[str]) -> str:
+    lines = [f"You are {agent_name} (@{agent_key}), one agent in a multi-agent chat room."]
+    if others:
+        lines.append("The other agents in the room: " + ", ".join(others) + ".")
+    if role_prompt:
+        lines.append(role_prompt)
+    lines.append("Reply in your own voice; earlier replies of this turn are shown as 'Name: reply'.")
+    return "\n".join(lines)
+
+
+def summary_message_build(summary_text: str) -> str:
+    return f"Summary of the conversation so far:\n{summary_text}"
+
+
+def anchor_message_build(anchor_text: str) -> str:
+    return f"(The opening message of this session, for reference:)\n{anchor_text}"
+
+
+def context_prepare(
+    *,
+    system_prompt: str,
+    session_context: SessionContext,
+    user_input: str,
+    same_turn_replies: list[tuple[str, str]],
+    budget: Budget,
+) -> ContextPlan:
+    """Apply the three steps of the budget to one agent call."""
+    ctx = session_context
+    limit = budget.tokens
+    summary_msg = summary_message_build(ctx.summary_text) if ctx.summary_text else None
+    reply_msgs = [f"{name}: {reply}" for name, reply in same_turn_replies]
+
+    fixed = TOKENS_PER_REPLY + count_message_tokens(system_prompt) + count_message_tokens(user_input)
+    fixed += sum(count_message_tokens(m) for m in reply_msgs)
+    if summary_msg:
+        fixed += count_message_tokens(summary_msg)
+    anchor_tokens = count_message_tokens(anchor_message_build(ctx.anchor_text)) if ctx.anchor_text else 0
+
+    fetched = list(ctx.history)
+    fetched_indexes = {t.turn_index for t in fetched}
+    # Turns the loader did not fetch are pruned already: they could not fit in any budget.
+    unfetched_tokens = ctx.history_total_tokens - sum(t.tokens for t in fetched)
+
+    def total(kept: list[HistoryTurn]) -> int:
+        anchor_in_history = any(t.turn_index == ctx.anchor_turn_index for t in kept)
+        return fixed + sum(t.tokens for t in kept) + (0 if anchor_in_history else anchor_tokens)
+
+    anchor_in_all = ctx.anchor_turn_index in fetched_indexes or (
+        ctx.anchor_turn_index is not None and ctx.anchor_turn_index > ctx.summary_covers_through
+    )
+    tokens_before = fixed + ctx.history_total_tokens + (0 if anchor_in_all else anchor_tokens)
+
+    summary_triggered = tokens_before >= limit * settings.CONTEXT_SUMMARY_TRIGGER_RATIO or (
+        ctx.next_turn_index - ctx.summary_covers_through >= settings.CONTEXT_MANDATORY_SUMMARY_TURN
+    )
+
+    kept = fetched
+    prune_target = int(limit * settings.CONTEXT_PRUNE_TRIGGER_RATIO)
+    if tokens_before > prune_target or unfetched_tokens:
+        keep_recent = settings.CONTEXT_RECENT_TURNS_TO_KEEP
+        # 1. Drop the oldest turns outside the recent ones until under the prune ratio.
+        while len(kept) > keep_recent and total(kept) > prune_target:
+            kept = kept[1:]
+        # 2. The recent turns are kept when they fit the budget; otherwise they go too, oldest first.
+        while kept and total(kept) > limit:
+            kept = kept[1:]
+
+    tokens_after = total(kept)
+    pruned_count = ctx.history_total_count - len(kept)
+    pruned_through = None
+    if pruned_count:
+        pruned_through = (kept[0].turn_index - 1) if kept else ctx.next_turn_index - 1
+    rejected = tokens_after > limit
+
+    messages: list[ChatMessage] = [ChatMessage("system", system_prompt)]
+    if summary_msg:
+        messages.append(ChatMessage("system", summary_msg))
+    if ctx.anchor_text and not any(t.turn_index == ctx.anchor_turn_index for t in kept):
+        messages.append(ChatMessage("user", anchor_message_build(ctx.anchor_text)))
+    for t in kept:
+        messages.append(ChatMessage("user", t.user_input))
+        if t.assistant_output:
+            messages.append(ChatMessage("assistant", t.assistant_output))
+    messages.append(ChatMessage("user", user_input))
+    messages.extend(ChatMessage("assistant", m) for m in reply_msgs)
+
+    return ContextPlan(
+        messages=tuple(messages),
+        budget=budget,
+        tokens_before=tokens_before,
+        tokens_after=tokens_after,
+        summary_used=bool(summary_msg),
+        summary_triggered=summary_triggered,
+        pruned_turn_count=pruned_count,
+        pruned_through_turn_index=pruned_through,
+        rejected=rejected,
+        kept_turn_indexes=tuple(t.turn_index for t in kept),
+    )
+
+
+def turn_context_tokens(*, user_input: str, assistant_output: str) -> int:
+    """What a committed turn will cost in later contexts (cached on the turn)."""
+    return count_message_tokens(user_input) + (count_message_tokens(assistant_output) if assistant_output else 0)

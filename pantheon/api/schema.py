@@ -1,0 +1,33 @@
+"""OpenAPI pieces shared by every view: the one error shape and the error responses."""
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="A human-readable explanation.")
+    code = serializers.CharField(help_text="A stable machine code, e.g. `invalid`, `not_found`, `turn_conflict`.")
+    fields = serializers.DictField(
+        required=False, help_text="On validation errors: the failing fields and their messages."
+    )
+
+
+def error(description: str) -> OpenApiResponse:
+    return OpenApiResponse(ErrorSerializer, description=description)
+
+
+ERROR_RESPONSES = {
+    400: error("Invalid request (`invalid`)."),
+    401: error("Missing or bad credentials (`not_authenticated`)."),
+    404: error("Missing, deleted or not yours (`not_found`)."),
+}
+
+TURN_ERROR_RESPONSES = {
+    **ERROR_RESPONSES,
+    402: error("The credit balance cannot cover the turn (`insufficient_credits`)."),
+    409: error("The turn could not be sequenced in time (`turn_conflict`); see Retry-After."),
+    422: error("`no_agent_selected`, `context_budget_exceeded` or `idempotency_key_reused`."),
+    429: error("Rate limited (`throttled`); see Retry-After."),
+    502: error("Every agent call failed (`llm_unavailable`); the failed turn is recorded."),
+    503: error("The turn could not be saved (`turn_write_failed`); nothing was billed."),
+}

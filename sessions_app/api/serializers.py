@@ -1,0 +1,122 @@
+from rest_framework import serializers
+
+from sessions_app.models import ChatSession, Message, SessionSummary, Turn
+from usage.models import LlmCallEvent
+
+
+class SessionSerializer(serializers.ModelSerializer):
+    room_id = serializers.UUIDField(read_only=True)
+    turn_count = serializers.IntegerField(source="last_turn_index", read_only=True)
+
+    class Meta:
+        model = ChatSession
+        fields = ["id", "room_id", "title", "turn_count", "created_at", "updated_at"]
+        read_only_fields = ["id", "room_id", "turn_count", "created_at", "updated_at"]
+        extra_kwargs = {"title": {"required": False, "allow_blank": True}}
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "role", "agent_key", "agent_name", "model_alias", "mode", "content", "order", "created_at"]
+        read_only_fields = fields
+
+
+class TurnSerializer(serializers.ModelSerializer):
+    session_id = serializers.UUIDField(read_only=True)
+    messages = MessageSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Turn
+        fields = [
+            "id",
+            "session_id",
+            "turn_index",
+            "mode",
+            "status",
+            "user_input",
+            "assistant_output",
+            "responding_agent_keys",
+            "agent_errors",
+            "routing_used_fallback",
+            "summary_triggered",
+            "messages",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class TurnCreateSerializer(serializers.Serializer):
+    user_input = serializers.CharField(trim_whitespace=True, allow_blank=False)
+    mode = serializers.ChoiceField(choices=Turn.Mode.choices, default=Turn.Mode.MANUAL)
+
+
+class TurnUsageSerializer(serializers.Serializer):
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
+    credits_burned = serializers.DecimalField(max_digits=18, decimal_places=4)
+    llm_calls = serializers.IntegerField()
+
+
+class TurnCreateResponseSerializer(TurnSerializer):
+    usage = TurnUsageSerializer(read_only=True)
+    replayed = serializers.BooleanField(read_only=True)
+
+    class Meta(TurnSerializer.Meta):
+        fields = [*TurnSerializer.Meta.fields, "usage", "replayed"]
+        read_only_fields = fields
+
+
+class SummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = SessionSummary
+        fields = [
+            "id",
+            "covers_through_turn_index",
+            "summary_text",
+            "key_facts",
+            "decisions",
+            "open_questions",
+            "action_items",
+            "summary_used_fallback",
+            "extraction_used_fallback",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class UsageEventSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = LlmCallEvent
+        fields = [
+            "id",
+            "created_at",
+            "turn_id",
+            "agent_key",
+            "purpose",
+            "model_alias",
+            "provider_model",
+            "provider_generation_id",
+            "input_tokens",
+            "output_tokens",
+            "tokens_estimated",
+            "oe_tokens",
+            "cost_usd",
+            "credits_burned",
+            "billable",
+            "status",
+            "error_code",
+            "latency_ms",
+        ]
+        read_only_fields = fields
+
+
+class UsageTotalsSerializer(serializers.Serializer):
+    events = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    oe_tokens = serializers.IntegerField()
+    cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
+    billable_cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
+    credits_burned = serializers.DecimalField(max_digits=18, decimal_places=4)

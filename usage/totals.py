@@ -1,0 +1,26 @@
+"""Aggregates over usage events (one query), shared by the session usage endpoint and reports."""
+
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from usage.models import LlmCallEvent
+
+ZERO = Decimal(0)
+
+
+def usage_events_for_session(*, session_id) -> QuerySet[LlmCallEvent]:
+    return LlmCallEvent.objects.filter(session_id=session_id).order_by("created_at", "id")
+
+
+def usage_totals(*, events: QuerySet[LlmCallEvent]) -> dict:
+    return events.aggregate(
+        events=Count("id"),
+        input_tokens=Coalesce(Sum("input_tokens"), 0),
+        output_tokens=Coalesce(Sum("output_tokens"), 0),
+        oe_tokens=Coalesce(Sum("oe_tokens"), 0),
+        cost_usd=Coalesce(Sum("cost_usd"), ZERO),
+        billable_cost_usd=Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
+        credits_burned=Coalesce(Sum("credits_burned"), ZERO),
+    )
