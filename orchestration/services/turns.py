@@ -43,6 +43,7 @@ from orchestration.modes import (
 )
 from orchestration.services.sequencing import SessionClaim, session_claim, session_claim_release
 from pantheon.api.exceptions import ApplicationError
+from pantheon.api.timing import llm_wait_record
 from pantheon.logging import turn_log_context
 from rooms.models import Agent
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
@@ -244,7 +245,7 @@ def _call(*, request: LlmRequest, model: PricedModel, user, session, agent_key, 
     try:
         response = gateway.complete(request)
     except LlmCallError as exc:
-        run.llm_seconds += time.perf_counter() - started
+        _llm_wait_add(run, started)
         logger.warning("llm call failed agent=%s model=%s code=%s", agent_key or "-", model.alias, exc.code)
         run.events.append(
             usage_event_stage(
@@ -253,7 +254,7 @@ def _call(*, request: LlmRequest, model: PricedModel, user, session, agent_key, 
             )
         )
         return None
-    run.llm_seconds += time.perf_counter() - started
+    _llm_wait_add(run, started)
     run.events.append(
         usage_event_stage(
             **common,
@@ -268,6 +269,12 @@ def _call(*, request: LlmRequest, model: PricedModel, user, session, agent_key, 
         )
     )
     return response.content
+
+
+def _llm_wait_add(run: _Run, started: float) -> None:
+    waited = time.perf_counter() - started
+    run.llm_seconds += waited
+    llm_wait_record(waited)
 
 
 def _calls_run(*, user, session, claim: SessionClaim, text, agents, selected, priced, gateway, run: _Run) -> None:

@@ -1,8 +1,11 @@
-"""``Server-Timing`` for turn responses: time waiting on the LLM vs Pantheon's own (db and app)."""
+"""``Server-Timing`` on every response: time waiting on the LLM vs Pantheon's own (db and app).
 
+The middleware times the whole request (authentication included) and counts its SQL queries; code
+that waits on an LLM reports the wait with ``llm_wait_record``, wherever it runs in the request.
+"""
+
+import contextvars
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection
@@ -12,27 +15,48 @@ from django.db import connection
 class RequestTiming:
     started: float
     db_seconds: float = 0.0
+    db_queries: int = 0
     llm_seconds: float = 0.0
 
     def header(self) -> str:
         total = time.perf_counter() - self.started
         app = max(total - self.db_seconds - self.llm_seconds, 0.0)
         return (
-            f"llm;dur={self.llm_seconds * 1000:.1f}, db;dur={self.db_seconds * 1000:.1f}, "
+            f"llm;dur={self.llm_seconds * 1000:.1f}, "
+            f'db;dur={self.db_seconds * 1000:.1f};desc="{self.db_queries} queries", '
             f"app;dur={app * 1000:.1f}, total;dur={total * 1000:.1f}"
         )
 
 
-@contextmanager
-def request_timing() -> Iterator[RequestTiming]:
-    timing = RequestTiming(started=time.perf_counter())
+_current: contextvars.ContextVar[RequestTiming | None] = contextvars.ContextVar("request_timing", default=None)
 
-    def timed(execute, sql, params, many, context):
-        t0 = time.perf_counter()
+
+def llm_wait_record(seconds: float) -> None:
+    timing = _current.get()
+    if timing is not None:
+        timing.llm_seconds += seconds
+
+
+class ServerTimingMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        timing = RequestTiming(started=time.perf_counter())
+
+        def timed(execute, sql, params, many, context):
+            t0 = time.perf_counter()
+            timing.db_queries += 1
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                timing.db_seconds += time.perf_counter() - t0
+
+        token = _current.set(timing)
         try:
-            return execute(sql, params, many, context)
+            with connection.execute_wrapper(timed):
+                response = self.get_response(request)
         finally:
-            timing.db_seconds += time.perf_counter() - t0
-
-    with connection.execute_wrapper(timed):
-        yield timing
+            _current.reset(token)
+        response["Server-Timing"] = timing.header()
+        return response

@@ -10,9 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orchestration.services.turns import turn_execute
-from pantheon.api.exceptions import ApplicationError
 from pantheon.api.schema import ERROR_RESPONSES, TURN_ERROR_RESPONSES
-from pantheon.api.timing import request_timing
 from sessions_app import selectors, services
 from sessions_app.api import serializers as s
 from usage.totals import usage_events_for_session, usage_totals
@@ -91,36 +89,29 @@ class TurnViewSet(viewsets.GenericViewSet):
         ),
     )
     def create(self, request: Request, session_id=None) -> Response:
-        with request_timing() as timing:
-            serializer = s.TurnCreateSerializer(data=request.data)
-            serializer.is_valid(raise_exception=True)
-            try:
-                outcome = turn_execute(
-                    user=request.user,
-                    session_id=session_id,
-                    idempotency_key=request.headers.get("Idempotency-Key"),
-                    **serializer.validated_data,
-                )
-            except ApplicationError as exc:
-                exc.headers.setdefault("Server-Timing", timing.header())
-                raise
-            timing.llm_seconds = outcome.llm_seconds
-            turn = outcome.turn
-            turn.usage = {
-                "input_tokens": sum(e.input_tokens for e in outcome.events),
-                "output_tokens": sum(e.output_tokens for e in outcome.events),
-                "cost_usd": sum((e.cost_usd for e in outcome.events if e.billable), start=Decimal(0)),
-                "credits_burned": sum((e.credits_burned for e in outcome.events), start=Decimal(0)),
-                "llm_calls": len(outcome.events),
-            }
-            turn.replayed = outcome.replayed
-            turn._prefetched_objects_cache = {"messages": outcome.messages}
-            data = s.TurnCreateResponseSerializer(turn).data
-        code = status.HTTP_200_OK if outcome.replayed else status.HTTP_201_CREATED
-        headers = {"Server-Timing": timing.header()}
+        serializer = s.TurnCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        outcome = turn_execute(
+            user=request.user,
+            session_id=session_id,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            **serializer.validated_data,
+        )
+        turn = outcome.turn
+        billable = [e for e in outcome.events if e.billable]
+        turn.usage = {
+            "input_tokens": sum(e.input_tokens for e in outcome.events),
+            "output_tokens": sum(e.output_tokens for e in outcome.events),
+            "cost_usd": sum((e.cost_usd for e in billable), start=Decimal(0)),
+            "credits_burned": sum((e.credits_burned for e in billable), start=Decimal(0)),
+            "llm_calls": len(outcome.events),
+        }
+        turn.replayed = outcome.replayed
+        turn._prefetched_objects_cache = {"messages": outcome.messages}
+        data = s.TurnCreateResponseSerializer(turn).data
         if outcome.replayed:
-            headers["Idempotent-Replayed"] = "true"
-        return Response(data, status=code, headers=headers)
+            return Response(data, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
+        return Response(data, status=status.HTTP_201_CREATED)
 
 
 class SessionDetailViewSet(viewsets.GenericViewSet):
