@@ -69,15 +69,29 @@ def _fixtures(prior_lengths: list[int]) -> dict:
             user_input = f"Prior question number {i}: what should the chapter {i} be about?"
             output = f"Writer: Chapter {i} should follow the lighthouse keeper through the storm, part {i}."
             turn = Turn(
-                session=session, turn_index=i, mode="manual", user_input=user_input, assistant_output=output,
-                status="completed", responding_agent_keys=["writer"],
+                session=session,
+                turn_index=i,
+                mode="manual",
+                user_input=user_input,
+                assistant_output=output,
+                status="completed",
+                responding_agent_keys=["writer"],
                 context_tokens=turn_context_tokens(user_input=user_input, assistant_output=output),
             )
             turns.append(turn)
             messages += [
                 Message(session=session, turn=turn, role="user", content=user_input, order=0, mode="manual"),
-                Message(session=session, turn=turn, role="assistant", agent_key="writer", agent_name="Writer",
-                        model_alias="deepseek", content=output, order=1, mode="manual"),
+                Message(
+                    session=session,
+                    turn=turn,
+                    role="assistant",
+                    agent_key="writer",
+                    agent_name="Writer",
+                    model_alias="deepseek",
+                    content=output,
+                    order=1,
+                    mode="manual",
+                ),
             ]
         Turn.objects.bulk_create(turns, batch_size=500)
         Message.objects.bulk_create(messages, batch_size=1000)
@@ -142,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         "LOG_LEVEL": "WARNING",
     }
     os.environ.update(env)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
+    )
 
     import django
 
@@ -152,9 +168,20 @@ def main(argv: list[str] | None = None) -> int:
     fixtures = _fixtures(lengths)
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "pantheon.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1",
-         "--log-level", "warning"],
-        cwd=ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "pantheon.wsgi",
+            "-b",
+            f"127.0.0.1:{port}",
+            "-w",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        cwd=ROOT,
+        env=env,
     )
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -176,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
             client.chat.completions.create(model="deepseek/deepseek-chat", messages=messages, max_tokens=64)
             for i in range(args.turns):
                 t0 = time.perf_counter()
-                client.chat.completions.create(model="deepseek/deepseek-chat", messages=messages, max_tokens=64)
+                client.chat.completions.create(
+                    model="deepseek/deepseek-chat", messages=messages, max_tokens=64
+                )
                 direct.append(time.perf_counter() - t0)
                 elapsed, figures = _api_turn(conn, fixtures["token"], session_id, f"@writer draft part {i}")
                 api.append(elapsed)
@@ -185,19 +214,21 @@ def main(argv: list[str] | None = None) -> int:
                 app.append(figures.get("app", 0.0))
                 db.append(figures.get("db", 0.0))
             d, a = statistics.median(direct) * 1000, statistics.median(api) * 1000
-            results.append({
-                "prior_turns": length,
-                "direct_ms": round(d, 2),
-                "turn_ms": round(a, 2),
-                "ratio": round(a / d, 3),
-                "added_ms": round(a - d, 2),
-                "queries_per_turn": statistics.median(queries),
-                "queries_min": min(queries),
-                "queries_max": max(queries),
-                "server_llm_ms": round(statistics.median(llm), 2),
-                "server_db_ms": round(statistics.median(db), 2),
-                "server_app_ms": round(statistics.median(app), 2),
-            })
+            results.append(
+                {
+                    "prior_turns": length,
+                    "direct_ms": round(d, 2),
+                    "turn_ms": round(a, 2),
+                    "ratio": round(a / d, 3),
+                    "added_ms": round(a - d, 2),
+                    "queries_per_turn": statistics.median(queries),
+                    "queries_min": min(queries),
+                    "queries_max": max(queries),
+                    "server_llm_ms": round(statistics.median(llm), 2),
+                    "server_db_ms": round(statistics.median(db), 2),
+                    "server_app_ms": round(statistics.median(app), 2),
+                }
+            )
         conn.close()
     finally:
         server.terminate()
@@ -208,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(report, indent=2))
     print(f"fake LLM latency {args.latency_ms} ms, {args.turns} turns per session length (medians)")
-    header = f"{'prior turns':>11} {'direct ms':>10} {'turn ms':>9} {'ratio':>6} {'added ms':>9} {'queries':>8}"
+    header = (
+        f"{'prior turns':>11} {'direct ms':>10} {'turn ms':>9} {'ratio':>6} {'added ms':>9} {'queries':>8}"
+    )
     header += f" {'llm ms':>7} {'db ms':>6} {'app ms':>7}"
     print(header)
     for r in results:

@@ -169,4 +169,6 @@ def context_prepare(
 
 def turn_context_tokens(*, user_input: str, assistant_output: str) -> int:
     """What a committed turn will cost in later contexts (cached on the turn)."""
-    return count_message_tokens(user_input) + (count_message_tokens(assistant_output) if assistant_output else 0)
+    return count_message_tokens(user_input) + (
+        count_message_tokens(assistant_output) if assistant_output else 0
+    )

@@ -24,7 +24,6 @@ def session_context_load(*, session_id, next_turn_index: int, max_history_tokens
     )
     covered = summary.covers_through_turn_index if summary else 0
 
-
     newest_first = F("turn_index").desc()
     rows = list(
         Turn.objects.filter(session_id=session_id, turn_index__gt=covered)
@@ -35,7 +34,9 @@ def session_context_load(*, session_id, next_turn_index: int, max_history_tokens
             all_tokens=Window(Sum("context_tokens")),
             all_count=Window(Count("id")),
         )
-        .filter(Q(running_tokens__lte=max_history_tokens) | Q(recency__lte=settings.CONTEXT_RECENT_TURNS_TO_KEEP))
+        .filter(
+            Q(running_tokens__lte=max_history_tokens) | Q(recency__lte=settings.CONTEXT_RECENT_TURNS_TO_KEEP)
+        )
         .order_by("turn_index")
         .values("turn_index", "user_input", "assistant_output", "context_tokens", "all_tokens", "all_count")
     )
@@ -50,7 +51,8 @@ def session_context_load(*, session_id, next_turn_index: int, max_history_tokens
         summary_text=summary.summary_text if summary else None,
         summary_covers_through=covered,
         history=tuple(
-            HistoryTurn(r["turn_index"], r["user_input"], r["assistant_output"], r["context_tokens"]) for r in rows
+            HistoryTurn(r["turn_index"], r["user_input"], r["assistant_output"], r["context_tokens"])
+            for r in rows
         ),
         history_total_tokens=rows[0]["all_tokens"] if rows else 0,
         history_total_count=rows[0]["all_count"] if rows else 0,

@@ -124,13 +124,18 @@ class SessionSummary(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"Summary of {self.session_id} through turn {self.covers_through_turn_index}"
+
 
 class TurnContextAudit(models.Model):
     """The context-budget figures of one agent call (or of a rejected one, with no turn)."""
 
     id = models.BigAutoField(primary_key=True)
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="context_audits")
-    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, null=True, blank=True, related_name="context_audits")
+    turn = models.ForeignKey(
+        Turn, on_delete=models.CASCADE, null=True, blank=True, related_name="context_audits"
+    )
     agent_key = models.CharField(max_length=32)
     model_alias = models.CharField(max_length=64)
     context_window = models.PositiveIntegerField()
@@ -147,3 +152,6 @@ class TurnContextAudit(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Audit @{self.agent_key} {self.tokens_after}/{self.budget_tokens}"

@@ -53,7 +53,9 @@ def credits_for(*, cost: Decimal, credits_per_usd: Decimal) -> Decimal:
     return (cost * credits_per_usd).quantize(CREDIT_QUANTUM, rounding=ROUND_HALF_UP)
 
 
-def charge_compute(*, input_tokens: int, output_tokens: int, price: Price, credits_per_usd: Decimal) -> Charge:
+def charge_compute(
+    *, input_tokens: int, output_tokens: int, price: Price, credits_per_usd: Decimal
+) -> Charge:
     cost = cost_usd(input_tokens=input_tokens, output_tokens=output_tokens, price=price)
     return Charge(
         cost_usd=cost,

@@ -64,14 +64,18 @@ class ModelPrice(models.Model):
     output_usd_per_million = models.DecimalField(max_digits=12, decimal_places=6)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["version", "model"], name="one_price_per_model_version")]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "model"], name="one_price_per_model_version")
+        ]
 
     def __str__(self) -> str:
         return f"{self.model.alias}@{self.version.name}"
 
 
 class CreditAccount(models.Model):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account")
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account"
+    )
     balance = models.DecimalField(**CREDITS, default=Decimal("0"))
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -87,7 +91,9 @@ class CreditLedgerEntry(models.Model):
         TURN_DEBIT = "turn_debit"
         ADJUSTMENT = "adjustment"
 
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_entries")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_entries"
+    )
     kind = models.CharField(max_length=20, choices=Kind.choices)
     amount = models.DecimalField(**CREDITS)
     balance_after = models.DecimalField(**CREDITS)
@@ -98,6 +104,9 @@ class CreditLedgerEntry(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name_plural = "credit ledger entries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount} for {self.user_id}"
 
 
 class LlmCallEvent(models.Model):
@@ -147,7 +156,10 @@ class LlmCallEvent(models.Model):
     class Meta:
         ordering = ["-created_at"]
         verbose_name = "LLM call event"
-        indexes = [models.Index(fields=["user", "created_at"]), models.Index(fields=["model_alias", "created_at"])]
+        indexes = [
+            models.Index(fields=["user", "created_at"]),
+            models.Index(fields=["model_alias", "created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.model_alias} {self.cost_usd} USD"

@@ -24,8 +24,7 @@ def priced_models_get(*, aliases: set[str]) -> dict[str, PricedModel]:
     """
     models = {m.alias: m for m in LlmModel.objects.filter(alias__in=aliases, is_active=True)}
     prices = {
-        p.model_id: p
-        for p in ModelPrice.objects.filter(model__alias__in=models, version__is_active=True)
+        p.model_id: p for p in ModelPrice.objects.filter(model__alias__in=models, version__is_active=True)
     }
     result: dict[str, PricedModel] = {}
     for alias, model in models.items():

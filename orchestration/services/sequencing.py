@@ -27,7 +27,9 @@ class SessionClaim:
     last_turn_index: int
 
 
-def session_claim(*, session_id: uuid.UUID, ttl_seconds: float, wait_seconds: float | None = None) -> SessionClaim:
+def session_claim(
+    *, session_id: uuid.UUID, ttl_seconds: float, wait_seconds: float | None = None
+) -> SessionClaim:
     """Take the session's turn claim, waiting up to ``TURN_SEQUENCE_TIMEOUT_SECONDS`` for the turn in
     flight to finish; raise ``TurnConflict`` (409 with Retry-After) past that."""
     wait = settings.TURN_SEQUENCE_TIMEOUT_SECONDS if wait_seconds is None else wait_seconds

@@ -22,7 +22,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from orchestration.context import Budget, ContextPlan, context_prepare, system_prompt_build, turn_context_tokens
+from orchestration.context import (
+    Budget,
+    ContextPlan,
+    context_prepare,
+    system_prompt_build,
+    turn_context_tokens,
+)
 from orchestration.errors import (
     ContextBudgetExceeded,
     IdempotencyKeyReused,
@@ -100,7 +106,8 @@ def turn_execute(
     text = _input_validate(user_input)
     if mode not in Turn.Mode.values:
         raise ApplicationError(
-            f"Unknown mode {mode!r}; use one of: {', '.join(Turn.Mode.values)}.", extra={"fields": {"mode": ["invalid"]}}
+            f"Unknown mode {mode!r}; use one of: {', '.join(Turn.Mode.values)}.",
+            extra={"fields": {"mode": ["invalid"]}},
         )
     key = _idempotency_key_validate(idempotency_key)
     fingerprint = hashlib.sha256(json.dumps([mode, text]).encode()).hexdigest()
@@ -114,9 +121,18 @@ def turn_execute(
         aliases = {a.model_alias for a in agents} | {settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS}
         priced = priced_models_get(aliases=aliases)
         selected = _agents_select(
-            user=user, session=session, mode=mode, text=text, agents=agents, priced=priced, gateway=gateway, run=run
+            user=user,
+            session=session,
+            mode=mode,
+            text=text,
+            agents=agents,
+            priced=priced,
+            gateway=gateway,
+            run=run,
         )
-        logger.info("turn start session=%s mode=%s agents=%s", session.pk, mode, [a.agent_key for a in selected])
+        logger.info(
+            "turn start session=%s mode=%s agents=%s", session.pk, mode, [a.agent_key for a in selected]
+        )
 
         ttl = gateway_call_deadline_seconds() * (len(selected) + 1) + 30
         try:
@@ -128,10 +144,27 @@ def turn_execute(
             if key and (replay := _idempotent_replay(session=session, key=key, fingerprint=fingerprint)):
                 usage_events_write_orphaned(events=run.events)
                 return replay
-            _calls_run(user=user, session=session, claim=claim, text=text, agents=agents, selected=selected,
-                       priced=priced, gateway=gateway, run=run)
-            outcome = _turn_write(user=user, session=session, claim=claim, mode=mode, text=text, key=key,
-                                  fingerprint=fingerprint, run=run)
+            _calls_run(
+                user=user,
+                session=session,
+                claim=claim,
+                text=text,
+                agents=agents,
+                selected=selected,
+                priced=priced,
+                gateway=gateway,
+                run=run,
+            )
+            outcome = _turn_write(
+                user=user,
+                session=session,
+                claim=claim,
+                mode=mode,
+                text=text,
+                key=key,
+                fingerprint=fingerprint,
+                run=run,
+            )
         except ApplicationError:
             usage_events_write_orphaned(events=run.events)
             raise
@@ -185,7 +218,9 @@ def _idempotent_replay(*, session: ChatSession, key: str, fingerprint: str) -> T
 
 
 def _llm_unavailable(turn: Turn) -> LlmUnavailable:
-    return LlmUnavailable(extra={"turn_id": str(turn.pk), "turn_index": turn.turn_index, "errors": turn.agent_errors})
+    return LlmUnavailable(
+        extra={"turn_id": str(turn.pk), "turn_index": turn.turn_index, "errors": turn.agent_errors}
+    )
 
 
 def _agents_select(*, user, session, mode, text, agents, priced, gateway, run: _Run) -> list[Agent]:
@@ -202,7 +237,9 @@ def _agents_select(*, user, session, mode, text, agents, priced, gateway, run: _
         return selected
     if mode == Turn.Mode.ROUNDTABLE:
         return agents_select_roundtable(agents=agents)
-    return _route(user=user, session=session, text=text, agents=agents, priced=priced, gateway=gateway, run=run)
+    return _route(
+        user=user, session=session, text=text, agents=agents, priced=priced, gateway=gateway, run=run
+    )
 
 
 def _route(*, user, session, text, agents, priced, gateway, run: _Run) -> list[Agent]:
@@ -221,14 +258,24 @@ def _route(*, user, session, text, agents, priced, gateway, run: _Run) -> list[A
             purpose="routing",
             json_mode=True,
         )
-        raw = _call(request=request, model=model, user=user, session=session, agent_key="", billable=False,
-                    gateway=gateway, run=run)
+        raw = _call(
+            request=request,
+            model=model,
+            user=user,
+            session=session,
+            agent_key="",
+            billable=False,
+            gateway=gateway,
+            run=run,
+        )
     result = routing_decision_parse(raw=raw, agents=agents)
     run.routing_used_fallback = result.used_fallback
     return result.agents
 
 
-def _call(*, request: LlmRequest, model: PricedModel, user, session, agent_key, billable, gateway, run: _Run) -> str | None:
+def _call(
+    *, request: LlmRequest, model: PricedModel, user, session, agent_key, billable, gateway, run: _Run
+) -> str | None:
     """One gateway call, staged as a usage event. Returns the reply, or None if the call failed."""
     started = time.perf_counter()
     common = {
@@ -249,8 +296,13 @@ def _call(*, request: LlmRequest, model: PricedModel, user, session, agent_key, 
         logger.warning("llm call failed agent=%s model=%s code=%s", agent_key or "-", model.alias, exc.code)
         run.events.append(
             usage_event_stage(
-                **common, succeeded=False, error_code=exc.code, latency_ms=exc.latency_ms,
-                input_tokens=exc.input_tokens, output_tokens=exc.output_tokens, generation_id=exc.generation_id,
+                **common,
+                succeeded=False,
+                error_code=exc.code,
+                latency_ms=exc.latency_ms,
+                input_tokens=exc.input_tokens,
+                output_tokens=exc.output_tokens,
+                generation_id=exc.generation_id,
             )
         )
         return None
@@ -277,7 +329,9 @@ def _llm_wait_add(run: _Run, started: float) -> None:
     llm_wait_record(waited)
 
 
-def _calls_run(*, user, session, claim: SessionClaim, text, agents, selected, priced, gateway, run: _Run) -> None:
+def _calls_run(
+    *, user, session, claim: SessionClaim, text, agents, selected, priced, gateway, run: _Run
+) -> None:
     next_index = claim.last_turn_index + 1
     budgets = {
         a.agent_key: Budget.for_model(context_window=m.context_window, max_output_tokens=m.max_output_tokens)
@@ -292,7 +346,9 @@ def _calls_run(*, user, session, claim: SessionClaim, text, agents, selected, pr
     names = {a.agent_key: f"{a.name} (@{a.agent_key})" for a in agents}
     prompts = {
         a.agent_key: system_prompt_build(
-            agent_name=a.name, agent_key=a.agent_key, role_prompt=a.role_prompt,
+            agent_name=a.name,
+            agent_key=a.agent_key,
+            role_prompt=a.role_prompt,
             others=[n for k, n in names.items() if k != a.agent_key],
         )
         for a in selected
@@ -324,7 +380,9 @@ def _calls_run(*, user, session, claim: SessionClaim, text, agents, selected, pr
             )
         model = priced[agent.model_alias]
         estimate += charge_compute(
-            input_tokens=plan.tokens_after, output_tokens=plan.budget.max_output_tokens, price=model.price,
+            input_tokens=plan.tokens_after,
+            output_tokens=plan.budget.max_output_tokens,
+            price=model.price,
             credits_per_usd=settings.CREDITS_PER_USD,
         ).credits
     balance = credit_balance_get(user_id=user.pk)
@@ -350,8 +408,16 @@ def _calls_run(*, user, session, claim: SessionClaim, text, agents, selected, pr
             agent_key=agent.agent_key,
             agent_name=agent.name,
         )
-        reply = _call(request=request, model=model, user=user, session=session, agent_key=agent.agent_key,
-                      billable=True, gateway=gateway, run=run)
+        reply = _call(
+            request=request,
+            model=model,
+            user=user,
+            session=session,
+            agent_key=agent.agent_key,
+            billable=True,
+            gateway=gateway,
+            run=run,
+        )
         if reply is None:
             run.errors.append({"agent_key": agent.agent_key, "code": run.events[-1].error_code})
         else:
@@ -381,7 +447,9 @@ def _rejection_audit_write(*, session, agent: Agent, plan: ContextPlan) -> None:
     _audit_build(session=session, agent=agent, plan=plan).save()
 
 
-def _turn_write(*, user, session: ChatSession, claim: SessionClaim, mode, text, key, fingerprint, run: _Run) -> TurnOutcome:
+def _turn_write(
+    *, user, session: ChatSession, claim: SessionClaim, mode, text, key, fingerprint, run: _Run
+) -> TurnOutcome:
     if not run.replies:
         status = Turn.Status.FAILED
     elif run.errors:
@@ -391,7 +459,11 @@ def _turn_write(*, user, session: ChatSession, claim: SessionClaim, mode, text, 
     output = "\n\n".join(f"{agent.name}: {reply}" for agent, reply, _ in run.replies)
 
     with transaction.atomic():
-        locked = ChatSession.objects.select_for_update().only("claim_token", "last_turn_index", "summary_due_through").get(pk=session.pk)
+        locked = (
+            ChatSession.objects.select_for_update()
+            .only("claim_token", "last_turn_index", "summary_due_through")
+            .get(pk=session.pk)
+        )
         if locked.claim_token != claim.token:
             # Our claim expired and another turn took the session: this turn cannot be sequenced.
             raise TurnConflict(headers={"Retry-After": str(settings.TURN_CONFLICT_RETRY_AFTER_SECONDS)})
@@ -412,11 +484,20 @@ def _turn_write(*, user, session: ChatSession, claim: SessionClaim, mode, text, 
             idempotency_key=key,
             request_fingerprint=fingerprint,
         )
-        messages = [Message(session=session, turn=turn, role=Message.Role.USER, mode=mode, content=text, order=0)]
+        messages = [
+            Message(session=session, turn=turn, role=Message.Role.USER, mode=mode, content=text, order=0)
+        ]
         messages += [
             Message(
-                session=session, turn=turn, role=Message.Role.ASSISTANT, agent_key=agent.agent_key,
-                agent_name=agent.name, model_alias=alias, mode=mode, content=reply, order=position,
+                session=session,
+                turn=turn,
+                role=Message.Role.ASSISTANT,
+                agent_key=agent.agent_key,
+                agent_name=agent.name,
+                model_alias=alias,
+                mode=mode,
+                content=reply,
+                order=position,
             )
             for position, (agent, reply, alias) in enumerate(run.replies, start=1)
         ]
@@ -429,7 +510,10 @@ def _turn_write(*, user, session: ChatSession, claim: SessionClaim, mode, text, 
         if turn.summary_triggered:
             due = max(due or 0, index)
         ChatSession.objects.filter(pk=session.pk).update(
-            last_turn_index=index, claim_token=None, claim_expires_at=None, summary_due_through=due,
+            last_turn_index=index,
+            claim_token=None,
+            claim_expires_at=None,
+            summary_due_through=due,
             updated_at=timezone.now(),
         )
     return TurnOutcome(turn=turn, messages=messages, events=run.events, llm_seconds=run.llm_seconds)

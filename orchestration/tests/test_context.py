@@ -37,12 +37,21 @@ def _ctx(history, *, summary=None, covered=0, anchor=True, next_index=None) -> S
 def test_small_context_is_sent_whole_and_counts_exactly():
     history = [_turn(1), _turn(2)]
     plan = context_prepare(
-        system_prompt=SYSTEM, session_context=_ctx(history), user_input="hello", same_turn_replies=[],
+        system_prompt=SYSTEM,
+        session_context=_ctx(history),
+        user_input="hello",
+        same_turn_replies=[],
         budget=Budget(8192, 2048),
     )
     contents = [m.content for m in plan.messages]
-    assert contents == [SYSTEM, history[0].user_input, history[0].assistant_output,
-                        history[1].user_input, history[1].assistant_output, "hello"]
+    assert contents == [
+        SYSTEM,
+        history[0].user_input,
+        history[0].assistant_output,
+        history[1].user_input,
+        history[1].assistant_output,
+        "hello",
+    ]
     assert plan.tokens_before == plan.tokens_after == count_messages_tokens(contents)
     assert not plan.rejected and plan.pruned_turn_count == 0 and not plan.summary_triggered
 
@@ -51,7 +60,11 @@ def test_prune_drops_oldest_keeps_anchor_and_last_four(settings):
     history = [_turn(i) for i in range(1, 21)]
     budget = Budget(2600, 600)  # 2000 tokens: ~20 turns of ~90 tokens do not fit under 90 %
     plan = context_prepare(
-        system_prompt=SYSTEM, session_context=_ctx(history), user_input="now?", same_turn_replies=[], budget=budget
+        system_prompt=SYSTEM,
+        session_context=_ctx(history),
+        user_input="now?",
+        same_turn_replies=[],
+        budget=budget,
     )
     assert plan.tokens_before > budget.tokens * settings.CONTEXT_PRUNE_TRIGGER_RATIO
     assert plan.tokens_after <= budget.tokens * settings.CONTEXT_PRUNE_TRIGGER_RATIO
@@ -70,7 +83,10 @@ def test_recent_turns_go_only_when_they_do_not_fit(settings):
     history = [_turn(i, words=300) for i in range(1, 6)]  # ~600 tokens each
     budget = Budget(2600, 600)
     plan = context_prepare(
-        system_prompt=SYSTEM, session_context=_ctx(history, anchor=False), user_input="x", same_turn_replies=[],
+        system_prompt=SYSTEM,
+        session_context=_ctx(history, anchor=False),
+        user_input="x",
+        same_turn_replies=[],
         budget=budget,
     )
     assert not plan.rejected
@@ -81,8 +97,11 @@ def test_recent_turns_go_only_when_they_do_not_fit(settings):
 
 def test_input_that_cannot_fit_is_rejected_with_figures():
     plan = context_prepare(
-        system_prompt=SYSTEM, session_context=_ctx([_turn(1)]), user_input="lorem ipsum " * 5000,
-        same_turn_replies=[], budget=Budget(8192, 2048),
+        system_prompt=SYSTEM,
+        session_context=_ctx([_turn(1)]),
+        user_input="lorem ipsum " * 5000,
+        same_turn_replies=[],
+        budget=Budget(8192, 2048),
     )
     assert plan.rejected
     assert plan.tokens_after > plan.budget.tokens == 6144
@@ -90,22 +109,42 @@ def test_input_that_cannot_fit_is_rejected_with_figures():
 
 def test_summary_is_used_and_mandatory_trigger_every_eighth_turn(settings):
     ctx = _ctx([_turn(9)], summary="They agreed on a plan.", covered=8, next_index=16)
-    plan = context_prepare(system_prompt=SYSTEM, session_context=ctx, user_input="hi", same_turn_replies=[],
-                           budget=Budget(8192, 2048))
-    assert plan.summary_used and plan.messages[1].role == "system" and "agreed on a plan" in plan.messages[1].content
+    plan = context_prepare(
+        system_prompt=SYSTEM,
+        session_context=ctx,
+        user_input="hi",
+        same_turn_replies=[],
+        budget=Budget(8192, 2048),
+    )
+    assert (
+        plan.summary_used
+        and plan.messages[1].role == "system"
+        and "agreed on a plan" in plan.messages[1].content
+    )
     assert plan.summary_triggered  # 16 - 8 = 8 turns since the summary
     ctx7 = _ctx([_turn(9)], summary="s", covered=8, next_index=15)
-    plan7 = context_prepare(system_prompt=SYSTEM, session_context=ctx7, user_input="hi", same_turn_replies=[],
-                            budget=Budget(8192, 2048))
+    plan7 = context_prepare(
+        system_prompt=SYSTEM,
+        session_context=ctx7,
+        user_input="hi",
+        same_turn_replies=[],
+        budget=Budget(8192, 2048),
+    )
     assert not plan7.summary_triggered
 
 
 def test_same_turn_replies_follow_the_user_input():
     plan = context_prepare(
-        system_prompt=SYSTEM, session_context=_ctx([]), user_input="@a @b go",
-        same_turn_replies=[("Alpha", "first!")], budget=Budget(8192, 2048),
+        system_prompt=SYSTEM,
+        session_context=_ctx([]),
+        user_input="@a @b go",
+        same_turn_replies=[("Alpha", "first!")],
+        budget=Budget(8192, 2048),
     )
-    assert [(m.role, m.content) for m in plan.messages[-2:]] == [("user", "@a @b go"), ("assistant", "Alpha: first!")]
+    assert [(m.role, m.content) for m in plan.messages[-2:]] == [
+        ("user", "@a @b go"),
+        ("assistant", "Alpha: first!"),
+    ]
 
 
 @pytest.mark.parametrize(("window", "max_out", "expected"), [(200000, 8192, 6144), (4096, 1024, 3072)])

@@ -6,7 +6,9 @@ from rest_framework import serializers
 
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="A human-readable explanation.")
-    code = serializers.CharField(help_text="A stable machine code, e.g. `invalid`, `not_found`, `turn_conflict`.")
+    code = serializers.CharField(
+        help_text="A stable machine code, e.g. `invalid`, `not_found`, `turn_conflict`."
+    )
     fields = serializers.DictField(
         required=False, help_text="On validation errors: the failing fields and their messages."
     )

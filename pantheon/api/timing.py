@@ -28,7 +28,9 @@ class RequestTiming:
         )
 
 
-_current: contextvars.ContextVar[RequestTiming | None] = contextvars.ContextVar("request_timing", default=None)
+_current: contextvars.ContextVar[RequestTiming | None] = contextvars.ContextVar(
+    "request_timing", default=None
+)
 
 
 def llm_wait_record(seconds: float) -> None:

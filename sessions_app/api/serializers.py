@@ -18,7 +18,17 @@ class SessionSerializer(serializers.ModelSerializer):
 class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
-        fields = ["id", "role", "agent_key", "agent_name", "model_alias", "mode", "content", "order", "created_at"]
+        fields = [
+            "id",
+            "role",
+            "agent_key",
+            "agent_name",
+            "model_alias",
+            "mode",
+            "content",
+            "order",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

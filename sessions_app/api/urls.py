@@ -23,5 +23,9 @@ urlpatterns = [
         SessionDetailViewSet.as_view({"get": "summaries"}),
         name="session-summaries",
     ),
-    path("sessions/<uuid:session_id>/usage", SessionDetailViewSet.as_view({"get": "usage"}), name="session-usage"),
+    path(
+        "sessions/<uuid:session_id>/usage",
+        SessionDetailViewSet.as_view({"get": "usage"}),
+        name="session-usage",
+    ),
 ]

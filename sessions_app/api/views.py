@@ -56,7 +56,9 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     "Idempotency-Key",
     OpenApiTypes.STR,
     OpenApiParameter.HEADER,
-    description="Repeat a turn safely: the same key and body return the stored turn without running it again.",
+    description=(
+        "Repeat a turn safely: the same key and body return the stored turn without running it again."
+    ),
 )
 
 
@@ -81,7 +83,11 @@ class TurnViewSet(viewsets.GenericViewSet):
     @extend_schema(
         request=s.TurnCreateSerializer,
         parameters=[IDEMPOTENCY_HEADER],
-        responses={201: s.TurnCreateResponseSerializer, 200: s.TurnCreateResponseSerializer, **TURN_ERROR_RESPONSES},
+        responses={
+            201: s.TurnCreateResponseSerializer,
+            200: s.TurnCreateResponseSerializer,
+            **TURN_ERROR_RESPONSES,
+        },
         description=(
             "Run a turn. `manual` dispatches the @tagged agents in tag order, `roundtable` every agent by "
             "position, `orchestrator` the agents a manager model picks. The response's `Server-Timing` "
@@ -148,4 +154,3 @@ class SessionDetailViewSet(viewsets.GenericViewSet):
         response = self.get_paginated_response(s.UsageEventSerializer(page, many=True).data)
         response.data = {"totals": s.UsageTotalsSerializer(totals).data, **response.data}
         return response
-

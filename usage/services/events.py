@@ -113,4 +113,6 @@ def usage_events_write_orphaned(*, events: Sequence[LlmCallEvent]) -> None:
 
 
 def credit_balance_get(*, user_id: int) -> Decimal:
-    return CreditAccount.objects.values_list("balance", flat=True).filter(user_id=user_id).first() or Decimal(0)
+    return CreditAccount.objects.values_list("balance", flat=True).filter(user_id=user_id).first() or Decimal(
+        0
+    )

@@ -19,4 +19,6 @@ class UserFactory(factory.django.DjangoModelFactory):
     def credits(obj, create, extracted, **kwargs):
         if create:
             obj.save()
-            credit_account_open(user=obj, opening_balance=Decimal(extracted) if extracted is not None else None)
+            credit_account_open(
+                user=obj, opening_balance=Decimal(extracted) if extracted is not None else None
+            )
