@@ -15,12 +15,14 @@ def usage_events_for_session(*, session_id) -> QuerySet[LlmCallEvent]:
 
 
 def usage_totals(*, events: QuerySet[LlmCallEvent]) -> dict:
-    return events.aggregate(
-        events=Count("id"),
-        input_tokens=Coalesce(Sum("input_tokens"), 0),
-        output_tokens=Coalesce(Sum("output_tokens"), 0),
-        oe_tokens=Coalesce(Sum("oe_tokens"), 0),
-        cost_usd=Coalesce(Sum("cost_usd"), ZERO),
-        billable_cost_usd=Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
-        credits_burned=Coalesce(Sum("credits_burned"), ZERO),
+    # Aggregate aliases must not shadow the model's field names, hence the prefix.
+    totals = events.aggregate(
+        t_events=Count("id"),
+        t_input_tokens=Coalesce(Sum("input_tokens"), 0),
+        t_output_tokens=Coalesce(Sum("output_tokens"), 0),
+        t_oe_tokens=Coalesce(Sum("oe_tokens"), 0),
+        t_cost_usd=Coalesce(Sum("cost_usd"), ZERO),
+        t_billable_cost_usd=Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
+        t_credits_burned=Coalesce(Sum("credits_burned"), ZERO),
     )
+    return {key.removeprefix("t_"): value for key, value in totals.items()}
