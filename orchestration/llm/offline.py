@@ -73,7 +73,8 @@ class OfflineGateway:
         opening = OPENINGS[seed % len(OPENINGS)]
         closing = CLOSINGS[(seed // 7) % len(CLOSINGS)]
         context = f" (with {earlier} earlier replies in view)" if earlier else ""
-        return f'{opening}{context}: as {speaker} on {request.model_alias}, on "{_snippet(last_user)}". {closing}'
+        topic = _snippet(last_user)
+        return f'{opening}{context}: as {speaker} on {request.model_alias}, on "{topic}". {closing}'
 
     def _route(self, request: LlmRequest, last_user: str) -> str:
         system = "\n".join(m.content for m in request.messages if m.role == "system")

