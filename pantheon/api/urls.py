@@ -1,1 +1,11 @@
-urlpatterns = []
+from django.urls import path
+
+from pantheon.api.views import HealthView, MeView, ModelListView, RegisterView, TokenView
+
+urlpatterns = [
+    path("health", HealthView.as_view(), name="health"),
+    path("auth/register", RegisterView.as_view(), name="auth-register"),
+    path("auth/token", TokenView.as_view(), name="auth-token"),
+    path("auth/me", MeView.as_view(), name="auth-me"),
+    path("models", ModelListView.as_view(), name="model-list"),
+]

@@ -145,6 +145,10 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {
+        "TurnStatusEnum": "sessions_app.models.Turn.Status",
+        "UsageEventStatusEnum": "usage.models.LlmCallEvent.Status",
+    },
 }
 
 # --- Cache (throttling) ------------------------------------------------------------------------

@@ -4,35 +4,28 @@ from decimal import Decimal
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orchestration.services.turns import turn_execute
 from pantheon.api.schema import ERROR_RESPONSES, TURN_ERROR_RESPONSES
+from pantheon.api.viewsets import OwnedViewSet
 from sessions_app import selectors, services
 from sessions_app.api import serializers as s
 from usage.totals import usage_events_for_session, usage_totals
 
 
-class SessionViewSet(
-    mixins.CreateModelMixin,
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
-):
+class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSet):
     """Sessions of one of your rooms."""
 
     serializer_class = s.SessionSerializer
+    lookup_field = "pk"
     lookup_url_kwarg = "session_id"
 
-    def get_queryset(self):
+    def get_owned_queryset(self):
         return selectors.session_list(user=self.request.user, room_id=self.kwargs["room_id"])
-
-    def get_object(self):
-        return selectors.session_get(user=self.request.user, session_id=self.kwargs["session_id"])
 
     @extend_schema(responses={201: s.SessionSerializer, **ERROR_RESPONSES})
     def create(self, request: Request, room_id=None) -> Response:
@@ -62,7 +55,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
-class TurnViewSet(viewsets.GenericViewSet):
+class TurnViewSet(OwnedViewSet):
     """Turns of one of your sessions."""
 
     serializer_class = s.TurnSerializer
@@ -72,7 +65,7 @@ class TurnViewSet(viewsets.GenericViewSet):
             self.throttle_scope = "turns"
         return super().get_throttles()
 
-    def get_queryset(self):
+    def get_owned_queryset(self):
         session = selectors.session_get(user=self.request.user, session_id=self.kwargs["session_id"])
         return selectors.turn_list(session=session)
 
@@ -120,8 +113,11 @@ class TurnViewSet(viewsets.GenericViewSet):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class SessionDetailViewSet(viewsets.GenericViewSet):
+class SessionDetailViewSet(OwnedViewSet):
     """Summaries and usage of one of your sessions."""
+
+    def get_owned_queryset(self):
+        return selectors.session_list_for_user(user=self.request.user)
 
     @extend_schema(responses={200: s.SummarySerializer(many=True), **ERROR_RESPONSES})
     @action(detail=False, methods=["get"])
