@@ -1,0 +1,108 @@
+from django.contrib import admin
+from django.utils.html import format_html_join
+
+from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
+from usage.models import LlmCallEvent
+
+
+class TurnInline(admin.TabularInline):
+    model = Turn
+    extra = 0
+    fields = ["turn_index", "mode", "status", "user_input", "created_at"]
+    readonly_fields = fields
+    show_change_link = True
+    can_delete = False
+    ordering = ["turn_index"]
+
+
+@admin.register(ChatSession)
+class ChatSessionAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "room", "last_turn_index", "summary_due_through", "created_at", "deleted_at"]
+    list_filter = ["created_at", ("deleted_at", admin.EmptyFieldListFilter)]
+    search_fields = ["title", "id", "room__name", "room__owner__username"]
+    readonly_fields = ["id", "last_turn_index", "claim_token", "claim_expires_at", "created_at", "updated_at"]
+    raw_id_fields = ["room"]
+    inlines = [TurnInline]
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ["order", "role", "agent_key", "model_alias", "content"]
+    readonly_fields = fields
+    can_delete = False
+    ordering = ["order"]
+
+
+class AuditInline(admin.TabularInline):
+    model = TurnContextAudit
+    extra = 0
+    fields = [
+        "agent_key",
+        "model_alias",
+        "budget_tokens",
+        "tokens_before",
+        "tokens_after",
+        "summary_used",
+        "pruned_turn_count",
+        "rejected",
+        "summary_triggered",
+    ]
+    readonly_fields = fields
+    can_delete = False
+
+
+@admin.register(Turn)
+class TurnAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "session", "mode", "status", "created_at"]
+    list_filter = ["mode", "status", "created_at"]
+    search_fields = ["id", "session__id", "user_input"]
+    readonly_fields = [f.name for f in Turn._meta.fields] + ["usage_events"]
+    inlines = [MessageInline, AuditInline]
+    list_select_related = ["session"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.display(description="usage events")
+    def usage_events(self, turn):
+        events = LlmCallEvent.objects.filter(turn_id=turn.pk).order_by("created_at")
+        rows = (
+            (
+                e.purpose,
+                e.agent_key or "-",
+                e.model_alias,
+                e.input_tokens,
+                e.output_tokens,
+                e.cost_usd,
+                e.status,
+            )
+            for e in events
+        )
+        return format_html_join("\n", "<div>{} @{} {} — {} in / {} out — {} USD — {}</div>", rows) or "—"
+
+
+@admin.register(SessionSummary)
+class SessionSummaryAdmin(admin.ModelAdmin):
+    list_display = [
+        "session",
+        "covers_through_turn_index",
+        "summary_used_fallback",
+        "extraction_used_fallback",
+    ]
+    readonly_fields = [f.name for f in SessionSummary._meta.fields]
+
+
+@admin.register(TurnContextAudit)
+class TurnContextAuditAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "agent_key",
+        "model_alias",
+        "budget_tokens",
+        "tokens_before",
+        "tokens_after",
+        "rejected",
+    ]
+    list_filter = ["rejected", "summary_used", "summary_triggered"]
+    readonly_fields = [f.name for f in TurnContextAudit._meta.fields]
