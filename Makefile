@@ -20,8 +20,9 @@ install: $(STAMP)
 
 run: install
 	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py runserver $(HOST):$(PORT)
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -44,7 +45,8 @@ bench: install
 	$(BIN)/python -m orchestration.bench $(BENCH_ARGS)
 
 check-deploy: install
-	DJANGO_SETTINGS_MODULE=pantheon.settings.production DJANGO_SECRET_KEY=$$(openssl rand -hex 32) \
+	DJANGO_SETTINGS_MODULE=pantheon.settings.production \
+	  DJANGO_SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))") \
 	  DJANGO_ALLOWED_HOSTS=pantheon.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
