@@ -19,7 +19,9 @@ def admin_client_with_a_turn(client):
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.get(user=demo).key}")
     session = demo.rooms.get().sessions.get()
-    api.post(f"/api/v1/sessions/{session.pk}/turns", {"user_input": "@writer hi", "mode": "manual"}, format="json")
+    api.post(
+        f"/api/v1/sessions/{session.pk}/turns", {"user_input": "@writer hi", "mode": "manual"}, format="json"
+    )
     client.force_login(demo)
     return client
 
