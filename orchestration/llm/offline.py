@@ -72,7 +72,7 @@ class OfflineGateway:
         earlier = sum(1 for m in request.messages if m.role == "assistant")
         opening = OPENINGS[seed % len(OPENINGS)]
         closing = CLOSINGS[(seed // 7) % len(CLOSINGS)]
-        context = f" (with {earlier} earlier replies in view)" if earlier else ""
+        context = f" (after {earlier} earlier {'reply' if earlier == 1 else 'replies'})" if earlier else ""
         topic = _snippet(last_user)
         return f'{opening}{context}: as {speaker} on {request.model_alias}, on "{topic}". {closing}'
 

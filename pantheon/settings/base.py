@@ -83,7 +83,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "pantheon.sqlite3",
+            "NAME": env.str("PANTHEON_SQLITE_PATH", default=str(VAR_DIR / "pantheon.sqlite3")),
             # Immediate transactions take the write lock at BEGIN, so concurrent turns queue on the
             # busy timeout instead of failing with "database is locked" on a lock upgrade.
             "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
