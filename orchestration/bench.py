@@ -194,29 +194,32 @@ def main(argv: list[str] | None = None) -> int:
                 conn.close()
                 time.sleep(0.1)
         client = OpenAI(base_url=fake.base_url, api_key="bench-key", max_retries=0, timeout=30)
-        messages = [{"role": "system", "content": "You are Writer."}, {"role": "user", "content": "Hello"}]
         results = []
         for length in lengths:
             session_id = fixtures["sessions"][length]
-            direct, api, queries, llm, app, db = [], [], [], [], [], []
+            direct, api, queries, llm, app, db, prompt_tokens = [], [], [], [], [], [], []
             _api_turn(conn, fixtures["token"], session_id, "@writer warm up")  # warm-up
-            client.chat.completions.create(model="deepseek/deepseek-chat", messages=messages, max_tokens=64)
             for i in range(args.turns):
-                t0 = time.perf_counter()
-                client.chat.completions.create(
-                    model="deepseek/deepseek-chat", messages=messages, max_tokens=64
-                )
-                direct.append(time.perf_counter() - t0)
                 elapsed, figures = _api_turn(conn, fixtures["token"], session_id, f"@writer draft part {i}")
                 api.append(elapsed)
                 queries.append(figures.get("queries", 0))
                 llm.append(figures.get("llm", 0.0))
                 app.append(figures.get("app", 0.0))
                 db.append(figures.get("db", 0.0))
+                # The floor: the very request the turn sent, straight from the openai client.
+                sent = fake.requests[-1].body
+                t0 = time.perf_counter()
+                completion = client.chat.completions.create(
+                    model=sent["model"], messages=sent["messages"], max_tokens=sent["max_tokens"]
+                )
+                direct.append(time.perf_counter() - t0)
+                prompt_tokens.append(completion.usage.prompt_tokens)
+            fake.reset()
             d, a = statistics.median(direct) * 1000, statistics.median(api) * 1000
             results.append(
                 {
                     "prior_turns": length,
+                    "prompt_tokens": int(statistics.median(prompt_tokens)),
                     "direct_ms": round(d, 2),
                     "turn_ms": round(a, 2),
                     "ratio": round(a / d, 3),
@@ -240,13 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.output).write_text(json.dumps(report, indent=2))
     print(f"fake LLM latency {args.latency_ms} ms, {args.turns} turns per session length (medians)")
     header = (
-        f"{'prior turns':>11} {'direct ms':>10} {'turn ms':>9} {'ratio':>6} {'added ms':>9} {'queries':>8}"
+        f"{'prior turns':>11} {'prompt tok':>10} {'direct ms':>10} {'turn ms':>9} {'ratio':>6} {'added ms':>9}"
+        f" {'queries':>8}"
     )
     header += f" {'llm ms':>7} {'db ms':>6} {'app ms':>7}"
     print(header)
     for r in results:
         print(
-            f"{r['prior_turns']:>11} {r['direct_ms']:>10.1f} {r['turn_ms']:>9.1f} {r['ratio']:>6.2f} "
+            f"{r['prior_turns']:>11} {r['prompt_tokens']:>10} {r['direct_ms']:>10.1f} {r['turn_ms']:>9.1f} "
+            f"{r['ratio']:>6.2f} "
             f"{r['added_ms']:>9.1f} {r['queries_per_turn']:>8} {r['server_llm_ms']:>7.1f} "
             f"{r['server_db_ms']:>6.1f} {r['server_app_ms']:>7.1f}"
         )
