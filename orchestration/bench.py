@@ -243,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.output).write_text(json.dumps(report, indent=2))
     print(f"fake LLM latency {args.latency_ms} ms, {args.turns} turns per session length (medians)")
     header = (
-        f"{'prior turns':>11} {'prompt tok':>10} {'direct ms':>10} {'turn ms':>9} {'ratio':>6} {'added ms':>9}"
-        f" {'queries':>8}"
+        f"{'prior turns':>11} {'prompt tok':>10} {'direct ms':>10} {'turn ms':>9} {'ratio':>6}"
+        f" {'added ms':>9} {'queries':>8}"
     )
     header += f" {'llm ms':>7} {'db ms':>6} {'app ms':>7}"
     print(header)
