@@ -3,6 +3,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent, LlmModel, ModelPrice, PricingVersion
+from usage.services.accounts import credit_account_open
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -108,3 +109,8 @@ if admin.site.is_registered(User):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     inlines = [*BaseUserAdmin.inlines, CreditAccountInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:  # every user gets a credit account with the opening grant
+            credit_account_open(user=obj)
