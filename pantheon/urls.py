@@ -16,5 +16,6 @@ urlpatterns = [
     path("api-auth/", include("rest_framework.urls")),
 ]
 
+handler400 = "pantheon.api.exceptions.json_bad_request"
 handler404 = "pantheon.api.exceptions.json_not_found"
 handler500 = "pantheon.api.exceptions.json_server_error"

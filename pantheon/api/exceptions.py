@@ -7,7 +7,7 @@ responses here, in one place.
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -107,14 +107,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(body, status=exc.status_code, headers=headers)
 
 
+def json_bad_request(request, exception=None):
+    """Django-level 400 (e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE) in the API's error shape."""
+    return JsonResponse({"detail": "Bad request (the body may be too large).", "code": "invalid"}, status=400)
+
+
 def json_not_found(request, exception=None):
     """Django-level 404 (no URL matched, e.g. a malformed id) in the API's error shape."""
-    from django.http import JsonResponse
-
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
 
 
 def json_server_error(request):
-    from django.http import JsonResponse
-
     return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)
