@@ -169,7 +169,7 @@ def turn_execute(
             usage_events_write_orphaned(events=run.events)
             raise
         except Exception as exc:
-            logger.exception("turn write failed after %d LLM calls", len(run.events))
+            logger.exception("turn failed before commit after %d LLM calls", len(run.events))
             usage_events_write_orphaned(events=run.events)
             raise TurnWriteFailed() from exc
         finally:
@@ -291,7 +291,9 @@ def _call(
     }
     try:
         response = gateway.complete(request)
-    except LlmCallError as exc:
+    except Exception as raw_exc:
+        # A provider bug must not take the whole turn down: the call counts as failed.
+        exc = raw_exc if isinstance(raw_exc, LlmCallError) else _unexpected_provider_error(raw_exc, started)
         _llm_wait_add(run, started)
         logger.warning("llm call failed agent=%s model=%s code=%s", agent_key or "-", model.alias, exc.code)
         run.events.append(
@@ -321,6 +323,15 @@ def _call(
         )
     )
     return response.content
+
+
+def _unexpected_provider_error(exc: Exception, started: float) -> LlmCallError:
+    logger.exception("unexpected error from the LLM gateway: %s", type(exc).__name__)
+    return LlmCallError(
+        code="provider_error",
+        message=type(exc).__name__,
+        latency_ms=int((time.perf_counter() - started) * 1000),
+    )
 
 
 def _llm_wait_add(run: _Run, started: float) -> None:

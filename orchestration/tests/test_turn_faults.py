@@ -140,3 +140,26 @@ def test_orchestrator_accepts_legacy_single_key_and_dedupes(api_client, session,
     fake_llm.enqueue(Step(model=WRITER, reply='{"selected_agent_keys": ["critic", "writer", "critic"]}'))
     body = post(api_client, session, "both please", mode="orchestrator").json()
     assert body["responding_agent_keys"] == ["critic", "writer"]
+
+
+def test_a_provider_bug_fails_only_that_call(user, session):
+    """A gateway that raises something unexpected: that agent fails, the other still answers."""
+    from orchestration.llm.offline import OfflineGateway
+    from orchestration.services.turns import turn_execute
+
+    class BrokenForWriter(OfflineGateway):
+        def complete(self, request):
+            if request.agent_key == "writer":
+                raise KeyError("choices")
+            return super().complete(request)
+
+    outcome = turn_execute(
+        user=user,
+        session_id=session.pk,
+        user_input="@writer @critic go",
+        mode="manual",
+        gateway=BrokenForWriter(),
+    )
+    assert outcome.turn.status == "partial"
+    assert outcome.turn.agent_errors == [{"agent_key": "writer", "code": "provider_error"}]
+    assert LlmCallEvent.objects.filter(turn_id=outcome.turn.pk).count() == 2
