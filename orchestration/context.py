@@ -33,6 +33,8 @@ class SessionContext:
     anchor_turn_index: int | None
     anchor_text: str | None
     next_turn_index: int
+    # The highest index a summary was produced or requested for (a pending one counts).
+    summary_requested_through: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,7 +122,8 @@ def context_prepare(
     tokens_before = fixed + ctx.history_total_tokens + (0 if anchor_in_all else anchor_tokens)
 
     summary_triggered = tokens_before >= limit * settings.CONTEXT_SUMMARY_TRIGGER_RATIO or (
-        ctx.next_turn_index - ctx.summary_covers_through >= settings.CONTEXT_MANDATORY_SUMMARY_TURN
+        ctx.next_turn_index - max(ctx.summary_covers_through, ctx.summary_requested_through)
+        >= settings.CONTEXT_MANDATORY_SUMMARY_TURN
     )
 
     kept = fetched

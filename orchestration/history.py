@@ -8,7 +8,9 @@ from orchestration.context import HistoryTurn, SessionContext
 from sessions_app.models import SessionSummary, Turn
 
 
-def session_context_load(*, session_id, next_turn_index: int, max_history_tokens: int) -> SessionContext:
+def session_context_load(
+    *, session_id, next_turn_index: int, max_history_tokens: int, summary_requested_through: int = 0
+) -> SessionContext:
     """The latest summary, the history after it and the session's anchor.
 
     History is fetched newest first with a running token total computed by the database, and only
@@ -59,4 +61,5 @@ def session_context_load(*, session_id, next_turn_index: int, max_history_tokens
         anchor_turn_index=anchor["turn_index"] if anchor else None,
         anchor_text=anchor["user_input"] if anchor else None,
         next_turn_index=next_turn_index,
+        summary_requested_through=max(summary_requested_through, covered),
     )

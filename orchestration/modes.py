@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from orchestration.llm.gateway import ChatMessage
+from orchestration.parsing import validation_brief
 from rooms.models import Agent
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def routing_decision_parse(*, raw: str | None, agents: list[Agent]) -> RoutingRe
     try:
         decision = RoutingDecision.model_validate_json(raw)
     except ValidationError as exc:
-        logger.warning("routing answer invalid (%d errors: %s); falling back", exc.error_count(), _brief(exc))
+        logger.warning("routing answer invalid (%s); falling back", validation_brief(exc))
         return RoutingResult(fallback, True, "invalid JSON")
     keys = decision.selected_agent_keys
     if keys is None and decision.selected_agent_key is not None:
@@ -84,8 +85,3 @@ def routing_decision_parse(*, raw: str | None, agents: list[Agent]) -> RoutingRe
         logger.warning("routing selected no known agent (%r); falling back", (keys or [])[:5])
         return RoutingResult(fallback, True, "no known agent selected")
     return RoutingResult(chosen, False)
-
-
-def _brief(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{first.get('type')} at {'.'.join(str(p) for p in first.get('loc', ())) or 'root'}"

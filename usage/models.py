@@ -89,6 +89,7 @@ class CreditLedgerEntry(models.Model):
     class Kind(models.TextChoices):
         GRANT = "grant"
         TURN_DEBIT = "turn_debit"
+        SUMMARY_DEBIT = "summary_debit"
         ADJUSTMENT = "adjustment"
 
     user = models.ForeignKey(

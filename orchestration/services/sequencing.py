@@ -25,6 +25,7 @@ class SessionClaim:
     session_id: uuid.UUID
     token: uuid.UUID
     last_turn_index: int
+    summary_due_through: int = 0
 
 
 def session_claim(
@@ -44,8 +45,12 @@ def session_claim(
             .update(claim_token=token, claim_expires_at=now + timedelta(seconds=ttl_seconds))
         )
         if taken:
-            last = ChatSession.objects.values_list("last_turn_index", flat=True).get(pk=session_id)
-            return SessionClaim(session_id=session_id, token=token, last_turn_index=last)
+            last, due = ChatSession.objects.values_list("last_turn_index", "summary_due_through").get(
+                pk=session_id
+            )
+            return SessionClaim(
+                session_id=session_id, token=token, last_turn_index=last, summary_due_through=due or 0
+            )
         if time.monotonic() + pause > deadline:
             raise TurnConflict(headers={"Retry-After": str(settings.TURN_CONFLICT_RETRY_AFTER_SECONDS)})
         time.sleep(pause * (0.5 + random.random()))  # jitter: waiters don't retry in lockstep

@@ -13,10 +13,10 @@ The shape of a turn (docs/transactions.md):
 import hashlib
 import json
 import logging
-import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -39,7 +39,7 @@ from orchestration.errors import (
     TurnWriteFailed,
 )
 from orchestration.history import session_context_load
-from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest
+from orchestration.llm.gateway import LlmGateway, LlmRequest
 from orchestration.llm.registry import gateway_call_deadline_seconds, gateway_get
 from orchestration.modes import (
     agents_select_manual,
@@ -47,19 +47,19 @@ from orchestration.modes import (
     routing_decision_parse,
     routing_prompt_build,
 )
+from orchestration.services.calls import CallLog, llm_call_staged
 from orchestration.services.sequencing import SessionClaim, session_claim, session_claim_release
+from orchestration.services.summaries import summary_enqueue
 from pantheon.api.exceptions import ApplicationError
-from pantheon.api.timing import llm_wait_record
 from pantheon.logging import turn_log_context
 from rooms.models import Agent
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
 from sessions_app.selectors import session_get
 from usage.metering import charge_compute
 from usage.models import LlmCallEvent
-from usage.pricing import PricedModel, priced_models_get
+from usage.pricing import priced_models_get
 from usage.services.events import (
     credit_balance_get,
-    usage_event_stage,
     usage_events_commit,
     usage_events_write_orphaned,
 )
@@ -79,17 +79,15 @@ class TurnOutcome:
 
 
 @dataclass
-class _Run:
+class _Run(CallLog):
     """What a turn accumulates while its calls run; written in one go at the end."""
 
-    turn_id: uuid.UUID
+    turn_id: uuid.UUID = field(default_factory=uuid.uuid4)
     replies: list[tuple[Agent, str, str]] = field(default_factory=list)  # agent, content, model alias
     errors: list[dict] = field(default_factory=list)
-    events: list[LlmCallEvent] = field(default_factory=list)
     audits: list[TurnContextAudit] = field(default_factory=list)
     routing_used_fallback: bool = False
     summary_triggered: bool = False
-    llm_seconds: float = 0.0
 
 
 def turn_execute(
@@ -115,7 +113,7 @@ def turn_execute(
         return replay
 
     gateway = gateway or gateway_get()
-    run = _Run(turn_id=uuid.uuid4())
+    run = _Run()
     with turn_log_context(run.turn_id):
         agents = list(Agent.objects.live().filter(room_id=session.room_id).order_by("position", "id"))
         aliases = {a.model_alias for a in agents} | {settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS}
@@ -258,86 +256,19 @@ def _route(*, user, session, text, agents, priced, gateway, run: _Run) -> list[A
             purpose="routing",
             json_mode=True,
         )
-        raw = _call(
+        raw = llm_call_staged(
+            gateway=gateway,
             request=request,
             model=model,
-            user=user,
-            session=session,
-            agent_key="",
+            log=run,
+            user_id=user.pk,
+            room_id=session.room_id,
+            session_id=session.pk,
             billable=False,
-            gateway=gateway,
-            run=run,
         )
     result = routing_decision_parse(raw=raw, agents=agents)
     run.routing_used_fallback = result.used_fallback
     return result.agents
-
-
-def _call(
-    *, request: LlmRequest, model: PricedModel, user, session, agent_key, billable, gateway, run: _Run
-) -> str | None:
-    """One gateway call, staged as a usage event. Returns the reply, or None if the call failed."""
-    started = time.perf_counter()
-    common = {
-        "user_id": user.pk,
-        "purpose": request.purpose,
-        "model_alias": model.alias,
-        "provider_model": model.provider_model,
-        "price": model.price,
-        "billable": billable,
-        "room_id": session.room_id,
-        "session_id": session.pk,
-        "agent_key": agent_key,
-    }
-    try:
-        response = gateway.complete(request)
-    except Exception as raw_exc:
-        # A provider bug must not take the whole turn down: the call counts as failed.
-        exc = raw_exc if isinstance(raw_exc, LlmCallError) else _unexpected_provider_error(raw_exc, started)
-        _llm_wait_add(run, started)
-        logger.warning("llm call failed agent=%s model=%s code=%s", agent_key or "-", model.alias, exc.code)
-        run.events.append(
-            usage_event_stage(
-                **common,
-                succeeded=False,
-                error_code=exc.code,
-                latency_ms=exc.latency_ms,
-                input_tokens=exc.input_tokens,
-                output_tokens=exc.output_tokens,
-                generation_id=exc.generation_id,
-            )
-        )
-        return None
-    _llm_wait_add(run, started)
-    run.events.append(
-        usage_event_stage(
-            **common,
-            input_tokens=response.input_tokens,
-            output_tokens=response.output_tokens,
-            tokens_estimated=response.tokens_estimated,
-            latency_ms=response.latency_ms,
-            generation_id=response.generation_id,
-            provider_input_tokens=response.provider_input_tokens,
-            provider_output_tokens=response.provider_output_tokens,
-            provider_cost_usd=response.provider_cost_usd,
-        )
-    )
-    return response.content
-
-
-def _unexpected_provider_error(exc: Exception, started: float) -> LlmCallError:
-    logger.exception("unexpected error from the LLM gateway: %s", type(exc).__name__)
-    return LlmCallError(
-        code="provider_error",
-        message=type(exc).__name__,
-        latency_ms=int((time.perf_counter() - started) * 1000),
-    )
-
-
-def _llm_wait_add(run: _Run, started: float) -> None:
-    waited = time.perf_counter() - started
-    run.llm_seconds += waited
-    llm_wait_record(waited)
 
 
 def _calls_run(
@@ -352,6 +283,7 @@ def _calls_run(
     ctx = session_context_load(
         session_id=session.pk,
         next_turn_index=next_index,
+        summary_requested_through=claim.summary_due_through,
         max_history_tokens=max((b.tokens for b in budgets.values()), default=0),
     )
     names = {a.agent_key: f"{a.name} (@{a.agent_key})" for a in agents}
@@ -419,15 +351,15 @@ def _calls_run(
             agent_key=agent.agent_key,
             agent_name=agent.name,
         )
-        reply = _call(
+        reply = llm_call_staged(
+            gateway=gateway,
             request=request,
             model=model,
-            user=user,
-            session=session,
+            log=run,
+            user_id=user.pk,
+            room_id=session.room_id,
+            session_id=session.pk,
             agent_key=agent.agent_key,
-            billable=True,
-            gateway=gateway,
-            run=run,
         )
         if reply is None:
             run.errors.append({"agent_key": agent.agent_key, "code": run.events[-1].error_code})
@@ -520,6 +452,8 @@ def _turn_write(
         due = locked.summary_due_through
         if turn.summary_triggered:
             due = max(due or 0, index)
+        if turn.summary_triggered:
+            transaction.on_commit(partial(summary_enqueue, session_id=session.pk, through_index=index))
         ChatSession.objects.filter(pk=session.pk).update(
             last_turn_index=index,
             claim_token=None,

@@ -171,8 +171,16 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep the key=value format (turn id in every line)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+CELERY_BEAT_SCHEDULE = {
+    # Summaries that were due but never produced (broker down, worker killed) are found and made.
+    "summaries-due-sweep": {
+        "task": "orchestration.tasks.summaries_due_sweep",
+        "schedule": env.int("SUMMARY_SWEEP_INTERVAL_SECONDS", default=300),
+    },
+}
 
 # --- Accounts and credits ----------------------------------------------------------------------
 REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=True)
@@ -201,6 +209,8 @@ LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.7)
 
 # --- Turns -------------------------------------------------------------------------------------
 ORCHESTRATOR_MANAGER_MODEL_ALIAS = env("ORCHESTRATOR_MANAGER_MODEL_ALIAS", default="deepseek")
+SUMMARY_MODEL_ALIAS = env("SUMMARY_MODEL_ALIAS", default=ORCHESTRATOR_MANAGER_MODEL_ALIAS)
+SUMMARY_SWEEP_INTERVAL_SECONDS = env.int("SUMMARY_SWEEP_INTERVAL_SECONDS", default=300)
 TURN_SEQUENCE_TIMEOUT_SECONDS = env.float("TURN_SEQUENCE_TIMEOUT_SECONDS", default=30.0)
 TURN_CONFLICT_RETRY_AFTER_SECONDS = env.int("TURN_CONFLICT_RETRY_AFTER_SECONDS", default=2)
 TURN_USER_INPUT_MAX_CHARS = env.int("TURN_USER_INPUT_MAX_CHARS", default=100_000)

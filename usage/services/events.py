@@ -74,8 +74,15 @@ def usage_event_stage(
     )
 
 
-def usage_events_commit(*, user_id: int, events: Sequence[LlmCallEvent], turn_id=None) -> Decimal:
-    """Write a turn's events and debit the user's credits. Must run inside the turn's transaction.
+def usage_events_commit(
+    *,
+    user_id: int,
+    events: Sequence[LlmCallEvent],
+    turn_id=None,
+    kind: str = CreditLedgerEntry.Kind.TURN_DEBIT,
+) -> Decimal:
+    """Write events and debit the user's credits. Must run inside the transaction that writes what
+    the events are for (the turn, the summary).
 
     Returns the credits debited.
     """
@@ -89,7 +96,7 @@ def usage_events_commit(*, user_id: int, events: Sequence[LlmCallEvent], turn_id
         balance = CreditAccount.objects.values_list("balance", flat=True).get(user_id=user_id)
         CreditLedgerEntry.objects.create(
             user_id=user_id,
-            kind=CreditLedgerEntry.Kind.TURN_DEBIT,
+            kind=kind,
             amount=-debit,
             balance_after=balance,
             turn_id=turn_id,

@@ -1,0 +1,193 @@
+"""Session summaries: two metered LLM stages, written once per (session, covered turn index).
+
+``session_summary_generate`` is what the Celery task runs after a turn that marked a summary due;
+``summaries_due_sweep`` finds the due ones that were never produced (broker down, worker killed).
+"""
+
+import logging
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
+from orchestration.context import Budget
+from orchestration.llm.gateway import LlmGateway, LlmRequest
+from orchestration.llm.registry import gateway_get
+from orchestration.llm.tokens import count_message_tokens
+from orchestration.services.calls import CallLog, llm_call_staged
+from orchestration.summaries import (
+    extraction_parse,
+    extraction_prompt_build,
+    summary_parse,
+    summary_prompt_build,
+    transcript_build,
+)
+from pantheon.logging import turn_log_context
+from sessions_app.models import ChatSession, SessionSummary, Turn
+from usage.models import CreditLedgerEntry
+from usage.pricing import priced_models_get
+from usage.services.events import usage_events_commit, usage_events_write_orphaned
+
+logger = logging.getLogger(__name__)
+
+SUMMARY_MAX_OUTPUT_TOKENS = 1024
+
+
+def session_summary_generate(
+    *, session_id: uuid.UUID | str, through_index: int, gateway: LlmGateway | None = None
+) -> SessionSummary | None:
+    """Summarize the session up to ``through_index``. Idempotent: an existing summary for that
+    index (or a later one) is returned as it is and nothing is called or billed again."""
+    session = ChatSession.objects.select_related("room").filter(pk=session_id).first()
+    if session is None:
+        logger.warning("summary skipped: session %s no longer exists", session_id)
+        return None
+    done = SessionSummary.objects.filter(
+        session=session, covers_through_turn_index__gte=through_index
+    ).first()
+    if done is not None:
+        return done
+
+    with turn_log_context(f"summary:{session.pk}:{through_index}"):
+        previous = (
+            SessionSummary.objects.filter(session=session, covers_through_turn_index__lt=through_index)
+            .order_by("-covers_through_turn_index")
+            .first()
+        )
+        alias = settings.SUMMARY_MODEL_ALIAS
+        model = priced_models_get(aliases={alias}).get(alias)
+        budget = (
+            Budget.for_model(context_window=model.context_window, max_output_tokens=SUMMARY_MAX_OUTPUT_TOKENS)
+            if model
+            else Budget(settings.CONTEXT_WINDOW_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS)
+        )
+        transcript = _transcript_within(
+            session=session,
+            after=previous.covers_through_turn_index if previous else 0,
+            through=through_index,
+            tokens=budget.tokens - 400 - count_message_tokens(previous.summary_text if previous else ""),
+        )
+        log = CallLog()
+        gateway = gateway or gateway_get()
+        previous_text = previous.summary_text if previous else None
+
+        raw_summary = raw_extraction = None
+        if model is None:
+            logger.error("summary model %r is not an active catalog model; using the fallbacks", alias)
+        else:
+            raw_summary = _call(
+                gateway,
+                model,
+                log,
+                session,
+                "summary",
+                summary_prompt_build(previous=previous_text, transcript=transcript),
+            )
+        summary_text, summary_fallback = summary_parse(
+            raw_summary, previous=previous_text, transcript=transcript
+        )
+        if model is not None:
+            raw_extraction = _call(
+                gateway, model, log, session, "extraction", extraction_prompt_build(summary_text=summary_text)
+            )
+        extraction, extraction_fallback = extraction_parse(raw_extraction, summary_text=summary_text)
+
+        try:
+            with transaction.atomic():
+                summary = SessionSummary.objects.create(
+                    session=session,
+                    covers_through_turn_index=through_index,
+                    summary_text=summary_text,
+                    key_facts=extraction.key_facts,
+                    decisions=extraction.decisions,
+                    open_questions=extraction.open_questions,
+                    action_items=extraction.action_items,
+                    summary_used_fallback=summary_fallback,
+                    extraction_used_fallback=extraction_fallback,
+                )
+                usage_events_commit(
+                    user_id=session.room.owner_id,
+                    events=log.events,
+                    kind=CreditLedgerEntry.Kind.SUMMARY_DEBIT,
+                )
+        except IntegrityError:
+            # A concurrent run wrote this summary first; ours is not kept, its calls were still made.
+            usage_events_write_orphaned(events=log.events)
+            return SessionSummary.objects.get(session=session, covers_through_turn_index=through_index)
+        except Exception:
+            usage_events_write_orphaned(events=log.events)
+            raise
+        logger.info(
+            "summary written through=%s fallbacks=%s/%s", through_index, summary_fallback, extraction_fallback
+        )
+        return summary
+
+
+def _call(gateway, model, log: CallLog, session: ChatSession, purpose: str, messages) -> str | None:
+    request = LlmRequest(
+        model_alias=model.alias,
+        provider_model=model.provider_model,
+        messages=messages,
+        max_output_tokens=SUMMARY_MAX_OUTPUT_TOKENS,
+        purpose=purpose,
+        json_mode=True,
+    )
+    return llm_call_staged(
+        gateway=gateway,
+        request=request,
+        model=model,
+        log=log,
+        user_id=session.room.owner_id,
+        room_id=session.room_id,
+        session_id=session.pk,
+    )
+
+
+def _transcript_within(*, session: ChatSession, after: int, through: int, tokens: int) -> str:
+    """The non-failed turns in (after, through], newest kept first when they do not all fit."""
+    rows = list(
+        Turn.objects.filter(session=session, turn_index__gt=after, turn_index__lte=through)
+        .exclude(status=Turn.Status.FAILED)
+        .order_by("-turn_index")
+        .values_list("turn_index", "user_input", "assistant_output", "context_tokens")
+    )
+    kept, used = [], 0
+    for index, user_input, output, cost in rows:
+        if kept and used + cost > tokens:
+            break
+        kept.append((index, user_input, output))
+        used += cost
+    return transcript_build(list(reversed(kept)))
+
+
+def summaries_due() -> list[tuple[uuid.UUID, int]]:
+    """Sessions whose requested summary index is past their latest summary."""
+    latest = (
+        SessionSummary.objects.filter(session=OuterRef("pk"))
+        .values("session")
+        .annotate(m=Max("covers_through_turn_index"))
+        .values("m")
+    )
+    due = (
+        ChatSession.objects.live()
+        .filter(summary_due_through__isnull=False)
+        .annotate(covered=Coalesce(Subquery(latest), 0))
+        .filter(summary_due_through__gt=F("covered"))
+        .values_list("pk", "summary_due_through")
+    )
+    return list(due)
+
+
+def summary_enqueue(*, session_id: uuid.UUID, through_index: int) -> None:
+    """After commit: hand the summary to Celery. Never fails the caller: if the broker is down the
+    summary stays due on the session and the periodic sweep produces it later."""
+    from orchestration.tasks import session_summary_generate as task
+
+    try:
+        task.delay(str(session_id), through_index)
+    except Exception:
+        logger.exception(
+            "could not enqueue the summary of %s through %s; the sweep will", session_id, through_index
+        )
