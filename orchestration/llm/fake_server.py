@@ -2,15 +2,20 @@
 
 Speaks ``POST /v1/chat/completions`` (and ``/chat/completions``), ``GET /v1/models`` and OpenRouter's
 ``GET /api/v1/generation?id=…``. Calls are answered from a script of ``Step``s (optionally per model)
-or, when the script is empty, with a deterministic default reply carrying usage and a cost. Faults on
+or, when the script is empty, with a deterministic default reply carrying usage and a cost (JSON
+requests get the offline provider's answer for the routing, summary or extraction prompt). Faults on
 demand: delays, HTTP errors with Retry-After, an ``error`` object in a 200, a malformed body, no usage,
-empty choices. Every request is recorded for assertions.
+empty choices, a body trickled behind keep-alive whitespace. Every request is recorded for assertions.
 
     with FakeLlmServer() as server:
         server.enqueue(Step(status=429, retry_after=1))
         client = OpenAI(base_url=server.base_url, api_key="test")
 
 Standalone: ``python -m orchestration.llm.fake_server --port 8099 --latency-ms 50``.
+
+Each response goes out in one write on a socket without Nagle's algorithm, over HTTP/1.1 keep-alive
+with a Content-Length: otherwise every call stalls ~40 ms on delayed ACKs and the benchmark measures
+the fake, not Pantheon.
 """
 
 import argparse
@@ -20,16 +25,31 @@ import json
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from orchestration.llm.gateway import ChatMessage, LlmRequest
+from orchestration.llm.offline import OfflineGateway
 from orchestration.llm.tokens import count_messages_tokens, count_text_tokens
 
-DEFAULT_PRICE_IN = Decimal("0.30")  # USD per million, for the reported ``cost``
+DEFAULT_PRICE_IN = Decimal("0.30")  # USD per million tokens, for the reported ``cost``
 DEFAULT_PRICE_OUT = Decimal("0.85")
+MODELS = ("deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct")
+KEEPALIVE_INTERVAL = 0.05  # seconds between whitespace bytes of a trickled body
+ERROR_MESSAGES = {
+    400: "bad request",
+    401: "invalid API key",
+    402: "insufficient credits",
+    403: "flagged by moderation",
+    408: "request timeout",
+    429: "rate limited",
+    502: "model down",
+    503: "no provider available",
+}
 
 
 @dataclass
@@ -39,20 +59,23 @@ class Step:
     reply: str | None = None
     model: str | None = None  # answer only a call for this provider model id
     delay: float = 0.0  # seconds before answering
-    status: int = 200
-    retry_after: float | None = None
+    status: int = 200  # anything else: an OpenRouter-style error body
+    retry_after: float | None = None  # Retry-After header (with any status)
     error_in_body: bool = False  # HTTP 200 whose body is an ``error`` object
-    malformed: bool = False  # a body that is not JSON
+    malformed: bool = False  # a truncated, non-JSON body
+    raw_body: str | None = None  # sent as is, with ``content_type``
+    content_type: str = "application/json"
     no_usage: bool = False
     empty_choices: bool = False
     usage: dict[str, Any] | None = None  # explicit usage block
-    cost: str | None = None  # explicit usage.cost
+    cost: str | None = None  # explicit usage.cost (USD)
+    keepalive: float = 0.0  # seconds of whitespace trickled before the body (OpenRouter keep-alive)
 
 
 @dataclass
 class RecordedRequest:
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-case names
     body: dict[str, Any]
 
     @property
@@ -69,7 +92,7 @@ class _State:
     latency: float = 0.0
     script: deque = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
-    generations: dict[str, str] = field(default_factory=dict)
+    generations: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -82,45 +105,48 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # silence the default stderr log
         pass
 
+    def _head(self, status: int, length: int, content_type: str, extra: dict | None) -> bytes:
+        lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
+        lines += [f"Content-Type: {content_type}", f"Content-Length: {length}"]
+        lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
     def _send(
         self, status: int, body: bytes, content_type: str = "application/json", extra: dict | None = None
-    ):
-        head = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
-        head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
-        head += [f"{k}: {v}" for k, v in (extra or {}).items()]
-        # One write for head and body: no partial packets waiting on ACKs.
-        self.wfile.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    ) -> None:
+        # Head and body in one write: no partial packets waiting on ACKs.
+        self.wfile.write(self._head(status, len(body), content_type, extra) + body)
         self.wfile.flush()
 
-    def _json(self, status: int, payload: Any, extra: dict | None = None):
+    def _json(self, status: int, payload: Any, extra: dict | None = None) -> None:
         self._send(status, json.dumps(payload).encode(), extra=extra)
 
     def do_GET(self):
         url = urlparse(self.path)
-        state = self.server.state
-        if url.path.rstrip("/").endswith("/models"):
-            self._json(200, {"object": "list", "data": [{"id": "deepseek/deepseek-chat", "object": "model"}]})
-        elif url.path.rstrip("/").endswith("/generation"):
-            gen_id = parse_qs(url.query).get("id", [""])[0]
-            with state.lock:
-                cost = state.generations.get(gen_id)
-            if cost is None:
+        path = url.path.rstrip("/")
+        if path.endswith("/models"):
+            self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
+        elif path.endswith("/generation"):
+            generation_id = parse_qs(url.query).get("id", [""])[0]
+            with self.server.state.lock:
+                generation = self.server.state.generations.get(generation_id)
+            if generation is None:
                 self._json(404, {"error": {"message": "generation not found", "code": 404}})
             else:
-                self._json(200, {"data": {"id": gen_id, "total_cost": float(cost)}})
+                self._json(200, {"data": generation})
         else:
             self._json(404, {"error": {"message": "not found", "code": 404}})
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if not urlparse(self.path).path.rstrip("/").endswith("/chat/completions"):
+            self._json(404, {"error": {"message": "not found", "code": 404}})
+            return
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
             self._json(400, {"error": {"message": "invalid JSON body", "code": 400}})
-            return
-        if not urlparse(self.path).path.rstrip("/").endswith("/chat/completions"):
-            self._json(404, {"error": {"message": "not found", "code": 404}})
             return
         state = self.server.state
         with state.lock:
@@ -143,60 +169,109 @@ class _Handler(BaseHTTPRequestHandler):
         return Step()
 
     def _answer(self, step: Step, body: dict, call_id: int) -> None:
+        extra = {"Retry-After": f"{step.retry_after:g}"} if step.retry_after is not None else None
         if step.status != 200:
-            extra = {"Retry-After": str(step.retry_after)} if step.retry_after is not None else None
-            message = {429: "rate limited", 402: "insufficient credits"}.get(step.status, "provider error")
+            message = ERROR_MESSAGES.get(step.status, "provider error")
             self._json(step.status, {"error": {"message": message, "code": step.status}}, extra=extra)
             return
+        if step.raw_body is not None:
+            self._send(200, step.raw_body.encode(), content_type=step.content_type)
+            return
         if step.malformed:
-            self._send(
-                200, b'{"id": "gen-broken", "choices": [ {"message": ', content_type="application/json"
-            )
+            self._send(200, b'{"id": "gen-broken", "choices": [ {"message": ')
             return
         generation_id = f"gen-fake-{call_id}"
-        if step.error_in_body:
-            self._json(
-                200,
-                {"id": generation_id, "error": {"message": "upstream failed mid-generation", "code": 502}},
-            )
-            return
+        model = body.get("model", "")
         messages = body.get("messages", [])
-        reply = step.reply if step.reply is not None else self._default_reply(body)
+        if step.error_in_body:
+            payload: dict[str, Any] = {
+                "id": generation_id,
+                "error": {"message": "upstream failed mid-generation", "code": 502},
+            }
+            if step.usage is not None:
+                payload["usage"] = step.usage
+            self._deliver(json.dumps(payload).encode(), step.keepalive)
+            return
+        reply = step.reply if step.reply is not None else _default_reply(body)
         prompt_tokens = count_messages_tokens(str(m.get("content", "")) for m in messages)
         completion_tokens = count_text_tokens(reply)
         cost = (
             Decimal(step.cost)
             if step.cost is not None
-            else (prompt_tokens * DEFAULT_PRICE_IN + completion_tokens * DEFAULT_PRICE_OUT)
-            / Decimal(1_000_000)
+            else (prompt_tokens * DEFAULT_PRICE_IN + completion_tokens * DEFAULT_PRICE_OUT) / 1_000_000
         )
-        payload: dict[str, Any] = {
+        choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+        payload = {
             "id": generation_id,
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body.get("model", ""),
-            "choices": []
-            if step.empty_choices
-            else [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "model": model,
+            "choices": [] if step.empty_choices else [choice],
         }
         if not step.no_usage:
             payload["usage"] = step.usage or {
                 "prompt_tokens": prompt_tokens,
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
-                "cost": float(cost),
+                "cost": float(cost),  # a JSON number, as OpenRouter sends
             }
         with self.server.state.lock:
-            self.server.state.generations[generation_id] = str(cost)
-        self._json(200, payload)
+            self.server.state.generations[generation_id] = {
+                "id": generation_id,
+                "model": model,
+                "total_cost": float(cost),
+                "native_tokens_prompt": prompt_tokens,
+                "native_tokens_completion": completion_tokens,
+            }
+        self._deliver(json.dumps(payload).encode(), step.keepalive)
 
-    @staticmethod
-    def _default_reply(body: dict) -> str:
-        if (body.get("response_format") or {}).get("type") == "json_object":
-            return json.dumps({"selected_agent_keys": []})
-        last = next((m for m in reversed(body.get("messages", [])) if m.get("role") == "user"), {})
-        words = str(last.get("content", "")).split()[:12]
-        return "Noted: " + " ".join(words)
+    def _deliver(self, body: bytes, keepalive: float) -> None:
+        if not keepalive:
+            self._send(200, body)
+            return
+        # OpenRouter-style: headers at once, then whitespace while the "model" works, then the JSON.
+        spaces = max(int(keepalive / KEEPALIVE_INTERVAL), 1)
+        self.wfile.write(self._head(200, spaces + len(body), "application/json", None))
+        for _ in range(spaces):
+            self.wfile.write(b" ")
+            self.wfile.flush()
+            time.sleep(KEEPALIVE_INTERVAL)
+        self.wfile.write(body)
+        self.wfile.flush()
+
+
+def _default_reply(body: dict) -> str:
+    """Deterministic: JSON requests get the offline provider's answer, others a short echo."""
+    messages = body.get("messages", [])
+    if (body.get("response_format") or {}).get("type") == "json_object":
+        chat = tuple(
+            ChatMessage(m.get("role", "user"), str(m.get("content", "")))
+            for m in messages
+            if m.get("role") in ("system", "user", "assistant")
+        )
+        request = LlmRequest(
+            model_alias="fake",
+            provider_model=body.get("model", ""),
+            messages=chat,
+            max_output_tokens=int(body.get("max_tokens") or 256),
+            purpose=_guess_purpose(m.content for m in chat if m.role == "system"),
+            json_mode=True,
+        )
+        return OfflineGateway().complete(request).content
+    last = next((m for m in reversed(messages) if m.get("role") == "user"), {})
+    words = str(last.get("content", "")).split()[:12]
+    return "Noted: " + " ".join(words)
+
+
+def _guess_purpose(system_texts: Iterable[str]) -> str:
+    system = "\n".join(system_texts)
+    if "AGENT_KEYS:" in system:
+        return "routing"
+    if "key_facts" in system:
+        return "extraction"
+    if "summary_text" in system:
+        return "summary"
+    return "agent_reply"
 
 
 class _Server(ThreadingHTTPServer):
@@ -206,6 +281,10 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address, state: _State):
         self.state = state
         super().__init__(address, _Handler)
+
+    def handle_error(self, request, client_address):
+        # A client that gave up (timeout) closes its end while we sleep: not worth a traceback.
+        pass
 
 
 class FakeLlmServer:
@@ -220,7 +299,7 @@ class FakeLlmServer:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"http://{self._server.server_address[0]}:{self.port}/v1"
 
     def start(self) -> "FakeLlmServer":
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-llm", daemon=True)
@@ -231,6 +310,9 @@ class FakeLlmServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def serve_forever(self) -> None:
+        self._server.serve_forever()
+
     def __enter__(self) -> "FakeLlmServer":
         return self.start()
 
@@ -238,10 +320,18 @@ class FakeLlmServer:
         self.stop()
 
     def enqueue(self, *steps: Step) -> None:
+        """Append steps to the script: each answers one call (the first that matches its model)."""
         with self.state.lock:
             self.state.script.extend(steps)
 
+    def script(self, steps: Iterable[Step]) -> None:
+        """Replace the script."""
+        with self.state.lock:
+            self.state.script.clear()
+            self.state.script.extend(steps)
+
     def reset(self) -> None:
+        """Empty the script and the recorded requests (generations stay, for reconciliation)."""
         with self.state.lock:
             self.state.script.clear()
             self.state.requests.clear()
@@ -254,16 +344,22 @@ class FakeLlmServer:
         with self.state.lock:
             return list(self.state.requests)
 
+    @property
+    def pending_steps(self) -> int:
+        with self.state.lock:
+            return len(self.state.script)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Fake OpenAI-compatible server for tests and benchmarks.")
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
-    server = FakeLlmServer(port=args.port, latency_ms=args.latency_ms)
-    print(f"fake LLM server on {server.base_url} (latency {args.latency_ms} ms)", flush=True)
+    server = FakeLlmServer(host=args.host, port=args.port, latency_ms=args.latency_ms)
+    print(f"fake LLM server on {server.base_url} (latency {args.latency_ms:g} ms)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        server._server.serve_forever()
+        server.serve_forever()
 
 
 if __name__ == "__main__":

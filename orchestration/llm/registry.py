@@ -6,52 +6,73 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from orchestration.llm.gateway import LlmGateway
+from orchestration.llm.offline import OfflineGateway
+from orchestration.llm.openai_provider import RETRY_WAIT_MAX_SECONDS, OpenAIGateway
 
-# Allowance for the SDK's exponential backoff between retries (0.5 s doubling, capped at 8 s).
-RETRY_BACKOFF_ALLOWANCE_SECONDS = 2.0
+PROVIDERS = ("offline", "openai")
 
 
 def gateway_get() -> LlmGateway:
-    """The configured gateway (one instance per configuration, so HTTP connections are reused)."""
+    """The configured gateway: one instance per configuration, so HTTP connections are reused (and a
+    test that changes the settings gets a gateway for its own)."""
     return _gateway_for(
-        settings.LLM_PROVIDER,
-        settings.LLM_BASE_URL,
-        settings.LLM_API_KEY,
-        settings.LLM_TIMEOUT_SECONDS,
-        settings.LLM_MAX_RETRIES,
-        settings.LLM_TEMPERATURE,
+        provider=settings.LLM_PROVIDER,
+        base_url=settings.LLM_BASE_URL,
+        api_key=settings.LLM_API_KEY,
+        timeout=float(settings.LLM_TIMEOUT_SECONDS),
+        max_retries=int(settings.LLM_MAX_RETRIES),
+        referer=settings.LLM_HTTP_REFERER,
+        title=settings.LLM_APP_TITLE,
+        temperature=settings.LLM_TEMPERATURE,
     )
 
 
 @lru_cache(maxsize=8)
 def _gateway_for(
-    provider: str, base_url: str, api_key: str, timeout: float, max_retries: int, temperature: float
+    *,
+    provider: str,
+    base_url: str,
+    api_key: str,
+    timeout: float,
+    max_retries: int,
+    referer: str,
+    title: str,
+    temperature: float | None,
 ) -> LlmGateway:
     if provider == "offline":
-        from orchestration.llm.offline import OfflineGateway
-
         return OfflineGateway()
     if provider == "openai":
-        if not base_url or not api_key:
+        required = {"LLM_BASE_URL": base_url, "LLM_API_KEY": api_key}
+        missing = [name for name, value in required.items() if not value]
+        if missing:
             raise ImproperlyConfigured(
-                "LLM_PROVIDER=openai needs LLM_BASE_URL and LLM_API_KEY (or OPENROUTER_API_KEY)."
+                f"LLM_PROVIDER=openai needs {' and '.join(missing)} (or set OPENROUTER_API_KEY)."
             )
-        from orchestration.llm.openai_provider import OpenAIGateway
-
+        if timeout <= 0 or max_retries < 0:
+            raise ImproperlyConfigured("LLM_TIMEOUT_SECONDS must be > 0 and LLM_MAX_RETRIES >= 0.")
         return OpenAIGateway(
             base_url=base_url,
             api_key=api_key,
             timeout=timeout,
             max_retries=max_retries,
-            referer=settings.LLM_HTTP_REFERER,
-            title=settings.LLM_APP_TITLE,
+            referer=referer,
+            title=title,
             temperature=temperature,
         )
-    raise ImproperlyConfigured(f"Unknown LLM_PROVIDER {provider!r}: use 'offline' or 'openai'.")
+    raise ImproperlyConfigured(f"Unknown LLM_PROVIDER {provider!r}: use one of {', '.join(PROVIDERS)}.")
 
 
 def gateway_call_deadline_seconds() -> float:
-    """Worst case for one call: every attempt times out, plus the backoff between attempts:
-    ``timeout × (max_retries + 1) + max_retries × RETRY_BACKOFF_ALLOWANCE_SECONDS``."""
-    retries = settings.LLM_MAX_RETRIES
-    return settings.LLM_TIMEOUT_SECONDS * (retries + 1) + retries * RETRY_BACKOFF_ALLOWANCE_SECONDS
+    """The longest one gateway call can take, retries included:
+
+        LLM_TIMEOUT_SECONDS × (LLM_MAX_RETRIES + 1) + LLM_MAX_RETRIES × RETRY_WAIT_MAX_SECONDS
+
+    Every attempt is cut at the timeout (the read timeout while waiting, the provider's attempt
+    guard while a body trickles in), and the provider caps each wait between attempts at
+    ``RETRY_WAIT_MAX_SECONDS`` (2 s), refusing to retry when a ``Retry-After`` asks for longer.
+    E.g. 30 s and 1 retry → 62 s. The turn engine bounds a turn and its session claim with it.
+    The offline provider answers in microseconds; the same figure is used so nothing depends on
+    which provider is configured.
+    """
+    retries = int(settings.LLM_MAX_RETRIES)
+    return float(settings.LLM_TIMEOUT_SECONDS) * (retries + 1) + retries * RETRY_WAIT_MAX_SECONDS

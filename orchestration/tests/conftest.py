@@ -1,18 +1,24 @@
+from collections.abc import Callable
+
 import pytest
 
 from orchestration.llm.fake_server import FakeLlmServer
 from orchestration.llm.openai_provider import OpenAIGateway
 
+REFERER = "https://pantheon.test"
+TITLE = "Pantheon tests"
+
 
 @pytest.fixture(scope="session")
 def fake_llm_server():
+    """One fake OpenAI-compatible server for the whole run (reset by ``fake_llm`` per test)."""
     with FakeLlmServer() as server:
         yield server
 
 
 @pytest.fixture
 def fake_llm(fake_llm_server, settings):
-    """The fake OpenAI-compatible server, with the app's settings pointed at it (real openai client)."""
+    """The fake server with an empty script, and the app's settings pointed at it (real openai client)."""
     fake_llm_server.reset()
     fake_llm_server.set_latency(0)
     settings.LLM_PROVIDER = "openai"
@@ -24,12 +30,21 @@ def fake_llm(fake_llm_server, settings):
     fake_llm_server.reset()
 
 
-def gateway_for(server: FakeLlmServer, *, timeout: float = 2.0, max_retries: int = 0) -> OpenAIGateway:
-    return OpenAIGateway(
-        base_url=server.base_url,
-        api_key="test-key",
-        timeout=timeout,
-        max_retries=max_retries,
-        referer="https://pantheon.test",
-        title="Pantheon tests",
-    )
+@pytest.fixture
+def openai_gateway_make(fake_llm) -> Callable[..., OpenAIGateway]:
+    """Builds an ``OpenAIGateway`` pointed at the fake server: ``openai_gateway_make(timeout=0.5)``."""
+
+    def make(
+        *, timeout: float = 2.0, max_retries: int = 0, temperature: float | None = None
+    ) -> OpenAIGateway:
+        return OpenAIGateway(
+            base_url=fake_llm.base_url,
+            api_key="test-key",
+            timeout=timeout,
+            max_retries=max_retries,
+            referer=REFERER,
+            title=TITLE,
+            temperature=temperature,
+        )
+
+    return make

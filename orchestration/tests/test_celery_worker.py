@@ -30,10 +30,20 @@ def _database_url() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+def _drop_broker_pools() -> None:
+    """Celery caches its connection and producer pools on first use; after a broker change they must
+    be dropped (as Celery itself does after a fork)."""
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+
+
 @pytest.fixture
 def worker(redis_url, fake_llm):
     """A Celery worker subprocess, and this process's Celery app pointed at the same Redis."""
     saved = (app.conf.task_always_eager, app.conf.broker_url)
+    _drop_broker_pools()  # producer pools made for another broker earlier in the run
     app.conf.task_always_eager = False
     app.conf.broker_url = redis_url
     with app.connection_for_write() as conn:
@@ -76,6 +86,7 @@ def worker(redis_url, fake_llm):
         process.terminate()
         process.wait(timeout=20)
         log.close()
+        _drop_broker_pools()
         app.conf.task_always_eager, app.conf.broker_url = saved
 
 

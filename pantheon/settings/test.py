@@ -48,7 +48,7 @@ else:
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="")
+CELERY_BROKER_URL = "memory://"  # never a real broker by accident; the worker tests set Redis
 LLM_PROVIDER = "offline"
 LLM_TIMEOUT_SECONDS = 5.0
 LLM_MAX_RETRIES = 0

@@ -1,0 +1,99 @@
+"""Which gateway the settings select, and the deadline of one call."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from orchestration.llm.offline import OfflineGateway
+from orchestration.llm.openai_provider import OpenAIGateway
+from orchestration.llm.registry import gateway_call_deadline_seconds, gateway_get
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def openai_settings(settings):
+    settings.LLM_PROVIDER = "openai"
+    settings.LLM_BASE_URL = "http://127.0.0.1:9/v1"
+    settings.LLM_API_KEY = "k"
+    settings.LLM_TIMEOUT_SECONDS = 12.5
+    settings.LLM_MAX_RETRIES = 3
+    settings.LLM_HTTP_REFERER = "https://pantheon.example"
+    settings.LLM_APP_TITLE = "Pantheon staging"
+    return settings
+
+
+def gateway_in_a_fresh_process(**environ: str) -> str:
+    """The class and base URL ``gateway_get()`` returns under the base settings and only ``environ``."""
+    if (ROOT / ".env").exists():
+        pytest.skip("a local .env would leak into the bare environment")
+    script = (
+        "import django; django.setup()\n"
+        "from orchestration.llm.registry import gateway_get\n"
+        "g = gateway_get(); print(type(g).__name__, getattr(getattr(g, 'client', None), 'base_url', '-'))"
+    )
+    bare = {"PATH": os.environ["PATH"]}
+    env = {**bare, "DJANGO_SETTINGS_MODULE": "pantheon.settings.base", **environ}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_offline_is_the_default_with_no_environment():
+    assert gateway_in_a_fresh_process() == "OfflineGateway -"
+
+
+def test_openrouter_key_alone_selects_openai_against_openrouter():
+    answer = gateway_in_a_fresh_process(OPENROUTER_API_KEY="sk-or-test")
+    assert answer == "OpenAIGateway https://openrouter.ai/api/v1/"
+
+
+def test_test_settings_use_the_offline_gateway():
+    assert isinstance(gateway_get(), OfflineGateway)
+
+
+def test_openai_when_configured_with_timeout_retries_and_attribution(openai_settings):
+    gateway = gateway_get()
+    assert isinstance(gateway, OpenAIGateway)
+    assert str(gateway.client.base_url) == "http://127.0.0.1:9/v1/"
+    assert gateway.client.timeout == 12.5
+    assert gateway.client.max_retries == 3
+    assert gateway.client.default_headers["HTTP-Referer"] == "https://pantheon.example"
+    assert gateway.client.default_headers["X-Title"] == "Pantheon staging"
+
+
+def test_one_gateway_per_configuration(openai_settings):
+    first = gateway_get()
+    assert gateway_get() is first
+    openai_settings.LLM_TIMEOUT_SECONDS = 3.0
+    assert gateway_get() is not first and gateway_get().client.timeout == 3.0
+
+
+@pytest.mark.parametrize(
+    ("base_url", "api_key", "missing"), [("", "k", "LLM_BASE_URL"), ("http://x/v1", "", "LLM_API_KEY")]
+)
+def test_incomplete_openai_configuration_fails_loudly(openai_settings, base_url, api_key, missing):
+    openai_settings.LLM_BASE_URL, openai_settings.LLM_API_KEY = base_url, api_key
+    with pytest.raises(ImproperlyConfigured, match=missing):
+        gateway_get()
+
+
+def test_unknown_provider_fails_loudly(settings):
+    settings.LLM_PROVIDER = "openia"
+    with pytest.raises(ImproperlyConfigured, match="openia"):
+        gateway_get()
+
+
+@pytest.mark.parametrize(
+    ("timeout", "retries", "deadline"),
+    [(30.0, 1, 62.0), (10.0, 2, 34.0), (5.0, 0, 5.0)],
+)
+def test_call_deadline_is_every_attempt_plus_capped_waits(settings, timeout, retries, deadline):
+    settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = timeout, retries
+    assert gateway_call_deadline_seconds() == deadline
