@@ -24,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/pantheon_bench"
+DEFAULT_BROKER = "redis://127.0.0.1:6379/14"
 
 
 def _database_ensure(url: str) -> None:
@@ -37,6 +38,14 @@ def _database_ensure(url: str) -> None:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [cfg["NAME"]]).fetchone()
         if not exists:
             conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
+
+
+def _queue_purge(broker_url: str) -> None:
+    """Drop the summary tasks the run queued (no worker consumes them here)."""
+    from kombu import Connection
+
+    with Connection(broker_url, connect_timeout=2) as conn:
+        conn.default_channel.queue_purge("celery")
 
 
 def _free_port() -> int:
@@ -151,7 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         "LLM_MAX_RETRIES": "0",
         "API_THROTTLE_USER": "100000/min",
         "API_THROTTLE_TURNS": "100000/min",
-        "CELERY_BROKER_URL": "",
+        # As in production, summaries are queued for a worker (none runs here), not run in the request.
+        "CELERY_BROKER_URL": os.environ.get("BENCH_BROKER_URL", DEFAULT_BROKER),
+        "CELERY_TASK_ALWAYS_EAGER": "false",
         "REDIS_URL": "",
         "LOG_LEVEL": "WARNING",
     }
@@ -237,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
         server.terminate()
         server.wait(timeout=10)
         fake.stop()
+        _queue_purge(env["CELERY_BROKER_URL"])
 
     report = {"latency_ms": args.latency_ms, "turns_per_length": args.turns, "results": results}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -293,7 +293,9 @@ class _BoundedRetryOpenAI(openai.OpenAI):
             return False
         return super()._should_retry(response)
 
-    def _calculate_retry_timeout(self, remaining_retries, options, response_headers=None) -> float:
+    def _calculate_retry_timeout(
+        self, remaining_retries: int, options: Any, response_headers: httpx2.Headers | None = None
+    ) -> float:
         wait = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
         return min(wait, RETRY_WAIT_MAX_SECONDS)
 
