@@ -123,6 +123,13 @@ class LlmCallEvent(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
+    class Reconciliation(models.TextChoices):
+        PENDING = "pending"
+        MATCHED = "matched"
+        DRIFT = "drift", "drift beyond tolerance"
+        MISSING = "missing", "unknown to the provider"
+        NOT_APPLICABLE = "not_applicable", "nothing to reconcile"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     user = models.ForeignKey(
@@ -153,6 +160,12 @@ class LlmCallEvent(models.Model):
     orphaned = models.BooleanField(
         default=False, help_text="The call was made but its turn could not be written."
     )
+    # Reconciliation with the provider's own record of the generation (usage.services.reconciliation).
+    reconciliation = models.CharField(
+        max_length=20, choices=Reconciliation.choices, default=Reconciliation.PENDING, db_index=True
+    )
+    provider_final_cost_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    reconciled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -164,3 +177,32 @@ class LlmCallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} {self.model_alias} {self.cost_usd} USD"
+
+
+class UsageDailyRollup(models.Model):
+    """Per day, user and model: what was called and what it cost (rebuilt by reconciliation)."""
+
+    day = models.DateField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_rollups")
+    model_alias = models.CharField(max_length=64)
+    events = models.PositiveIntegerField(default=0)
+    failed_events = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    billable_cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    credits_burned = models.DecimalField(**CREDITS, default=Decimal("0"))
+    provider_cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    drift_events = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "model_alias"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "user", "model_alias"], name="one_rollup_per_day_user_model"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.user_id} {self.model_alias}: {self.cost_usd} USD"

@@ -180,6 +180,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestration.tasks.summaries_due_sweep",
         "schedule": env.int("SUMMARY_SWEEP_INTERVAL_SECONDS", default=300),
     },
+    "usage-reconcile": {
+        "task": "usage.tasks.usage_reconcile",
+        "schedule": env.int("RECONCILE_INTERVAL_SECONDS", default=3600),
+    },
 }
 
 # --- Accounts and credits ----------------------------------------------------------------------
@@ -206,6 +210,12 @@ LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=1)
 LLM_HTTP_REFERER = env("LLM_HTTP_REFERER", default="https://pantheon.local")
 LLM_APP_TITLE = env("LLM_APP_TITLE", default="Pantheon")
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.7)
+
+# --- Reconciliation ---------------------------------------------------------------------------
+RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=3600)
+RECONCILE_LOOKBACK_HOURS = env.int("RECONCILE_LOOKBACK_HOURS", default=48)
+RECONCILE_DRIFT_TOLERANCE_RATIO = Decimal(env.str("RECONCILE_DRIFT_TOLERANCE_RATIO", default="0.05"))
+RECONCILE_DRIFT_TOLERANCE_USD = Decimal(env.str("RECONCILE_DRIFT_TOLERANCE_USD", default="0.000001"))
 
 # --- Turns -------------------------------------------------------------------------------------
 ORCHESTRATOR_MANAGER_MODEL_ALIAS = env("ORCHESTRATOR_MANAGER_MODEL_ALIAS", default="deepseek")

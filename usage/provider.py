@@ -1,0 +1,39 @@
+"""The provider's own record of a generation (OpenRouter's ``GET /generation?id=…``)."""
+
+import json
+import logging
+import urllib.error
+import urllib.parse
+import urllib.request
+from decimal import Decimal
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+
+class GenerationLookupError(Exception):
+    """The provider could not be asked (network, 5xx, bad body): try again later."""
+
+
+def provider_lookup_configured() -> bool:
+    return settings.LLM_PROVIDER == "openai" and bool(settings.LLM_BASE_URL and settings.LLM_API_KEY)
+
+
+def generation_cost_get(*, generation_id: str, timeout: float | None = None) -> Decimal | None:
+    """The final ``total_cost`` the provider reports for a generation, or None if it knows none."""
+    url = settings.LLM_BASE_URL.rstrip("/") + "/generation?" + urllib.parse.urlencode({"id": generation_id})
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {settings.LLM_API_KEY}"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout or settings.LLM_TIMEOUT_SECONDS) as response:  # noqa: S310
+            body = json.loads(response.read(), parse_float=Decimal)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return None
+        raise GenerationLookupError(f"HTTP {exc.code}") from exc
+    except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+        raise GenerationLookupError(type(exc).__name__) from exc
+    cost = (body.get("data") or {}).get("total_cost") if isinstance(body, dict) else None
+    if cost is None:
+        return None
+    return Decimal(str(cost))

@@ -1,0 +1,154 @@
+"""Reconciliation: compare recorded usage with what the provider reports, fill in what is missing,
+flag drift beyond a tolerance, and keep the daily rollups per user and model."""
+
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
+from django.utils import timezone
+
+from usage.models import LlmCallEvent, UsageDailyRollup
+from usage.provider import GenerationLookupError, generation_cost_get, provider_lookup_configured
+
+logger = logging.getLogger(__name__)
+ZERO = Decimal(0)
+R = LlmCallEvent.Reconciliation
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0
+    matched: int = 0
+    drift: int = 0
+    missing: int = 0
+    not_applicable: int = 0
+    unavailable: int = 0
+    rollup_rows: int = 0
+
+
+def cost_drifts(*, ours: Decimal, theirs: Decimal) -> bool:
+    """Drift when the difference is beyond both the absolute and the relative tolerance."""
+    difference = abs(ours - theirs)
+    if difference <= settings.RECONCILE_DRIFT_TOLERANCE_USD:
+        return False
+    return difference > settings.RECONCILE_DRIFT_TOLERANCE_RATIO * max(abs(ours), abs(theirs))
+
+
+def usage_reconcile(*, since: datetime | None = None, limit: int = 2000) -> ReconcileReport:
+    """Reconcile pending events since ``since`` (default: the lookback window), then rebuild the
+    rollups of the days touched. Safe to run again: settled events are not asked about twice."""
+    since = since or timezone.now() - timedelta(hours=settings.RECONCILE_LOOKBACK_HOURS)
+    report = ReconcileReport()
+    pending = LlmCallEvent.objects.filter(reconciliation=R.PENDING, created_at__gte=since).order_by(
+        "created_at"
+    )
+
+    # Nothing to ask the provider about: no generation id, or made by the offline provider.
+    report.not_applicable = pending.filter(
+        Q(provider_generation_id="") | Q(provider_generation_id__startswith="offline-")
+    ).update(reconciliation=R.NOT_APPLICABLE, reconciled_at=timezone.now())
+
+    lookup = provider_lookup_configured()
+    for event in pending.exclude(provider_generation_id="")[:limit]:
+        report.checked += 1
+        if not lookup:
+            report.unavailable += 1
+            continue
+        try:
+            final = generation_cost_get(generation_id=event.provider_generation_id)
+        except GenerationLookupError as exc:
+            logger.warning("reconciliation: provider lookup failed (%s); will retry next run", exc)
+            report.unavailable += 1
+            break  # the provider is not answering: stop this run, keep the rest pending
+        _event_settle(event=event, final=final, report=report)
+
+    days = set(_days_since(since))
+    report.rollup_rows = usage_rollups_rebuild(days=days)
+    logger.info(
+        "reconciliation checked=%s matched=%s drift=%s missing=%s n/a=%s unavailable=%s rollups=%s",
+        report.checked,
+        report.matched,
+        report.drift,
+        report.missing,
+        report.not_applicable,
+        report.unavailable,
+        report.rollup_rows,
+    )
+    return report
+
+
+def _event_settle(*, event: LlmCallEvent, final: Decimal | None, report: ReconcileReport) -> None:
+    if final is None:
+        status = R.MISSING
+        report.missing += 1
+        logger.warning("reconciliation: generation %s unknown to the provider", event.provider_generation_id)
+    elif cost_drifts(ours=event.cost_usd, theirs=final):
+        status = R.DRIFT
+        report.drift += 1
+        logger.warning(
+            "reconciliation: drift on %s (%s): ours %s USD, provider %s USD",
+            event.provider_generation_id,
+            event.model_alias,
+            event.cost_usd,
+            final,
+        )
+    else:
+        status = R.MATCHED
+        report.matched += 1
+    update = {"reconciliation": status, "provider_final_cost_usd": final, "reconciled_at": timezone.now()}
+    if event.provider_cost_usd is None and final is not None:
+        update["provider_cost_usd"] = final  # fill in what the call's response did not carry
+    LlmCallEvent.objects.filter(pk=event.pk).update(**update)
+
+
+def _days_since(since: datetime) -> list[date]:
+    first, last = timezone.localdate(since), timezone.localdate()
+    return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+@transaction.atomic
+def usage_rollups_rebuild(*, days: set[date]) -> int:
+    """Recompute the rollups of ``days`` from the events (idempotent)."""
+    if not days:
+        return 0
+    rows = (
+        LlmCallEvent.objects.annotate(day=TruncDate("created_at"))
+        .filter(day__in=days)
+        .values("day", "user_id", "model_alias")
+        .annotate(
+            n=Count("id"),
+            failed=Count("id", filter=Q(status=LlmCallEvent.Status.FAILED)),
+            tin=Coalesce(Sum("input_tokens"), 0),
+            tout=Coalesce(Sum("output_tokens"), 0),
+            cost=Coalesce(Sum("cost_usd"), ZERO),
+            billable=Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
+            credits=Coalesce(Sum("credits_burned"), ZERO),
+            provider=Coalesce(Sum("provider_cost_usd"), ZERO),
+            drift=Count("id", filter=Q(reconciliation=R.DRIFT)),
+        )
+    )
+    UsageDailyRollup.objects.filter(day__in=days).delete()
+    rollups = [
+        UsageDailyRollup(
+            day=r["day"],
+            user_id=r["user_id"],
+            model_alias=r["model_alias"],
+            events=r["n"],
+            failed_events=r["failed"],
+            input_tokens=r["tin"],
+            output_tokens=r["tout"],
+            cost_usd=r["cost"],
+            billable_cost_usd=r["billable"],
+            credits_burned=r["credits"],
+            provider_cost_usd=r["provider"],
+            drift_events=r["drift"],
+        )
+        for r in rows
+    ]
+    UsageDailyRollup.objects.bulk_create(rollups)
+    return len(rollups)
