@@ -97,3 +97,13 @@ def test_unknown_provider_fails_loudly(settings):
 def test_call_deadline_is_every_attempt_plus_capped_waits(settings, timeout, retries, deadline):
     settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = timeout, retries
     assert gateway_call_deadline_seconds() == deadline
+
+
+def test_system_check_reports_an_incomplete_provider_configuration(settings):
+    from orchestration.checks import llm_provider_configured
+
+    settings.LLM_PROVIDER, settings.LLM_BASE_URL, settings.LLM_API_KEY = "openai", "", ""
+    [error] = llm_provider_configured()
+    assert error.id == "pantheon.E001" and "LLM_BASE_URL" in error.msg
+    settings.LLM_PROVIDER = "offline"
+    assert llm_provider_configured() == []
