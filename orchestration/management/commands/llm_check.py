@@ -1,0 +1,102 @@
+"""Check the configured LLM provider: one small call per purpose, with timing, tokens and cost."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from orchestration.llm.gateway import ChatMessage, LlmCallError, LlmRequest
+from orchestration.llm.registry import gateway_get
+from orchestration.modes import routing_decision_parse, routing_prompt_build
+from orchestration.summaries import SummaryDraft
+from rooms.models import Agent
+from usage.metering import charge_compute
+from usage.pricing import priced_models_get
+
+
+class Command(BaseCommand):
+    help = "Call the configured LLM provider once per purpose (reply, routing JSON, summary JSON)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--models",
+            default=settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS,
+            help="comma-separated catalog aliases to check (default: the manager model)",
+        )
+
+    def handle(self, *args, models: str, **options):
+        gateway = gateway_get()
+        aliases = [a.strip() for a in models.split(",") if a.strip()]
+        priced = priced_models_get(aliases=set(aliases))
+        self.stdout.write(f"provider: {settings.LLM_PROVIDER} {settings.LLM_BASE_URL or '(built-in)'}")
+        failures = 0
+        agents = [
+            Agent(agent_key="alpha", name="Alpha", position=0),
+            Agent(agent_key="beta", name="Beta", position=1),
+        ]
+        for alias in aliases:
+            model = priced.get(alias)
+            if model is None:
+                self.stdout.write(self.style.ERROR(f"FAIL {alias}: not an active catalog model"))
+                failures += 1
+                continue
+            checks = [
+                ("reply", (ChatMessage("user", "Reply with the single word: ready."),), False, None),
+                (
+                    "routing",
+                    routing_prompt_build(agents=agents, user_input="@beta please"),
+                    True,
+                    lambda raw: not routing_decision_parse(raw=raw, agents=agents).used_fallback,
+                ),
+                (
+                    "summary",
+                    (
+                        ChatMessage("system", 'Answer with strict JSON {"summary_text": "..."}.'),
+                        ChatMessage("user", "Alice and Bob agreed to meet on Monday."),
+                    ),
+                    True,
+                    lambda raw: bool(SummaryDraft.model_validate_json(raw)),
+                ),
+            ]
+            for purpose, messages, json_mode, validate in checks:
+                request = LlmRequest(
+                    model_alias=alias,
+                    provider_model=model.provider_model,
+                    messages=messages,
+                    max_output_tokens=128,
+                    purpose="agent_reply" if purpose == "reply" else purpose,
+                    json_mode=json_mode,
+                )
+                try:
+                    response = gateway.complete(request)
+                    valid = validate(response.content) if validate else True
+                except LlmCallError as exc:
+                    self.stdout.write(self.style.ERROR(f"FAIL {alias} {purpose}: {exc.code} {exc.message}"))
+                    failures += 1
+                    continue
+                except ValueError as exc:
+                    self.stdout.write(
+                        self.style.ERROR(f"FAIL {alias} {purpose}: invalid JSON ({type(exc).__name__})")
+                    )
+                    failures += 1
+                    continue
+                cost = charge_compute(
+                    input_tokens=response.input_tokens,
+                    output_tokens=response.output_tokens,
+                    price=model.price,
+                    credits_per_usd=settings.CREDITS_PER_USD,
+                ).cost_usd
+                provider_cost = "-" if response.provider_cost_usd is None else response.provider_cost_usd
+                estimated = " (estimated)" if response.tokens_estimated else ""
+                line = (
+                    f"{alias} {purpose}: {response.latency_ms} ms, "
+                    f"{response.input_tokens}+{response.output_tokens} tokens{estimated}, {cost} USD"
+                    f" (provider: {provider_cost})"
+                )
+                if valid:
+                    self.stdout.write(self.style.SUCCESS("PASS ") + line)
+                else:
+                    self.stdout.write(
+                        self.style.ERROR("FAIL ") + line + " — answer not usable, fallback needed"
+                    )
+                    failures += 1
+        if failures:
+            raise CommandError(f"{failures} provider check(s) failed")

@@ -1,0 +1,65 @@
+"""Staging commands: the smoke run against a live server, and the provider check."""
+
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from orchestration.llm.fake_server import Step
+from rooms.models import Room
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_smoke_check_passes_against_a_live_server(live_server):
+    out = StringIO()
+    call_command("smoke_check", "--base-url", live_server.url, "--summary-wait", "10", stdout=out)
+    report = out.getvalue()
+    for step in (
+        "health",
+        "auth",
+        "room and agents",
+        "session",
+        "turn: manual",
+        "turn: roundtable",
+        "turn: orchestrator",
+        "summary trigger",
+        "usage",
+        "cleanup",
+    ):
+        assert f"PASS {step}" in report, report
+    assert "summary through turn 8 present" in report
+    assert not Room.objects.live().exists()  # cleaned up
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_smoke_check_fails_loudly(live_server, settings):
+    settings.REGISTRATION_OPEN = False
+    out = StringIO()
+    with pytest.raises(CommandError, match="auth"):
+        call_command("smoke_check", "--base-url", live_server.url, stdout=out)
+    assert "FAIL auth" in out.getvalue() and "PASS health" in out.getvalue()
+
+
+def test_smoke_check_reports_an_unreachable_server():
+    with pytest.raises(CommandError, match="health"):
+        call_command("smoke_check", "--base-url", "http://127.0.0.1:9", "--timeout", "1", stdout=StringIO())
+
+
+@pytest.mark.django_db
+def test_llm_check_passes_on_the_fake_provider(fake_llm):
+    out = StringIO()
+    call_command("llm_check", "--models", "deepseek,qwen", stdout=out)
+    report = out.getvalue()
+    assert report.count("PASS") == 6 and "deepseek routing" in report and "qwen summary" in report
+    assert len(fake_llm.requests) == 6
+
+
+@pytest.mark.django_db
+def test_llm_check_fails_on_provider_errors_and_unknown_models(fake_llm):
+    fake_llm.enqueue(Step(status=401))
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("llm_check", "--models", "deepseek,nosuchmodel", stdout=out)
+    assert "FAIL deepseek reply: provider_auth_error" in out.getvalue()
+    assert "FAIL nosuchmodel: not an active catalog model" in out.getvalue()
