@@ -1,8 +1,23 @@
+import csv
+import itertools
+
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.core.exceptions import ValidationError
+from django.http import StreamingHttpResponse
+from django.urls import path
 
-from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent, LlmModel, ModelPrice, PricingVersion
+from usage.admin_review import review_daily_chart, review_totals
+from usage.models import (
+    CreditAccount,
+    CreditLedgerEntry,
+    LlmCallEvent,
+    LlmModel,
+    ModelPrice,
+    PricingVersion,
+    UsageDailyRollup,
+)
 from usage.services.accounts import credit_account_open
 
 
@@ -65,8 +80,47 @@ class CreditLedgerEntryAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
 
 
+class ValueFilter(admin.SimpleListFilter):
+    """Filter on an exact value typed into the query string (``?room=<uuid>``), listing the values
+    present in the current results so an admin can click one."""
+
+    field: str = ""
+
+    def lookups(self, request, model_admin):
+        values = (
+            model_admin.get_queryset(request)
+            .exclude(**{f"{self.field}__isnull": True})
+            .values_list(self.field, flat=True)
+            .distinct()[:15]
+        )
+        return [(str(v), str(v)) for v in values]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        try:
+            return queryset.filter(**{self.field: value})
+        except (ValueError, ValidationError):
+            return queryset.none()
+
+
+class RoomFilter(ValueFilter):
+    title = "room"
+    parameter_name = "room"
+    field = "room_id"
+
+
+class SessionFilter(ValueFilter):
+    title = "session"
+    parameter_name = "session"
+    field = "session_id"
+
+
 @admin.register(LlmCallEvent)
 class LlmCallEventAdmin(ReadOnlyAdmin):
+    """Usage and cost review: filter, read the totals and the daily chart, export what you see."""
+
     list_display = [
         "created_at",
         "user",
@@ -79,19 +133,117 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         "credits_burned",
         "billable",
         "status",
+        "reconciliation",
         "orphaned",
     ]
     list_filter = [
+        "created_at",
+        ("user", admin.RelatedOnlyFieldListFilter),
+        RoomFilter,
+        SessionFilter,
+        "model_alias",
         "purpose",
         "billable",
         "status",
+        "reconciliation",
         "orphaned",
         "tokens_estimated",
-        "model_alias",
-        "created_at",
     ]
-    search_fields = ["user__username", "provider_generation_id", "turn_id", "session_id", "room_id"]
+    search_fields = ["user__username", "provider_generation_id", "=turn_id", "=session_id", "=room_id"]
     date_hierarchy = "created_at"
+    list_select_related = ["user"]
+    actions = ["export_selected_csv"]
+
+    def get_urls(self):
+        export = path(
+            "export.csv",
+            self.admin_site.admin_view(self.export_filtered_csv),
+            name="usage_llmcallevent_export",
+        )
+        return [export, *super().get_urls()]
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context=extra_context)
+        changelist = (
+            getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
+        )
+        if changelist is not None:
+            filtered = changelist.queryset.order_by()
+            response.context_data["usage_totals"] = review_totals(filtered)
+            response.context_data["usage_chart"] = review_daily_chart(filtered)
+        return response
+
+    def export_filtered_csv(self, request):
+        queryset = self.get_changelist_instance(request).get_queryset(request)
+        return self._csv(queryset, "llm-usage.csv")
+
+    @admin.action(description="Export selected events as CSV")
+    def export_selected_csv(self, request, queryset):
+        return self._csv(queryset, "llm-usage-selected.csv")
+
+    def _csv(self, queryset, filename: str) -> StreamingHttpResponse:
+        fields = [
+            "id",
+            "created_at",
+            "user_id",
+            "room_id",
+            "session_id",
+            "turn_id",
+            "agent_key",
+            "purpose",
+            "model_alias",
+            "provider_model",
+            "provider_generation_id",
+            "input_tokens",
+            "output_tokens",
+            "tokens_estimated",
+            "oe_tokens",
+            "cost_usd",
+            "credits_burned",
+            "provider_cost_usd",
+            "provider_final_cost_usd",
+            "pricing_version_id",
+            "billable",
+            "status",
+            "error_code",
+            "latency_ms",
+            "orphaned",
+            "reconciliation",
+        ]
+
+        class Echo:
+            def write(self, value):
+                return value
+
+        writer = csv.writer(Echo())
+        rows = (
+            writer.writerow(row) for row in queryset.order_by("created_at").values_list(*fields).iterator()
+        )
+        response = StreamingHttpResponse(
+            itertools.chain([writer.writerow(fields)], rows), content_type="text/csv; charset=utf-8"
+        )
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+
+
+@admin.register(UsageDailyRollup)
+class UsageDailyRollupAdmin(ReadOnlyAdmin):
+    list_display = [
+        "day",
+        "user",
+        "model_alias",
+        "events",
+        "failed_events",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "billable_cost_usd",
+        "credits_burned",
+        "provider_cost_usd",
+        "drift_events",
+    ]
+    list_filter = ["day", "model_alias", ("user", admin.RelatedOnlyFieldListFilter)]
+    date_hierarchy = "day"
     list_select_related = ["user"]
 
 

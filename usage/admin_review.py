@@ -1,0 +1,73 @@
+"""What the usage review page shows above the event list: totals and daily cost per model."""
+
+from collections import defaultdict
+from decimal import Decimal
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncDate
+
+ZERO = Decimal(0)
+PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
+CHART_DAYS = 31
+
+
+def review_totals(queryset: QuerySet) -> dict:
+    totals = queryset.aggregate(
+        t_events=Count("id"),
+        t_failed=Count("id", filter=Q(status="failed")),
+        t_input=Coalesce(Sum("input_tokens"), 0),
+        t_output=Coalesce(Sum("output_tokens"), 0),
+        t_oe=Coalesce(Sum("oe_tokens"), 0),
+        t_cost=Coalesce(Sum("cost_usd"), ZERO),
+        t_billable=Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
+        t_credits=Coalesce(Sum("credits_burned"), ZERO),
+        t_provider=Coalesce(Sum("provider_cost_usd"), ZERO),
+    )
+    return {key.removeprefix("t_"): value for key, value in totals.items()}
+
+
+def review_daily_chart(queryset: QuerySet, *, width: int = 900, height: int = 220) -> dict:
+    """Stacked bars of cost per day and model for the newest ``CHART_DAYS`` days of the filter."""
+    rows = list(
+        queryset.annotate(day=TruncDate("created_at"))
+        .values("day", "model_alias")
+        .annotate(cost=Coalesce(Sum("cost_usd"), ZERO))
+        .order_by("-day")
+    )
+    days = sorted({r["day"] for r in rows})[-CHART_DAYS:]
+    models = sorted({r["model_alias"] for r in rows if r["day"] in days})
+    colors = {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(models)}
+    per_day: dict = defaultdict(dict)
+    for r in rows:
+        if r["day"] in days:
+            per_day[r["day"]][r["model_alias"]] = r["cost"]
+    peak = max((sum(v.values(), ZERO) for v in per_day.values()), default=ZERO) or Decimal(1)
+    bar = width / max(len(days), 1)
+    bars = []
+    for i, day in enumerate(days):
+        y = float(height)
+        for model in models:
+            cost = per_day[day].get(model, ZERO)
+            if not cost:
+                continue
+            h = float(cost / peak) * (height - 20)
+            y -= h
+            bars.append(
+                {
+                    "x": round(i * bar + 2, 1),
+                    "y": round(y, 1),
+                    "w": round(max(bar - 4, 1), 1),
+                    "h": round(h, 1),
+                    "color": colors[model],
+                    "title": f"{day} {model}: {cost.normalize()} USD",
+                }
+            )
+    return {
+        "width": width,
+        "height": height,
+        "bars": bars,
+        "legend": [{"model": m, "color": c} for m, c in colors.items()],
+        "first_day": days[0] if days else None,
+        "last_day": days[-1] if days else None,
+        "peak": peak.normalize() if rows else ZERO,
+    }
