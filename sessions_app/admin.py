@@ -5,7 +5,17 @@ from sessions_app.models import ChatSession, Message, SessionSummary, Turn, Turn
 from usage.models import LlmCallEvent
 
 
-class TurnInline(admin.TabularInline):
+class ReadOnlyInline(admin.TabularInline):
+    """Turns, messages and audits are written by the turn engine only."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class TurnInline(ReadOnlyInline):
     model = Turn
     extra = 0
     fields = ["turn_index", "mode", "status", "user_input", "created_at"]
@@ -25,7 +35,7 @@ class ChatSessionAdmin(admin.ModelAdmin):
     inlines = [TurnInline]
 
 
-class MessageInline(admin.TabularInline):
+class MessageInline(ReadOnlyInline):
     model = Message
     extra = 0
     fields = ["order", "role", "agent_key", "model_alias", "content"]
@@ -34,7 +44,7 @@ class MessageInline(admin.TabularInline):
     ordering = ["order"]
 
 
-class AuditInline(admin.TabularInline):
+class AuditInline(ReadOnlyInline):
     model = TurnContextAudit
     extra = 0
     fields = [

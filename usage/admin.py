@@ -90,6 +90,7 @@ class ValueFilter(admin.SimpleListFilter):
         values = (
             model_admin.get_queryset(request)
             .exclude(**{f"{self.field}__isnull": True})
+            .order_by(self.field)  # the model's default ordering would defeat DISTINCT
             .values_list(self.field, flat=True)
             .distinct()[:15]
         )

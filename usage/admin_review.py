@@ -42,7 +42,7 @@ def review_daily_chart(queryset: QuerySet, *, width: int = 900, height: int = 22
         if r["day"] in days:
             per_day[r["day"]][r["model_alias"]] = r["cost"]
     peak = max((sum(v.values(), ZERO) for v in per_day.values()), default=ZERO) or Decimal(1)
-    bar = width / max(len(days), 1)
+    bar = min(width / max(len(days), 1), 48)
     bars = []
     for i, day in enumerate(days):
         y = float(height)
