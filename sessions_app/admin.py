@@ -17,11 +17,9 @@ class ReadOnlyInline(admin.TabularInline):
 
 class TurnInline(ReadOnlyInline):
     model = Turn
-    extra = 0
     fields = ["turn_index", "mode", "status", "user_input", "created_at"]
     readonly_fields = fields
     show_change_link = True
-    can_delete = False
     ordering = ["turn_index"]
 
 
@@ -37,16 +35,13 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
 class MessageInline(ReadOnlyInline):
     model = Message
-    extra = 0
     fields = ["order", "role", "agent_key", "model_alias", "content"]
     readonly_fields = fields
-    can_delete = False
     ordering = ["order"]
 
 
 class AuditInline(ReadOnlyInline):
     model = TurnContextAudit
-    extra = 0
     fields = [
         "agent_key",
         "model_alias",
@@ -59,7 +54,6 @@ class AuditInline(ReadOnlyInline):
         "summary_triggered",
     ]
     readonly_fields = fields
-    can_delete = False
 
 
 @admin.register(Turn)
