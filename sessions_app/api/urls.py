@@ -5,27 +5,27 @@ from sessions_app.api.views import SessionDetailViewSet, SessionViewSet, TurnVie
 urlpatterns = [
     path(
         "rooms/<uuid:room_id>/sessions",
-        SessionViewSet.as_view({"get": "list", "post": "create"}),
+        SessionViewSet.as_view({"get": "list", "post": "create"}, name="Sessions"),
         name="session-list",
     ),
     path(
         "rooms/<uuid:room_id>/sessions/<uuid:session_id>",
-        SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+        SessionViewSet.as_view({"get": "retrieve", "delete": "destroy"}, name="Session"),
         name="session-detail",
     ),
     path(
         "sessions/<uuid:session_id>/turns",
-        TurnViewSet.as_view({"get": "list", "post": "create"}),
+        TurnViewSet.as_view({"get": "list", "post": "create"}, name="Turns"),
         name="turn-list",
     ),
     path(
         "sessions/<uuid:session_id>/summaries",
-        SessionDetailViewSet.as_view({"get": "summaries"}),
+        SessionDetailViewSet.as_view({"get": "summaries"}, name="Summaries"),
         name="session-summaries",
     ),
     path(
         "sessions/<uuid:session_id>/usage",
-        SessionDetailViewSet.as_view({"get": "usage"}),
+        SessionDetailViewSet.as_view({"get": "usage"}, name="Usage"),
         name="session-usage",
     ),
 ]

@@ -60,6 +60,12 @@ class TurnViewSet(OwnedViewSet):
 
     serializer_class = s.TurnSerializer
 
+    def get_serializer_class(self):
+        # The browsable API's form (and OPTIONS) for POST shows what a client sends.
+        if self.request is not None and self.request.method == "POST":
+            return s.TurnCreateSerializer
+        return s.TurnSerializer
+
     def get_throttles(self):
         if self.action == "create":
             self.throttle_scope = "turns"
@@ -71,7 +77,7 @@ class TurnViewSet(OwnedViewSet):
 
     def list(self, request: Request, session_id=None) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+        return self.get_paginated_response(s.TurnSerializer(page, many=True).data)
 
     @extend_schema(
         request=s.TurnCreateSerializer,
