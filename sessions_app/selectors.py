@@ -5,6 +5,7 @@ import uuid
 from django.db.models import Prefetch, QuerySet
 
 from pantheon.api.exceptions import NotFound
+from rooms.models import Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 
 
@@ -42,8 +43,6 @@ def summary_list(*, session: ChatSession) -> QuerySet[SessionSummary]:
 
 def room_get_for_sessions(*, user, room_id) -> None:
     """404 unless the room is live and the user's."""
-    from rooms.models import Room
-
     try:
         if not Room.objects.live().filter(owner=user, pk=room_id).exists():
             raise NotFound()

@@ -367,10 +367,10 @@ def _calls_run(
             run.replies.append((agent, reply.strip(), model.alias))
 
 
-def _audit_build(*, session, agent: Agent, plan: ContextPlan, turn_id=None) -> TurnContextAudit:
+def _audit_build(*, session, agent: Agent, plan: ContextPlan) -> TurnContextAudit:
+    """The audit of one agent call; its turn is set when the turn is written (never, if rejected)."""
     return TurnContextAudit(
         session_id=session.pk,
-        turn_id=turn_id,
         agent_key=agent.agent_key,
         model_alias=agent.model_alias,
         context_window=plan.budget.context_window,
@@ -452,7 +452,6 @@ def _turn_write(
         due = locked.summary_due_through
         if turn.summary_triggered:
             due = max(due or 0, index)
-        if turn.summary_triggered:
             transaction.on_commit(partial(summary_enqueue, session_id=session.pk, through_index=index))
         ChatSession.objects.filter(pk=session.pk).update(
             last_turn_index=index,
