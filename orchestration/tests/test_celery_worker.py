@@ -42,6 +42,7 @@ def _drop_broker_pools() -> None:
 @pytest.fixture
 def worker(redis_url, fake_llm):
     """A Celery worker subprocess, and this process's Celery app pointed at the same Redis."""
+    database_url = _database_url()  # may skip: before anything below is changed
     saved = (app.conf.task_always_eager, app.conf.broker_url)
     _drop_broker_pools()  # producer pools made for another broker earlier in the run
     app.conf.task_always_eager = False
@@ -51,7 +52,7 @@ def worker(redis_url, fake_llm):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "pantheon.settings.base",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": redis_url,
         "REDIS_URL": redis_url,
         "LLM_PROVIDER": "openai",
