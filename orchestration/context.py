@@ -112,9 +112,13 @@ def context_prepare(
     # Turns the loader did not fetch are pruned already: they could not fit in any budget.
     unfetched_tokens = ctx.history_total_tokens - sum(t.tokens for t in fetched)
 
-    def total(kept: list[HistoryTurn]) -> int:
-        anchor_in_history = any(t.turn_index == ctx.anchor_turn_index for t in kept)
-        return fixed + sum(t.tokens for t in kept) + (0 if anchor_in_history else anchor_tokens)
+    def anchor_kept(kept: list[HistoryTurn], start: int = 0) -> bool:
+        # What is kept is always a suffix of the history, and the anchor is the history's oldest
+        # turn: if the anchor is kept, it is the first one.
+        return start < len(kept) and kept[start].turn_index == ctx.anchor_turn_index
+
+    def total(kept: list[HistoryTurn], kept_tokens: int, start: int = 0) -> int:
+        return fixed + kept_tokens + (0 if anchor_kept(kept, start) else anchor_tokens)
 
     anchor_in_all = ctx.anchor_turn_index in fetched_indexes or (
         ctx.anchor_turn_index is not None and ctx.anchor_turn_index > ctx.summary_covers_through
@@ -126,18 +130,22 @@ def context_prepare(
         >= settings.CONTEXT_MANDATORY_SUMMARY_TURN
     )
 
-    kept = fetched
+    kept, kept_tokens = fetched, sum(t.tokens for t in fetched)
     prune_target = int(limit * settings.CONTEXT_PRUNE_TRIGGER_RATIO)
     if tokens_before > prune_target or unfetched_tokens:
         keep_recent = settings.CONTEXT_RECENT_TURNS_TO_KEEP
+        start = 0
         # 1. Drop the oldest turns outside the recent ones until under the prune ratio.
-        while len(kept) > keep_recent and total(kept) > prune_target:
-            kept = kept[1:]
+        while len(kept) - start > keep_recent and total(kept, kept_tokens, start) > prune_target:
+            kept_tokens -= kept[start].tokens
+            start += 1
         # 2. The recent turns are kept when they fit the budget; otherwise they go too, oldest first.
-        while kept and total(kept) > limit:
-            kept = kept[1:]
+        while start < len(kept) and total(kept, kept_tokens, start) > limit:
+            kept_tokens -= kept[start].tokens
+            start += 1
+        kept = kept[start:]
 
-    tokens_after = total(kept)
+    tokens_after = total(kept, kept_tokens)
     pruned_count = ctx.history_total_count - len(kept)
     pruned_through = None
     if pruned_count:
@@ -147,7 +155,7 @@ def context_prepare(
     messages: list[ChatMessage] = [ChatMessage("system", system_prompt)]
     if summary_msg:
         messages.append(ChatMessage("system", summary_msg))
-    if ctx.anchor_text and not any(t.turn_index == ctx.anchor_turn_index for t in kept):
+    if ctx.anchor_text and not anchor_kept(kept):
         messages.append(ChatMessage("user", anchor_message_build(ctx.anchor_text)))
     for t in kept:
         messages.append(ChatMessage("user", t.user_input))
