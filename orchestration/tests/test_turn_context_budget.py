@@ -118,3 +118,20 @@ def test_failed_history_turns_are_not_counted(api_client, session, fake_llm):
     post(api_client, session)
     text = "\n".join(m["content"] for m in fake_llm.requests[-1].messages)
     assert "USER-3:" not in text and "USER-4:" in text
+
+
+def test_queries_per_turn_do_not_grow_with_session_length(api_client, user, fake_llm):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    counts = {}
+    for length in (0, 10, 300):
+        room = RoomFactory(owner=user)
+        AgentFactory(room=room, agent_key="writer", model_alias="deepseek")
+        session = SessionFactory(room=room)
+        if length:
+            add_history(session, length)
+        with CaptureQueriesContext(connection) as queries:
+            assert post(api_client, session, "@writer go").status_code == 201
+        counts[length] = len(queries)
+    assert counts[0] == counts[10] == counts[300], counts
