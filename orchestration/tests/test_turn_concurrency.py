@@ -16,7 +16,7 @@ from usage.models import LlmCallEvent
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def run_simultaneously(count: int, session, token: str, text: str = "@writer hello") -> list:
+def run_simultaneously(count: int, session, token: str, text: str = "@writer hello", headers=None) -> list:
     barrier = threading.Barrier(count)
     responses: list = [None] * count
 
@@ -25,10 +25,9 @@ def run_simultaneously(count: int, session, token: str, text: str = "@writer hel
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         try:
             barrier.wait()
+            body = {"user_input": text if headers else f"{text} {i}", "mode": "manual"}
             responses[i] = client.post(
-                f"/api/v1/sessions/{session.pk}/turns",
-                {"user_input": f"{text} {i}", "mode": "manual"},
-                format="json",
+                f"/api/v1/sessions/{session.pk}/turns", body, format="json", **(headers or {})
             )
         finally:
             connections.close_all()
@@ -102,3 +101,15 @@ def test_expired_claim_is_taken_over(user, session, fake_llm):
     assert response.status_code == 201, response.json()["errors"]
     assert response.json()["turn_index"] == 1
     assert connection.vendor in ("postgresql", "sqlite")
+
+
+def test_simultaneous_requests_with_one_idempotency_key_run_the_turn_once(user, session, fake_llm):
+    fake_llm.set_latency(100)
+    token = Token.objects.create(user=user).key
+    responses = run_simultaneously(3, session, token, headers={"HTTP_IDEMPOTENCY_KEY": "same-key"})
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200, 200, 201], statuses
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert Turn.objects.filter(session=session).count() == 1
+    assert len(fake_llm.requests) == 1
+    assert LlmCallEvent.objects.filter(session_id=session.pk).count() == 1
