@@ -37,3 +37,15 @@ def generation_cost_get(*, generation_id: str, timeout: float | None = None) -> 
     if cost is None:
         return None
     return Decimal(str(cost))
+
+
+def provider_models_get(*, timeout: float | None = None) -> dict[str, dict]:
+    """The provider's model list (OpenRouter's ``GET /models``), by model id."""
+    url = settings.LLM_BASE_URL.rstrip("/") + "/models"
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {settings.LLM_API_KEY}"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=timeout or settings.LLM_TIMEOUT_SECONDS) as response:  # noqa: S310
+            body = json.loads(response.read())
+    except (urllib.error.URLError, TimeoutError, ValueError) as exc:
+        raise GenerationLookupError(f"model list unavailable: {type(exc).__name__}") from exc
+    return {m["id"]: m for m in body.get("data", []) if isinstance(m, dict) and m.get("id")}

@@ -125,7 +125,7 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         path = url.path.rstrip("/")
         if path.endswith("/models"):
-            self._json(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in MODELS]})
+            self._json(200, {"object": "list", "data": [_model_card(m) for m in MODELS]})
         elif path.endswith("/generation"):
             generation_id = parse_qs(url.query).get("id", [""])[0]
             with self.server.state.lock:
@@ -238,6 +238,21 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(KEEPALIVE_INTERVAL)
         self.wfile.write(body)
         self.wfile.flush()
+
+
+def _model_card(model_id: str) -> dict:
+    """An OpenRouter-style ``/models`` entry: per-token prices as strings, as OpenRouter sends them
+    (the prices this server actually charges)."""
+    return {
+        "id": model_id,
+        "object": "model",
+        "context_length": 131072,
+        "pricing": {
+            "prompt": str(DEFAULT_PRICE_IN / 1_000_000),
+            "completion": str(DEFAULT_PRICE_OUT / 1_000_000),
+        },
+        "top_provider": {"context_length": 131072, "max_completion_tokens": 16384},
+    }
 
 
 def _default_reply(body: dict) -> str:
