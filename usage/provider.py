@@ -12,7 +12,7 @@ from django.conf import settings
 logger = logging.getLogger(__name__)
 
 
-class GenerationLookupError(Exception):
+class ProviderLookupError(Exception):
     """The provider could not be asked (network, 5xx, bad body): try again later."""
 
 
@@ -30,9 +30,9 @@ def generation_cost_get(*, generation_id: str, timeout: float | None = None) -> 
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
-        raise GenerationLookupError(f"HTTP {exc.code}") from exc
+        raise ProviderLookupError(f"HTTP {exc.code}") from exc
     except (urllib.error.URLError, TimeoutError, ValueError) as exc:
-        raise GenerationLookupError(type(exc).__name__) from exc
+        raise ProviderLookupError(type(exc).__name__) from exc
     cost = (body.get("data") or {}).get("total_cost") if isinstance(body, dict) else None
     if cost is None:
         return None
@@ -47,5 +47,5 @@ def provider_models_get(*, timeout: float | None = None) -> dict[str, dict]:
         with urllib.request.urlopen(request, timeout=timeout or settings.LLM_TIMEOUT_SECONDS) as response:  # noqa: S310
             body = json.loads(response.read())
     except (urllib.error.URLError, TimeoutError, ValueError) as exc:
-        raise GenerationLookupError(f"model list unavailable: {type(exc).__name__}") from exc
+        raise ProviderLookupError(f"model list unavailable: {type(exc).__name__}") from exc
     return {m["id"]: m for m in body.get("data", []) if isinstance(m, dict) and m.get("id")}

@@ -13,7 +13,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from usage.models import LlmCallEvent, UsageDailyRollup
-from usage.provider import GenerationLookupError, generation_cost_get, provider_lookup_configured
+from usage.provider import ProviderLookupError, generation_cost_get, provider_lookup_configured
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -61,7 +61,7 @@ def usage_reconcile(*, since: datetime | None = None, limit: int = 2000) -> Reco
             continue
         try:
             final = generation_cost_get(generation_id=event.provider_generation_id)
-        except GenerationLookupError as exc:
+        except ProviderLookupError as exc:
             logger.warning("reconciliation: provider lookup failed (%s); will retry next run", exc)
             report.unavailable += 1
             break  # the provider is not answering: stop this run, keep the rest pending

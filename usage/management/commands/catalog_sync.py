@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from usage.provider import GenerationLookupError, provider_lookup_configured
+from usage.provider import ProviderLookupError, provider_lookup_configured
 from usage.services.catalog import catalog_sync
 
 
@@ -19,7 +19,7 @@ class Command(BaseCommand):
             )
         try:
             report = catalog_sync(apply=apply)
-        except GenerationLookupError as exc:
+        except ProviderLookupError as exc:
             raise CommandError(str(exc)) from exc
         for change in report.changes:
             self.stdout.write(f"  {change.alias:<14} {change.field}: {change.old} -> {change.new}")
