@@ -1,13 +1,19 @@
-"""Writes of rooms and agents."""
+"""Writes of rooms and agents. Every rule of the domain is checked here, whoever the caller is."""
 
+import re
+
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 from rest_framework import status
 
 from pantheon.api.exceptions import ApplicationError
-from rooms.models import Agent, Room
-from usage.selectors import catalog_alias_is_active
+from rooms.models import AGENT_KEY_PATTERN, Agent, Room
+from usage.selectors import catalog_model_get_active
+
+AGENT_KEY_RULE = "An agent key starts with a lowercase letter and has at most 32 of a-z, 0-9, '_' and '-'."
+_AGENT_KEY_RE = re.compile(AGENT_KEY_PATTERN)
 
 
 class AgentKeyTaken(ApplicationError):
@@ -17,35 +23,52 @@ class AgentKeyTaken(ApplicationError):
     def __init__(self, key: str) -> None:
         super().__init__(
             f"A live agent in this room already has the key '{key}'.",
-            extra={"fields": {"agent_key": ["taken"]}},
+            extra={"fields": {"agent_key": [f"'{key}' is taken in this room."]}},
         )
 
 
-def _model_alias_validate(alias: str) -> None:
-    if not catalog_alias_is_active(alias=alias):
-        raise ApplicationError(
-            f"Unknown model alias '{alias}': see GET /api/v1/models.",
-            extra={"fields": {"model_alias": [f"'{alias}' is not an active catalog model."]}},
+def _field_error(field: str, message: str) -> ApplicationError:
+    return ApplicationError(f"{field}: {message}", extra={"fields": {field: [message]}})
+
+
+def _agent_key_validate(agent_key: str) -> None:
+    # fullmatch: "$" alone would accept a trailing newline.
+    if not _AGENT_KEY_RE.fullmatch(agent_key):
+        raise _field_error("agent_key", AGENT_KEY_RULE)
+
+
+def _model_alias_validate(model_alias: str) -> None:
+    if catalog_model_get_active(alias=model_alias) is None:
+        raise _field_error(
+            "model_alias", f"'{model_alias}' is not an active catalog model (see GET /api/v1/models)."
         )
 
 
-def room_create(*, owner, name: str, description: str = "") -> Room:
+def _agent_key_is_live(*, room_id, agent_key: str) -> bool:
+    return Agent.objects.live().filter(room_id=room_id, agent_key=agent_key).exists()
+
+
+def room_create(*, owner: AbstractBaseUser, name: str, description: str = "") -> Room:
     return Room.objects.create(owner=owner, name=name, description=description)
 
 
-def room_update(*, room: Room, **fields) -> Room:
-    for field, value in fields.items():
-        setattr(room, field, value)
-    room.save(update_fields=[*fields, "updated_at"])
+def room_update(*, room: Room, name: str | None = None, description: str | None = None) -> Room:
+    """Change the given fields only (None leaves a field as it is)."""
+    changes = {k: v for k, v in {"name": name, "description": description}.items() if v is not None}
+    if changes:
+        for field, value in changes.items():
+            setattr(room, field, value)
+        room.save(update_fields=[*changes, "updated_at"])
     return room
 
 
 @transaction.atomic
 def room_delete(*, room: Room) -> None:
-    """Soft delete: the room, its agents and its sessions answer 404 from now on."""
+    """Soft delete: the room and everything under it answer 404 from now on; rows stay for audit."""
     now = timezone.now()
     Room.objects.filter(pk=room.pk).update(deleted_at=now)
     Agent.objects.live().filter(room=room).update(deleted_at=now)
+    room.deleted_at = now
 
 
 def agent_create(
@@ -57,14 +80,18 @@ def agent_create(
     role_prompt: str = "",
     position: int | None = None,
 ) -> Agent:
+    """Add an agent to the room; without a position it goes after the last live agent."""
+    _agent_key_validate(agent_key)
     _model_alias_validate(model_alias)
-    if Agent.objects.live().filter(room=room, agent_key=agent_key).exists():
+    if _agent_key_is_live(room_id=room.pk, agent_key=agent_key):
         raise AgentKeyTaken(agent_key)
     if position is None:
-        last = Agent.objects.live().filter(room=room).aggregate(m=Max("position"))["m"]
+        last = Agent.objects.live().filter(room=room).aggregate(last=Max("position"))["last"]
         position = 0 if last is None else last + 1
     try:
-        with transaction.atomic():  # the partial unique index settles a race between two creates
+        # Two simultaneous creates both pass the check above; the partial unique index decides.
+        # The savepoint keeps a caller's surrounding transaction usable after the IntegrityError.
+        with transaction.atomic():
             return Agent.objects.create(
                 room=room,
                 agent_key=agent_key,
@@ -77,23 +104,48 @@ def agent_create(
         raise AgentKeyTaken(agent_key) from exc
 
 
-def agent_update(*, agent: Agent, **fields) -> Agent:
-    if "model_alias" in fields:
-        _model_alias_validate(fields["model_alias"])
-    new_key = fields.get("agent_key")
-    key_changes = bool(new_key) and new_key != agent.agent_key
-    if key_changes and Agent.objects.live().filter(room_id=agent.room_id, agent_key=new_key).exists():
-        raise AgentKeyTaken(new_key)
-    for field, value in fields.items():
+def agent_update(
+    *,
+    agent: Agent,
+    agent_key: str | None = None,
+    name: str | None = None,
+    model_alias: str | None = None,
+    role_prompt: str | None = None,
+    position: int | None = None,
+) -> Agent:
+    """Change the given fields only (None leaves a field as it is). A new key must be free."""
+    changes = {
+        field: value
+        for field, value in {
+            "agent_key": agent_key,
+            "name": name,
+            "model_alias": model_alias,
+            "role_prompt": role_prompt,
+            "position": position,
+        }.items()
+        if value is not None
+    }
+    if "agent_key" in changes:
+        _agent_key_validate(agent_key)
+        if agent_key == agent.agent_key:
+            del changes["agent_key"]
+        elif _agent_key_is_live(room_id=agent.room_id, agent_key=agent_key):
+            raise AgentKeyTaken(agent_key)
+    if "model_alias" in changes:
+        _model_alias_validate(model_alias)
+    if not changes:
+        return agent
+    for field, value in changes.items():
         setattr(agent, field, value)
     try:
         with transaction.atomic():
-            agent.save(update_fields=[*fields, "updated_at"])
+            agent.save(update_fields=[*changes, "updated_at"])
     except IntegrityError as exc:
-        raise AgentKeyTaken(new_key or agent.agent_key) from exc
+        raise AgentKeyTaken(agent.agent_key) from exc
     return agent
 
 
 def agent_delete(*, agent: Agent) -> None:
-    """Soft delete; the key is free for a new agent at once."""
-    Agent.objects.filter(pk=agent.pk).update(deleted_at=timezone.now())
+    """Soft delete; the key is free for a new agent of the room at once."""
+    agent.deleted_at = timezone.now()
+    agent.save(update_fields=["deleted_at", "updated_at"])

@@ -18,18 +18,20 @@ def error(description: str) -> OpenApiResponse:
     return OpenApiResponse(ErrorSerializer, description=description)
 
 
-ERROR_RESPONSES = {
-    400: error("Invalid request (`invalid`)."),
-    401: error("Missing or bad credentials (`not_authenticated`)."),
-    404: error("Missing, deleted or not yours (`not_found`)."),
-}
+# One-entry maps to compose the responses an operation really has: {200: X, **UNAUTHENTICATED, ...}.
+INVALID = {400: error("Invalid request (`invalid`); on validation errors `fields` says which.")}
+UNAUTHENTICATED = {401: error("Missing or bad credentials (`not_authenticated`).")}
+NOT_FOUND = {404: error("Missing, deleted or not yours (`not_found`).")}
+THROTTLED = {429: error("Rate limited (`throttled`); see Retry-After.")}
+
+ERROR_RESPONSES = {**INVALID, **UNAUTHENTICATED, **NOT_FOUND}
 
 TURN_ERROR_RESPONSES = {
     **ERROR_RESPONSES,
     402: error("The credit balance cannot cover the turn (`insufficient_credits`)."),
     409: error("The turn could not be sequenced in time (`turn_conflict`); see Retry-After."),
     422: error("`no_agent_selected`, `context_budget_exceeded` or `idempotency_key_reused`."),
-    429: error("Rate limited (`throttled`); see Retry-After."),
+    **THROTTLED,
     502: error("Every agent call failed (`llm_unavailable`); the failed turn is recorded."),
     503: error("The turn could not be saved (`turn_write_failed`); nothing was billed."),
 }

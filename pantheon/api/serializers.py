@@ -1,3 +1,5 @@
+"""Health, authentication and the model catalog on the wire."""
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -23,6 +25,7 @@ class RegisterSerializer(serializers.Serializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
+        # Django's AUTH_PASSWORD_VALIDATORS, given the would-be user (similarity to the username).
         user = get_user_model()(username=attrs["username"], email=attrs.get("email", ""))
         try:
             validate_password(attrs["password"], user=user)
@@ -37,7 +40,7 @@ class RegisterResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class CredentialsSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
 
@@ -47,10 +50,16 @@ class TokenResponseSerializer(serializers.Serializer):
 
 
 class UserUsageTotalsSerializer(serializers.Serializer):
-    events = serializers.IntegerField()
+    events = serializers.IntegerField(help_text="LLM calls recorded for you (routing included).")
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
-    cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
+    oe_tokens = serializers.IntegerField(help_text="Output-equivalent tokens.")
+    cost_usd = serializers.DecimalField(
+        max_digits=24, decimal_places=12, help_text="Cost of every call, billed or not."
+    )
+    billable_cost_usd = serializers.DecimalField(
+        max_digits=24, decimal_places=12, help_text="Cost of the calls billed to you."
+    )
     credits_burned = serializers.DecimalField(max_digits=18, decimal_places=4)
 
 
@@ -63,6 +72,8 @@ class MeSerializer(serializers.Serializer):
 
 
 class CatalogModelSerializer(serializers.ModelSerializer):
+    """A catalog row with its price in the active price list (null prices: not in that list)."""
+
     input_usd_per_million = serializers.SerializerMethodField()
     output_usd_per_million = serializers.SerializerMethodField()
     pricing_version = serializers.SerializerMethodField()
@@ -81,24 +92,28 @@ class CatalogModelSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    def _price(self, obj):
+    def _price(self, obj: LlmModel):
         prices = getattr(obj, "active_prices", [])
         return prices[0] if prices else None
 
-    def get_input_usd_per_million(self, obj) -> str | None:
+    def get_input_usd_per_million(self, obj: LlmModel) -> str | None:
         price = self._price(obj)
         return str(price.input_usd_per_million) if price else None
 
-    def get_output_usd_per_million(self, obj) -> str | None:
+    def get_output_usd_per_million(self, obj: LlmModel) -> str | None:
         price = self._price(obj)
         return str(price.output_usd_per_million) if price else None
 
-    def get_pricing_version(self, obj) -> str | None:
-        price = self._price(obj)
-        return price.version.name if price else None
+    def get_pricing_version(self, obj: LlmModel) -> str | None:
+        version = self.context.get("pricing")
+        return version.name if version and self._price(obj) else None
 
 
 class HealthSerializer(serializers.Serializer):
-    status = serializers.CharField()
-    database = serializers.CharField()
-    broker = serializers.CharField()
+    # Plain strings, not enums: enum components for these value sets would need ENUM_NAME_OVERRIDES
+    # entries to avoid colliding with the other "status" enums of the schema.
+    status = serializers.CharField(help_text="`ok` or `unavailable` (the database is down).")
+    database = serializers.CharField(help_text="`ok` or `unavailable`.")
+    broker = serializers.CharField(
+        help_text="`ok`, `unavailable`, or `eager` (Celery runs tasks in-process: there is no broker)."
+    )

@@ -4,11 +4,10 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import authenticate
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.authtoken.models import Token
-from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,8 +15,8 @@ from rest_framework.views import APIView
 
 from pantheon.api import serializers as s
 from pantheon.api.exceptions import ApplicationError
-from pantheon.api.schema import ERROR_RESPONSES, error
-from usage.selectors import catalog_list_active, user_usage_summary
+from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
+from usage.selectors import catalog_list_active, pricing_active_get, user_usage_summary
 from usage.services.accounts import user_register
 
 logger = logging.getLogger(__name__)
@@ -34,55 +33,74 @@ class InvalidCredentials(ApplicationError):
     default_detail = "Unable to log in with the provided credentials."
 
 
+def database_status() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as exc:  # any failure means "down" to a health check
+        logger.error("health: database unavailable: %s", type(exc).__name__)
+        return "unavailable"
+    return "ok"
+
+
 def broker_status() -> str:
-    """``eager`` when Celery runs in-process, else whether the broker answers a ping."""
+    """``eager`` when Celery runs tasks in-process, else whether the broker answers, tried once.
+
+    One attempt with the transport's short socket timeouts: a health check must answer fast, not
+    wait out kombu's retry intervals.
+    """
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return "eager"
     from pantheon.celery import app
 
     try:
         with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+            conn.ensure_connection(max_retries=0, timeout=2)
     except Exception as exc:
-        logger.warning("broker unavailable: %s", type(exc).__name__)
+        logger.warning("health: broker unavailable: %s", type(exc).__name__)
         return "unavailable"
     return "ok"
 
 
 class HealthView(APIView):
+    """Liveness of the web process and its dependencies; no credentials needed."""
+
     permission_classes = [AllowAny]
     authentication_classes = []
     throttle_classes = []
 
-    @extend_schema(responses={200: s.HealthSerializer, 503: s.HealthSerializer}, auth=[])
+    @extend_schema(
+        tags=["health"],
+        summary="Health of the API, its database and its broker",
+        responses={200: s.HealthSerializer, 503: s.HealthSerializer},
+        auth=[],
+    )
     def get(self, request: Request) -> Response:
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT 1")
-            database = "ok"
-        except Exception as exc:
-            logger.error("health: database unavailable: %s", type(exc).__name__)
-            database = "unavailable"
-        body = {
-            "status": "ok" if database == "ok" else "unavailable",
-            "database": database,
-            "broker": broker_status(),
-        }
-        return Response(
-            body, status=status.HTTP_200_OK if database == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
-        )
+        database = database_status()
+        healthy = database == "ok"
+        body = {"status": "ok" if healthy else "unavailable", "database": database, "broker": broker_status()}
+        return Response(body, status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE)
 
 
-class RegisterView(APIView):
+class _CredentialsView(APIView):
+    """Register and token take credentials in the body: a stale or bad ``Authorization`` header must
+    not answer 401 on the very endpoints a client uses to get a new token."""
+
     permission_classes = [AllowAny]
+    authentication_classes = []
     throttle_scope = "auth"
 
+
+class RegisterView(_CredentialsView):
     @extend_schema(
+        tags=["auth"],
+        summary="Create an account and get its token",
         request=s.RegisterSerializer,
         responses={
             201: s.RegisterResponseSerializer,
-            400: error("Invalid"),
-            403: error("Registration closed"),
+            400: error("Invalid username, password or email (`invalid`); `fields` says which."),
+            403: error("Registration is turned off on this server (`registration_closed`)."),
+            **THROTTLED,
         },
         auth=[],
     )
@@ -91,32 +109,44 @@ class RegisterView(APIView):
             raise RegistrationClosed()
         serializer = s.RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = user_register(**serializer.validated_data)
-        token = Token.objects.create(user=user)
-        return Response({"id": user.pk, "username": user.username, "token": token.key}, status=201)
+        try:
+            with transaction.atomic():
+                user = user_register(**serializer.validated_data)
+                token = Token.objects.create(user=user)
+        except IntegrityError as exc:  # a simultaneous registration took the name after validation
+            raise exceptions.ValidationError({"username": ["This username is taken."]}) from exc
+        body = {"id": user.pk, "username": user.username, "token": token.key}
+        return Response(s.RegisterResponseSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
-class TokenView(APIView):
-    permission_classes = [AllowAny]
-    throttle_scope = "auth"
-
+class TokenView(_CredentialsView):
     @extend_schema(
-        request=s.TokenRequestSerializer,
-        responses={200: s.TokenResponseSerializer, 400: error("Bad credentials (`invalid_credentials`).")},
+        tags=["auth"],
+        summary="Exchange a username and password for your API token",
+        request=s.CredentialsSerializer,
+        responses={
+            200: s.TokenResponseSerializer,
+            400: error("Bad credentials (`invalid_credentials`) or a malformed body (`invalid`)."),
+            **THROTTLED,
+        },
         auth=[],
     )
     def post(self, request: Request) -> Response:
-        serializer = s.TokenRequestSerializer(data=request.data)
+        serializer = s.CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user = authenticate(request=request._request, **serializer.validated_data)
         if user is None or not user.is_active:
             raise InvalidCredentials()
         token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key})
+        return Response(s.TokenResponseSerializer({"token": token.key}).data)
 
 
 class MeView(APIView):
-    @extend_schema(responses={200: s.MeSerializer, 401: ERROR_RESPONSES[401]})
+    @extend_schema(
+        tags=["auth"],
+        summary="You: your credit balance and the totals of your LLM usage",
+        responses={200: s.MeSerializer, **UNAUTHENTICATED},
+    )
     def get(self, request: Request) -> Response:
         user = request.user
         data = {
@@ -128,11 +158,13 @@ class MeView(APIView):
         return Response(s.MeSerializer(data).data)
 
 
-class ModelListView(ListAPIView):
-    """The active model catalog with context windows and current prices."""
-
-    serializer_class = s.CatalogModelSerializer
-    pagination_class = None
-
-    def get_queryset(self):
-        return catalog_list_active()
+class ModelListView(APIView):
+    @extend_schema(
+        tags=["models"],
+        summary="The active model catalog with context windows and current prices",
+        responses={200: s.CatalogModelSerializer(many=True), **UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        pricing = pricing_active_get()
+        models = catalog_list_active(pricing=pricing)
+        return Response(s.CatalogModelSerializer(models, many=True, context={"pricing": pricing}).data)

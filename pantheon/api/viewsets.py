@@ -1,29 +1,66 @@
-"""The one base every ViewSet over user-owned objects derives from.
+"""The one base every ViewSet over user-owned objects derives from, and the nested-room helper.
 
-``get_owned_queryset`` is abstract: a subclass must say how its objects are scoped to
-``request.user``, so a view cannot forget the ownership check. A missing, deleted or foreign object
-is the same 404.
+Ownership is enforced here, once, so no view can forget it:
+
+- ``OwnedViewSet.get_owned_queryset`` is abstract: a subclass must say how its objects are scoped to
+  ``request.user``. ``get_queryset`` (used by ``list`` and ``get_object``) is sealed: a subclass that
+  overrides it, or sets a class-level ``queryset`` DRF would fall back on, is refused at import time.
+- ``get_object`` turns a missing, deleted, foreign or malformed id into the same 404, so a client can
+  never tell "not yours" from "does not exist".
+- Routes nested under a room (``/rooms/{room_id}/agents``, ``/rooms/{room_id}/sessions``) add
+  ``RoomNestedMixin`` and build their queryset from ``get_room()``: a live room the user owns, or 404
+  before anything else happens (so an empty list never leaks that a foreign room exists).
+
+PUT is not part of the API contract: updates are PATCH only.
 """
 
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from rest_framework import viewsets
 
 from pantheon.api.exceptions import NotFound
+from rooms.models import Room
+from rooms.selectors import room_get
 
 
 class OwnedViewSet(viewsets.GenericViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def get_owned_queryset(self):
-        raise NotImplementedError("OwnedViewSet subclasses scope their queryset to request.user")
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__ or cls.__dict__.get("queryset") is not None:
+            raise TypeError(
+                f"{cls.__name__}: scope objects in get_owned_queryset(), not get_queryset()/queryset, "
+                "so the ownership filter cannot be bypassed"
+            )
 
-    def get_queryset(self):
+    def get_owned_queryset(self) -> QuerySet:
+        """The objects ``self.request.user`` may see through this view (live ones only)."""
+        raise NotImplementedError(f"{type(self).__name__} must scope its queryset to request.user")
+
+    def get_queryset(self) -> QuerySet:
         return self.get_owned_queryset()
 
     def get_object(self):
         lookup = self.kwargs[self.lookup_url_kwarg or self.lookup_field]
+        queryset = self.filter_queryset(self.get_queryset())
         try:
-            obj = self.get_queryset().get(**{self.lookup_field: lookup})
-        except (self.get_queryset().model.DoesNotExist, ValueError) as exc:
+            obj = queryset.get(**{self.lookup_field: lookup})
+        except (queryset.model.DoesNotExist, ValueError, DjangoValidationError) as exc:
             raise NotFound() from exc
         self.check_object_permissions(self.request, obj)
         return obj
+
+
+class RoomNestedMixin:
+    """For routes under ``/rooms/{room_id}/``: the URL's room, if it is live and the user's, else 404.
+
+    The room is fetched once per request and cached on the view.
+    """
+
+    room_url_kwarg = "room_id"
+
+    def get_room(self) -> Room:
+        if not hasattr(self, "_room"):
+            self._room = room_get(user=self.request.user, room_id=self.kwargs[self.room_url_kwarg])
+        return self._room

@@ -1,23 +1,30 @@
+"""Rooms and agents on the wire.
+
+Only the fields declared writable here can be set by a client: ids, owner, room, timestamps and
+``deleted_at`` are read-only or absent, and unknown keys in a body are ignored. PATCH uses the same
+serializers with ``partial=True`` (drf-spectacular documents that as the ``Patched…`` schemas).
+"""
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from rooms.models import AGENT_KEY_PATTERN, Agent, Room
+from rooms.services import AGENT_KEY_RULE
 
 
 class AgentSerializer(serializers.ModelSerializer):
     agent_key = serializers.RegexField(
-        AGENT_KEY_PATTERN,
-        max_length=32,
-        error_messages={
-            "invalid": (
-                "An agent key starts with a lowercase letter and has at most 32 of a-z, 0-9, '_' and '-'."
-            )
-        },
+        AGENT_KEY_PATTERN, max_length=32, error_messages={"invalid": AGENT_KEY_RULE}
     )
-    name = serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True)
-    model_alias = serializers.CharField(max_length=64)
-    role_prompt = serializers.CharField(max_length=20000, required=False, allow_blank=True, default="")
-    position = serializers.IntegerField(min_value=0, max_value=10_000, required=False)
+    name = serializers.CharField(max_length=100)
+    model_alias = serializers.CharField(max_length=64, help_text="An active alias of GET /api/v1/models.")
+    role_prompt = serializers.CharField(max_length=20000, required=False, allow_blank=True)
+    position = serializers.IntegerField(
+        min_value=0,
+        max_value=10_000,
+        required=False,
+        help_text="Order in the room (roundtable answers in it). Omitted: after the last agent.",
+    )
 
     class Meta:
         model = Agent
@@ -25,33 +32,19 @@ class AgentSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class AgentUpdateSerializer(AgentSerializer):
-    class Meta(AgentSerializer.Meta):
-        extra_kwargs = {f: {"required": False} for f in ["agent_key", "name", "model_alias"]}
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        for field in ("agent_key", "name", "model_alias", "role_prompt"):
-            self.fields[field].required = False
-        self.fields["role_prompt"].default = serializers.empty
-
-
 class RoomSerializer(serializers.ModelSerializer):
-    name = serializers.CharField(max_length=200, allow_blank=False, trim_whitespace=True)
-    description = serializers.CharField(max_length=5000, required=False, allow_blank=True, default="")
-    agents = serializers.SerializerMethodField()
+    name = serializers.CharField(max_length=200)
+    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
+    agents = serializers.SerializerMethodField(help_text="The room's live agents, by position.")
 
     class Meta:
         model = Room
         fields = ["id", "name", "description", "agents", "created_at", "updated_at"]
-        read_only_fields = ["id", "agents", "created_at", "updated_at"]
+        read_only_fields = ["id", "created_at", "updated_at"]
 
     @extend_schema_field(AgentSerializer(many=True))
     def get_agents(self, room: Room) -> list[dict]:
+        # Rooms come from rooms.selectors with their live agents prefetched in order; filtering
+        # again here keeps a room fetched any other way from showing deleted agents.
         agents = [a for a in room.agents.all() if a.deleted_at is None]
         return AgentSerializer(sorted(agents, key=lambda a: (a.position, a.pk)), many=True).data
-
-
-class RoomUpdateSerializer(RoomSerializer):
-    name = serializers.CharField(max_length=200, allow_blank=False, trim_whitespace=True, required=False)
-    description = serializers.CharField(max_length=5000, required=False, allow_blank=True)

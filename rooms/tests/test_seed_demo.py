@@ -1,26 +1,63 @@
+"""seed_demo: idempotent demo data and credentials that work."""
+
 from io import StringIO
 
 import pytest
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
 
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession
+from usage.models import CreditAccount
 
 pytestmark = pytest.mark.django_db
 
 
-def test_seed_demo_is_idempotent_and_prints_working_credentials():
+def seed() -> dict[str, str]:
     out = StringIO()
     call_command("seed_demo", stdout=out)
-    call_command("seed_demo", stdout=StringIO())
-    assert Room.objects.filter(name="Demo room").count() == 1
-    assert list(Agent.objects.live().order_by("position").values_list("agent_key", flat=True)) == [
-        "writer",
-        "researcher",
-        "critic",
-    ]
-    assert ChatSession.objects.count() == 1
-    text = out.getvalue()
-    assert "username: demo" in text and "password: pantheon-demo" in text and "token:" in text
-    assert authenticate(username="demo", password="pantheon-demo") is not None
+    lines = [line.split(":", 1) for line in out.getvalue().splitlines() if line.startswith("  ")]
+    return {key.strip(): value.strip() for key, value in lines}
+
+
+def test_seed_demo_makes_a_room_of_three_agents_and_prints_working_credentials():
+    printed = seed()
+    demo = get_user_model().objects.get(username="demo")
+    assert printed["username"] == "demo" and printed["password"] == "pantheon-demo"
+    assert authenticate(username="demo", password="pantheon-demo") == demo
+    assert printed["token"] == Token.objects.get(user=demo).key
+    assert CreditAccount.objects.filter(user=demo).exists()
+
+    room = Room.objects.get(pk=printed["room"])
+    assert room.owner == demo and room.name == "Demo room"
+    agents = list(Agent.objects.live().filter(room=room).values_list("agent_key", "model_alias", "position"))
+    assert agents == [("writer", "deepseek", 0), ("researcher", "qwen", 1), ("critic", "gpt-4o-mini", 2)]
+    assert all(Agent.objects.live().filter(room=room).values_list("role_prompt", flat=True))
+    assert ChatSession.objects.get(pk=printed["session"]).room == room
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {printed['token']}")
+    assert client.get(f"/api/v1/rooms/{room.pk}/agents").json()["count"] == 3
+
+
+def test_seed_demo_is_idempotent_and_completes_what_is_missing():
+    first = seed()
+    Agent.objects.filter(agent_key="critic").update(deleted_at=timezone.now())
+    second = seed()
+    assert (second["room"], second["token"], second["session"]) == (
+        first["room"],
+        first["token"],
+        first["session"],
+    )
+    assert Room.objects.count() == 1 and ChatSession.objects.count() == 1
+    live = Agent.objects.live().filter(room_id=first["room"])
+    assert sorted(live.values_list("agent_key", flat=True)) == ["critic", "researcher", "writer"]
+
+
+def test_seed_demo_takes_the_password_from_the_environment(monkeypatch):
+    monkeypatch.setenv("DEMO_PASSWORD", "another-demo-secret")
+    assert seed()["password"] == "another-demo-secret"
+    assert authenticate(username="demo", password="another-demo-secret") is not None

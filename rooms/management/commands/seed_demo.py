@@ -3,13 +3,17 @@
 import os
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from rooms.models import Agent, Room
+from pantheon.api.exceptions import ApplicationError
+from rooms import selectors, services
+from rooms.models import Room
 from sessions_app.models import ChatSession
 from usage.services.accounts import credit_account_open
+
+DEMO_ROOM = "Demo room"
 
 AGENTS = [
     (
@@ -49,29 +53,42 @@ class Command(BaseCommand):
         user.save()
         credit_account_open(user=user)
         token, _ = Token.objects.get_or_create(user=user)
-        room, _ = Room.objects.get_or_create(
-            owner=user, name="Demo room", deleted_at=None, defaults={"description": "A writers' room to try."}
-        )
-        for position, (key, name, model, prompt) in enumerate(AGENTS):
-            Agent.objects.get_or_create(
-                room=room,
-                agent_key=key,
-                deleted_at=None,
-                defaults={"name": name, "model_alias": model, "role_prompt": prompt, "position": position},
-            )
+        room = self._room(user)
         session = ChatSession.objects.live().filter(room=room).first() or ChatSession.objects.create(
             room=room, title="First session"
         )
         host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
-        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        success = self.style.SUCCESS
+        self.stdout.write(success("Demo data ready."))
         self.stdout.write(f"  admin:    http://{host}:{port}/admin/  ·  API: http://{host}:{port}/api/docs/")
-        self.stdout.write(f"  username: {username}")
-        self.stdout.write(f"  password: {password}")
-        self.stdout.write(f"  token:    {token.key}")
-        self.stdout.write(f"  room:     {room.pk}")
+        self.stdout.write(success(f"  username: {username}"))
+        self.stdout.write(success(f"  password: {password}"))
+        self.stdout.write(success(f"  token:    {token.key}"))
+        self.stdout.write(success(f"  room:     {room.pk}"))
         self.stdout.write(f"  session:  {session.pk}")
         self.stdout.write(
             f'  try:      curl -H "Authorization: Bearer {token.key}" -H "Content-Type: application/json" '
             f'-d \'{{"user_input": "@writer @critic open the story", "mode": "manual"}}\' '
             f"http://{host}:{port}/api/v1/sessions/{session.pk}/turns"
         )
+
+    def _room(self, user) -> Room:
+        """The demo user's live demo room with its three agents, made or completed through services."""
+        room = selectors.room_list(user=user).filter(name=DEMO_ROOM).order_by("created_at").first()
+        if room is None:
+            room = services.room_create(owner=user, name=DEMO_ROOM, description="A writers' room to try.")
+        live_keys = set(selectors.agent_list(room=room).values_list("agent_key", flat=True))
+        try:
+            for position, (key, name, model, prompt) in enumerate(AGENTS):
+                if key not in live_keys:
+                    services.agent_create(
+                        room=room,
+                        agent_key=key,
+                        name=name,
+                        model_alias=model,
+                        role_prompt=prompt,
+                        position=position,
+                    )
+        except ApplicationError as exc:  # e.g. a demo model missing from the catalog
+            raise CommandError(f"Cannot seed the demo room: {exc.detail}") from exc
+        return room

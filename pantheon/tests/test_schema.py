@@ -1,0 +1,87 @@
+"""The OpenAPI schema builds with no warning, documents this slice's paths and the error shape.
+
+Other apps add their own paths: the checks here ask for a superset, never an exact list.
+"""
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+pytestmark = pytest.mark.django_db
+
+SLICE_PATHS = {
+    "/api/v1/health": {"get"},
+    "/api/v1/auth/register": {"post"},
+    "/api/v1/auth/token": {"post"},
+    "/api/v1/auth/me": {"get"},
+    "/api/v1/models": {"get"},
+    "/api/v1/rooms": {"get", "post"},
+    "/api/v1/rooms/{room_id}": {"get", "patch", "delete"},
+    "/api/v1/rooms/{room_id}/agents": {"get", "post"},
+    "/api/v1/rooms/{room_id}/agents/{agent_key}": {"get", "patch", "delete"},
+}
+HTTP_METHODS = {"get", "put", "post", "patch", "delete", "head", "options", "trace"}
+
+
+@pytest.fixture(scope="module")
+def schema(tmp_path_factory, django_db_blocker) -> dict:
+    """What `manage.py spectacular --validate --fail-on-warn` writes: it raises on any warning/error."""
+    path = tmp_path_factory.mktemp("schema") / "schema.yml"
+    with django_db_blocker.unblock():
+        call_command("spectacular", validate=True, fail_on_warn=True, file=str(path))
+    return yaml.safe_load(path.read_text())
+
+
+def test_schema_has_this_slices_paths_with_exactly_their_methods(schema):
+    for path, methods in SLICE_PATHS.items():
+        assert path in schema["paths"], path
+        assert set(schema["paths"][path]) & HTTP_METHODS == methods, path
+
+
+def test_the_error_shape_is_a_component(schema):
+    error = schema["components"]["schemas"]["Error"]
+    assert {"detail", "code", "fields"} <= set(error["properties"])
+    assert set(error["required"]) == {"detail", "code"}
+
+
+def test_every_4xx_of_this_slice_uses_the_error_shape(schema):
+    for path in SLICE_PATHS:
+        for method, operation in schema["paths"][path].items():
+            codes = [code for code in operation["responses"] if code.startswith("4")]
+            if path != "/api/v1/health":
+                assert codes, (method, path)
+            for code in codes:
+                ref = operation["responses"][code]["content"]["application/json"]["schema"]["$ref"]
+                assert ref == "#/components/schemas/Error", (method, path, code)
+
+
+def test_documented_errors_match_what_the_endpoints_answer(schema):
+    paths = schema["paths"]
+    assert "409" in paths["/api/v1/rooms/{room_id}/agents"]["post"]["responses"]
+    assert "409" in paths["/api/v1/rooms/{room_id}/agents/{agent_key}"]["patch"]["responses"]
+    assert "403" in paths["/api/v1/auth/register"]["post"]["responses"]
+    assert "404" in paths["/api/v1/rooms/{room_id}"]["get"]["responses"]
+    assert "401" in paths["/api/v1/rooms"]["get"]["responses"]
+    assert "503" in paths["/api/v1/health"]["get"]["responses"]
+    assert (
+        "Paginated"
+        in paths["/api/v1/rooms"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    )
+
+
+def test_health_register_and_token_need_no_credentials(schema):
+    for path in ("/api/v1/health", "/api/v1/auth/register", "/api/v1/auth/token"):
+        operation = next(iter(schema["paths"][path].values()))
+        assert operation.get("security") in (None, [], [{}]), path
+    assert schema["paths"]["/api/v1/auth/me"]["get"]["security"]
+
+
+def test_turn_errors_are_documented(schema):
+    turn_post = schema["paths"]["/api/v1/sessions/{session_id}/turns"]["post"]
+    assert {"201", "402", "409", "422", "502"} <= set(turn_post["responses"])
+
+
+def test_schema_and_docs_are_served(anon_client):
+    response = anon_client.get("/api/schema/")
+    assert response.status_code == 200 and "/api/v1/rooms" in yaml.safe_load(response.content)["paths"]
+    assert anon_client.get("/api/docs/").status_code == 200
