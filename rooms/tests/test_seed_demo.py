@@ -61,3 +61,15 @@ def test_seed_demo_takes_the_password_from_the_environment(monkeypatch):
     monkeypatch.setenv("DEMO_PASSWORD", "another-demo-secret")
     assert seed()["password"] == "another-demo-secret"
     assert authenticate(username="demo", password="another-demo-secret") is not None
+
+
+def test_seed_demo_refuses_production_settings(settings):
+    from io import StringIO
+
+    import pytest
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    settings.SETTINGS_MODULE = "pantheon.settings.production"
+    with pytest.raises(CommandError, match="production"):
+        call_command("seed_demo", stdout=StringIO())

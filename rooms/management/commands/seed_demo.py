@@ -2,6 +2,7 @@
 
 import os
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
@@ -42,9 +43,19 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="demo")
+        parser.add_argument(
+            "--allow-production",
+            action="store_true",
+            help="seed even under production settings (creates a superuser with a known password)",
+        )
 
     @transaction.atomic
-    def handle(self, *args, username: str, **options):
+    def handle(self, *args, username: str, allow_production: bool, **options):
+        if settings.SETTINGS_MODULE.endswith(".production") and not allow_production:
+            raise CommandError(
+                "Refusing to seed demo data under production settings: it creates a superuser with a "
+                "known password. Pass --allow-production if you really mean it."
+            )
         password = os.environ.get("DEMO_PASSWORD", "pantheon-demo")
         user, _ = get_user_model().objects.get_or_create(username=username)
         # The demo user doubles as the local admin; its password always matches DEMO_PASSWORD.
