@@ -1,12 +1,18 @@
+# Pantheon: one image for web (gunicorn), the Celery worker and Celery beat (see docker-compose.yml).
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+# Static files are collected at build time (base settings need no database for it) and served by
+# whitenoise; var/ is the only directory the app writes to (static files, beat's schedule).
 RUN useradd --create-home --uid 1000 pantheon \
     && mkdir -p /app/var \
     && DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0 \
@@ -14,4 +20,6 @@ RUN useradd --create-home --uid 1000 pantheon \
 USER pantheon
 
 EXPOSE 8000
-CMD ["gunicorn", "pantheon.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "180"]
+# Threads, not sync workers: a turn waits on the LLM for up to the gateway deadline × agents, and
+# a threaded worker keeps answering (health included) meanwhile instead of being killed at --timeout.
+CMD ["gunicorn", "pantheon.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--timeout", "300", "--access-logfile", "-"]

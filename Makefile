@@ -24,8 +24,12 @@ run: install
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
+# pytest exits 5 when it collects nothing: make fails on it like any other failure, and says why.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@echo "$(BIN)/python -m pytest $(PYTEST_ARGS)"; \
+	status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$status
 
 lint: install
 	$(BIN)/ruff check .
@@ -44,10 +48,13 @@ beat: install
 bench: install
 	$(BIN)/python -m orchestration.bench $(BENCH_ARGS)
 
+# Production settings with a throwaway secret; the check connects to no database.
 check-deploy: install
 	DJANGO_SETTINGS_MODULE=pantheon.settings.production \
 	  DJANGO_SECRET_KEY=$$($(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))") \
-	  DJANGO_ALLOWED_HOSTS=pantheon.example.com $(BIN)/python manage.py check --deploy --fail-level WARNING
+	  DJANGO_ALLOWED_HOSTS=pantheon.example.com \
+	  DATABASE_URL=$${DATABASE_URL:-postgres://pantheon@127.0.0.1:5432/pantheon} \
+	  $(BIN)/python manage.py check --deploy --fail-level WARNING
 
 clean:
 	rm -rf $(VENV) var
