@@ -5,6 +5,7 @@ import logging
 from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, connection, transaction
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, status
 from rest_framework.authtoken.models import Token
@@ -168,3 +169,28 @@ class ModelListView(APIView):
         pricing = pricing_active_get()
         models = catalog_list_active(pricing=pricing)
         return Response(s.CatalogModelSerializer(models, many=True, context={"pricing": pricing}).data)
+
+
+class ApiRootView(APIView):
+    """Pantheon's API: where to start."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> Response:
+        def link(name: str, *args) -> str:
+            return request.build_absolute_uri(reverse(name, args=args))
+
+        return Response(
+            {
+                "health": link("health"),
+                "register": link("auth-register"),
+                "token": link("auth-token"),
+                "me": link("auth-me"),
+                "models": link("model-list"),
+                "rooms": link("room-list"),
+                "schema": link("schema"),
+                "docs": link("swagger-ui"),
+            }
+        )

@@ -85,3 +85,14 @@ def test_schema_and_docs_are_served(anon_client):
     response = anon_client.get("/api/schema/")
     assert response.status_code == 200 and "/api/v1/rooms" in yaml.safe_load(response.content)["paths"]
     assert anon_client.get("/api/docs/").status_code == 200
+
+
+def test_api_root_lists_where_to_start(anon_client):
+    body = anon_client.get("/api/v1/").json()
+    assert body["rooms"].endswith("/api/v1/rooms") and body["docs"].endswith("/api/docs/")
+    assert set(body) >= {"health", "register", "token", "me", "models", "rooms", "schema", "docs"}
+
+
+def test_swagger_ui_needs_no_cdn(anon_client):
+    page = anon_client.get("/api/docs/").content.decode()
+    assert "cdn.jsdelivr.net" not in page and "swagger-ui" in page
