@@ -5,7 +5,6 @@ import uuid
 from django.db.models import Prefetch, QuerySet
 
 from pantheon.api.exceptions import NotFound
-from rooms.models import Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 
 
@@ -39,12 +38,3 @@ def turn_list(*, session: ChatSession) -> QuerySet[Turn]:
 
 def summary_list(*, session: ChatSession) -> QuerySet[SessionSummary]:
     return SessionSummary.objects.filter(session=session).order_by("-covers_through_turn_index")
-
-
-def room_get_for_sessions(*, user, room_id) -> None:
-    """404 unless the room is live and the user's."""
-    try:
-        if not Room.objects.live().filter(owner=user, pk=room_id).exists():
-            raise NotFound()
-    except ValueError as exc:
-        raise NotFound() from exc

@@ -1,16 +1,10 @@
-import uuid
-
 from django.utils import timezone
 
-from pantheon.api.exceptions import NotFound
 from rooms.models import Room
 from sessions_app.models import ChatSession
 
 
-def session_create(*, user, room_id: uuid.UUID, title: str = "") -> ChatSession:
-    room = Room.objects.live().filter(owner=user, pk=room_id).first()
-    if room is None:
-        raise NotFound()
+def session_create(*, room: Room, title: str = "") -> ChatSession:
     return ChatSession.objects.create(room=room, title=title)
 
 

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from orchestration.services.turns import turn_execute
 from pantheon.api.schema import ERROR_RESPONSES, TURN_ERROR_RESPONSES
 from pantheon.api.viewsets import OwnedViewSet
+from rooms.selectors import room_get
 from sessions_app import selectors, services
 from sessions_app.api import serializers as s
 from usage.totals import usage_events_for_session, usage_totals
@@ -31,12 +32,13 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedView
     def create(self, request: Request, room_id=None) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        session = services.session_create(user=request.user, room_id=room_id, **serializer.validated_data)
+        room = room_get(user=request.user, room_id=room_id)
+        session = services.session_create(room=room, **serializer.validated_data)
         return Response(self.get_serializer(session).data, status=status.HTTP_201_CREATED)
 
     def list(self, request: Request, room_id=None) -> Response:
         # A missing or foreign room is a 404, not an empty list.
-        selectors.room_get_for_sessions(user=request.user, room_id=room_id)
+        room_get(user=request.user, room_id=room_id)
         return super().list(request, room_id=room_id)
 
     @extend_schema(responses={204: None, **ERROR_RESPONSES})
