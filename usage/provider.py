@@ -20,32 +20,31 @@ def provider_lookup_configured() -> bool:
     return settings.LLM_PROVIDER == "openai" and bool(settings.LLM_BASE_URL and settings.LLM_API_KEY)
 
 
-def generation_cost_get(*, generation_id: str, timeout: float | None = None) -> Decimal | None:
-    """The final ``total_cost`` the provider reports for a generation, or None if it knows none."""
-    url = settings.LLM_BASE_URL.rstrip("/") + "/generation?" + urllib.parse.urlencode({"id": generation_id})
+def _provider_get_json(path: str, *, params: dict | None = None, timeout: float | None = None):
+    """GET a JSON document from the provider's API (numbers parsed as Decimal); None on a 404."""
+    url = settings.LLM_BASE_URL.rstrip("/") + path + ("?" + urllib.parse.urlencode(params) if params else "")
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {settings.LLM_API_KEY}"})  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=timeout or settings.LLM_TIMEOUT_SECONDS) as response:  # noqa: S310
-            body = json.loads(response.read(), parse_float=Decimal)
+            return json.loads(response.read(), parse_float=Decimal)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
-        raise ProviderLookupError(f"HTTP {exc.code}") from exc
+        raise ProviderLookupError(f"{path}: HTTP {exc.code}") from exc
     except (urllib.error.URLError, TimeoutError, ValueError) as exc:
-        raise ProviderLookupError(type(exc).__name__) from exc
+        raise ProviderLookupError(f"{path}: {type(exc).__name__}") from exc
+
+
+def generation_cost_get(*, generation_id: str, timeout: float | None = None) -> Decimal | None:
+    """The final ``total_cost`` the provider reports for a generation, or None if it knows none."""
+    body = _provider_get_json("/generation", params={"id": generation_id}, timeout=timeout)
     cost = (body.get("data") or {}).get("total_cost") if isinstance(body, dict) else None
-    if cost is None:
-        return None
-    return Decimal(str(cost))
+    return None if cost is None else Decimal(str(cost))
 
 
 def provider_models_get(*, timeout: float | None = None) -> dict[str, dict]:
     """The provider's model list (OpenRouter's ``GET /models``), by model id."""
-    url = settings.LLM_BASE_URL.rstrip("/") + "/models"
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {settings.LLM_API_KEY}"})  # noqa: S310
-    try:
-        with urllib.request.urlopen(request, timeout=timeout or settings.LLM_TIMEOUT_SECONDS) as response:  # noqa: S310
-            body = json.loads(response.read())
-    except (urllib.error.URLError, TimeoutError, ValueError) as exc:
-        raise ProviderLookupError(f"model list unavailable: {type(exc).__name__}") from exc
+    body = _provider_get_json("/models", timeout=timeout)
+    if not isinstance(body, dict):
+        raise ProviderLookupError("/models: the provider lists no models")
     return {m["id"]: m for m in body.get("data", []) if isinstance(m, dict) and m.get("id")}
