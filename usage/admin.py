@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.http import StreamingHttpResponse
 from django.urls import path
 
-from usage.admin_review import review_daily_chart, review_totals
+from usage.admin_review import review_daily_chart
 from usage.models import (
     CreditAccount,
     CreditLedgerEntry,
@@ -19,6 +19,7 @@ from usage.models import (
     UsageDailyRollup,
 )
 from usage.services.accounts import credit_account_open
+from usage.totals import usage_totals
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -170,7 +171,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         )
         if changelist is not None:
             filtered = changelist.queryset.order_by()
-            response.context_data["usage_totals"] = review_totals(filtered)
+            response.context_data["usage_totals"] = usage_totals(events=filtered)
             response.context_data["usage_chart"] = review_daily_chart(filtered)
         return response
 

@@ -1,29 +1,14 @@
-"""What the usage review page shows above the event list: totals and daily cost per model."""
+"""The daily cost per model chart above the usage review's event list (totals: usage.totals)."""
 
 from collections import defaultdict
 from decimal import Decimal
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import QuerySet, Sum
 from django.db.models.functions import Coalesce, TruncDate
 
 ZERO = Decimal(0)
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
 CHART_DAYS = 31
-
-
-def review_totals(queryset: QuerySet) -> dict:
-    totals = queryset.aggregate(
-        t_events=Count("id"),
-        t_failed=Count("id", filter=Q(status="failed")),
-        t_input=Coalesce(Sum("input_tokens"), 0),
-        t_output=Coalesce(Sum("output_tokens"), 0),
-        t_oe=Coalesce(Sum("oe_tokens"), 0),
-        t_cost=Coalesce(Sum("cost_usd"), ZERO),
-        t_billable=Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
-        t_credits=Coalesce(Sum("credits_burned"), ZERO),
-        t_provider=Coalesce(Sum("provider_cost_usd"), ZERO),
-    )
-    return {key.removeprefix("t_"): value for key, value in totals.items()}
 
 
 def review_daily_chart(queryset: QuerySet, *, width: int = 900, height: int = 220) -> dict:

@@ -18,11 +18,13 @@ def usage_totals(*, events: QuerySet[LlmCallEvent]) -> dict:
     # Aggregate aliases must not shadow the model's field names, hence the prefix.
     totals = events.aggregate(
         t_events=Count("id"),
+        t_failed=Count("id", filter=Q(status=LlmCallEvent.Status.FAILED)),
         t_input_tokens=Coalesce(Sum("input_tokens"), 0),
         t_output_tokens=Coalesce(Sum("output_tokens"), 0),
         t_oe_tokens=Coalesce(Sum("oe_tokens"), 0),
         t_cost_usd=Coalesce(Sum("cost_usd"), ZERO),
         t_billable_cost_usd=Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
         t_credits_burned=Coalesce(Sum("credits_burned"), ZERO),
+        t_provider_cost_usd=Coalesce(Sum("provider_cost_usd"), ZERO),
     )
     return {key.removeprefix("t_"): value for key, value in totals.items()}
