@@ -110,7 +110,8 @@ def context_prepare(
     fetched = list(ctx.history)
     fetched_indexes = {t.turn_index for t in fetched}
     # Turns the loader did not fetch are pruned already: they could not fit in any budget.
-    unfetched_tokens = ctx.history_total_tokens - sum(t.tokens for t in fetched)
+    fetched_tokens = sum(t.tokens for t in fetched)
+    unfetched_tokens = ctx.history_total_tokens - fetched_tokens
 
     def anchor_kept(kept: list[HistoryTurn], start: int = 0) -> bool:
         # What is kept is always a suffix of the history, and the anchor is the history's oldest
@@ -130,7 +131,7 @@ def context_prepare(
         >= settings.CONTEXT_MANDATORY_SUMMARY_TURN
     )
 
-    kept, kept_tokens = fetched, sum(t.tokens for t in fetched)
+    kept, kept_tokens = fetched, fetched_tokens
     prune_target = int(limit * settings.CONTEXT_PRUNE_TRIGGER_RATIO)
     if tokens_before > prune_target or unfetched_tokens:
         keep_recent = settings.CONTEXT_RECENT_TURNS_TO_KEEP
