@@ -6,8 +6,8 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
-from rest_framework import exceptions, status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -171,26 +171,37 @@ class ModelListView(APIView):
         return Response(s.CatalogModelSerializer(models, many=True, context={"pricing": pricing}).data)
 
 
+# Link name → URL name of the API root's entries.
+API_ROOT_LINKS = {
+    "health": "health",
+    "register": "auth-register",
+    "token": "auth-token",
+    "me": "auth-me",
+    "models": "model-list",
+    "rooms": "room-list",
+    "schema": "schema",
+    "docs": "swagger-ui",
+}
+
+
 class ApiRootView(APIView):
     """Pantheon's API: where to start."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
 
-    @extend_schema(exclude=True)
+    @extend_schema(
+        tags=["health"],
+        summary="Links to where to start",
+        auth=[],
+        responses={
+            200: inline_serializer(
+                "ApiRoot",
+                {name: serializers.URLField() for name in API_ROOT_LINKS},
+            )
+        },
+    )
     def get(self, request: Request) -> Response:
-        def link(name: str, *args) -> str:
-            return request.build_absolute_uri(reverse(name, args=args))
-
         return Response(
-            {
-                "health": link("health"),
-                "register": link("auth-register"),
-                "token": link("auth-token"),
-                "me": link("auth-me"),
-                "models": link("model-list"),
-                "rooms": link("room-list"),
-                "schema": link("schema"),
-                "docs": link("swagger-ui"),
-            }
+            {name: request.build_absolute_uri(reverse(url_name)) for name, url_name in API_ROOT_LINKS.items()}
         )

@@ -93,6 +93,10 @@ def test_api_root_lists_where_to_start(anon_client):
     assert set(body) >= {"health", "register", "token", "me", "models", "rooms", "schema", "docs"}
 
 
+def test_api_root_is_in_the_schema(schema):
+    assert "get" in schema["paths"]["/api/v1/"]
+
+
 def test_swagger_ui_needs_no_cdn(anon_client):
     page = anon_client.get("/api/docs/").content.decode()
     assert "cdn.jsdelivr.net" not in page and "swagger-ui" in page
