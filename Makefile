@@ -46,7 +46,7 @@ beat: install
 	$(BIN)/celery -A pantheon beat --loglevel=INFO
 
 bench: install
-	$(BIN)/python -m orchestration.bench $(BENCH_ARGS)
+	$(BIN)/python -m tools.bench $(BENCH_ARGS)
 
 # Production settings with a throwaway secret; the check connects to no database.
 check-deploy: install

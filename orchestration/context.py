@@ -10,6 +10,7 @@ from django.conf import settings
 
 from orchestration.llm.gateway import ChatMessage
 from orchestration.llm.tokens import TOKENS_PER_REPLY, count_message_tokens
+from orchestration.prompts import anchor_message_build, summary_message_build
 
 
 @dataclass(frozen=True)
@@ -67,24 +68,6 @@ class ContextPlan:
     pruned_through_turn_index: int | None
     rejected: bool
     kept_turn_indexes: tuple[int, ...] = field(default=())
-
-
-def system_prompt_build(*, agent_name: str, agent_key: str, role_prompt: str, others: list[str]) -> str:
-    lines = [f"You are {agent_name} (@{agent_key}), one agent in a multi-agent chat room."]
-    if others:
-        lines.append("The other agents in the room: " + ", ".join(others) + ".")
-    if role_prompt:
-        lines.append(role_prompt)
-    lines.append("Reply in your own voice; earlier replies of this turn are shown as 'Name: reply'.")
-    return "\n".join(lines)
-
-
-def summary_message_build(summary_text: str) -> str:
-    return f"Summary of the conversation so far:\n{summary_text}"
-
-
-def anchor_message_build(anchor_text: str) -> str:
-    return f"(The opening message of this session, for reference:)\n{anchor_text}"
 
 
 def context_prepare(

@@ -1,43 +1,70 @@
-"""The turn engine's application errors (rendered by pantheon.api.exceptions)."""
+"""The turn engine's domain errors (the API layer gives each its status)."""
 
-from rest_framework import status
+from django.conf import settings
 
-from pantheon.api.exceptions import ApplicationError, Conflict, Unprocessable
+from pantheon.errors import (
+    Conflict,
+    InvalidInput,
+    PaymentRequired,
+    RuleViolation,
+    ServiceUnavailable,
+    TooManyRequests,
+    UpstreamUnavailable,
+)
+
+__all__ = [
+    "ContextBudgetExceeded",
+    "IdempotencyKeyReused",
+    "InsufficientCredits",
+    "InvalidInput",
+    "LlmUnavailable",
+    "NoAgentSelected",
+    "TurnConflict",
+    "TurnWriteFailed",
+    "TurnsInFlight",
+]
 
 
 class TurnConflict(Conflict):
     code = "turn_conflict"
-    default_detail = "Turn creation conflicted with concurrent writes. Please retry."
+    default_message = "Turn creation conflicted with concurrent writes. Please retry."
+
+    def __init__(self, message: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("retry_after_seconds", settings.TURN_CONFLICT_RETRY_AFTER_SECONDS)
+        super().__init__(message, **kwargs)
 
 
-class IdempotencyKeyReused(Unprocessable):
+class TurnsInFlight(TooManyRequests):
+    """More of the user's turns running or waiting than ``TURNS_IN_FLIGHT_PER_USER``."""
+
+    default_message = "Too many of your turns are running at once. Please retry when one has finished."
+
+
+class IdempotencyKeyReused(RuleViolation):
     code = "idempotency_key_reused"
-    default_detail = "This Idempotency-Key was already used on this session with a different request."
+    default_message = "This Idempotency-Key was already used on this session with a different request."
 
 
-class ContextBudgetExceeded(Unprocessable):
+class ContextBudgetExceeded(RuleViolation):
     code = "context_budget_exceeded"
-    default_detail = "The input does not fit the model's context budget, even after summary and pruning."
+    default_message = "The input does not fit the model's context budget, even after summary and pruning."
 
 
-class NoAgentSelected(Unprocessable):
+class NoAgentSelected(RuleViolation):
     code = "no_agent_selected"
-    default_detail = "No agent was selected for this turn."
+    default_message = "No agent was selected for this turn."
 
 
-class InsufficientCredits(ApplicationError):
-    status_code = status.HTTP_402_PAYMENT_REQUIRED
+class InsufficientCredits(PaymentRequired):
     code = "insufficient_credits"
-    default_detail = "Your credit balance cannot cover this turn."
+    default_message = "Your available credits cannot cover this turn."
 
 
-class LlmUnavailable(ApplicationError):
-    status_code = status.HTTP_502_BAD_GATEWAY
+class LlmUnavailable(UpstreamUnavailable):
     code = "llm_unavailable"
-    default_detail = "Every agent call of this turn failed. The failed turn was recorded."
+    default_message = "Every agent call of this turn failed. The failed turn was recorded."
 
 
-class TurnWriteFailed(ApplicationError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+class TurnWriteFailed(ServiceUnavailable):
     code = "turn_write_failed"
-    default_detail = "The turn could not be saved. Nothing was billed; please retry."
+    default_message = "The turn could not be saved. Nothing was billed; please retry."

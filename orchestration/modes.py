@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from orchestration.llm.gateway import ChatMessage
 from orchestration.parsing import validation_brief
 from rooms.models import Agent
 
@@ -44,20 +43,6 @@ class RoutingResult:
     agents: list[Agent]
     used_fallback: bool
     reason: str = ""
-
-
-def routing_prompt_build(*, agents: list[Agent], user_input: str) -> tuple[ChatMessage, ...]:
-    roster = "\n".join(
-        f"- {a.agent_key}: {a.name}" + (f" — {a.role_prompt[:200]}" if a.role_prompt else "") for a in agents
-    )
-    system = (
-        "You are the manager of a multi-agent chat room. Decide which agents should answer the user's "
-        "message, in the order they should speak. Answer with strict JSON only, of the form "
-        '{"selected_agent_keys": ["key", ...]}, using only these keys.\n'
-        f"AGENT_KEYS: {', '.join(a.agent_key for a in agents)}\n"
-        f"Agents:\n{roster}"
-    )
-    return (ChatMessage("system", system), ChatMessage("user", user_input))
 
 
 def routing_decision_parse(*, raw: str | None, agents: list[Agent]) -> RoutingResult:

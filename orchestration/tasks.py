@@ -1,10 +1,12 @@
 """Celery tasks: thin wrappers around services, idempotent, with an explicit retry policy."""
 
 import logging
+import uuid
 
 from celery import shared_task
 from django.db import DatabaseError
 
+from orchestration.selectors import summaries_due
 from orchestration.services import summaries
 
 logger = logging.getLogger(__name__)
@@ -24,10 +26,21 @@ def session_summary_generate(session_id: str, through_index: int) -> int | None:
     return summary.pk if summary else None
 
 
+def session_summary_enqueue(*, session_id: uuid.UUID, through_index: int) -> None:
+    """After commit: hand the summary to Celery. Never fails the caller: if the broker is down the
+    summary stays due on the session and the periodic sweep produces it later."""
+    try:
+        session_summary_generate.delay(str(session_id), through_index)
+    except Exception:
+        logger.exception(
+            "could not enqueue the summary of %s through %s; the sweep will", session_id, through_index
+        )
+
+
 @shared_task(name="orchestration.tasks.summaries_due_sweep", acks_late=True)
 def summaries_due_sweep() -> int:
     """Enqueue every summary that is due but was never produced."""
-    due = summaries.summaries_due()
+    due = summaries_due()
     for session_id, through in due:
         session_summary_generate.delay(str(session_id), through)
     if due:

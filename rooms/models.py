@@ -43,6 +43,8 @@ class Agent(models.Model):
     model_alias = models.CharField(max_length=64)
     role_prompt = models.TextField(blank=True, max_length=20000)
     position = models.PositiveIntegerField(default=0)
+    # The agent's own context window; None: CONTEXT_WINDOW_TOKENS (see orchestration.context.Budget).
+    context_window_tokens = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

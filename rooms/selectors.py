@@ -6,7 +6,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 
-from pantheon.api.exceptions import NotFound
+from pantheon.errors import NotFound
 from rooms.models import Agent, Room
 
 

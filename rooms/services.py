@@ -6,9 +6,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
-from rest_framework import status
 
-from pantheon.api.exceptions import ApplicationError
+from pantheon.errors import InvalidInput
+from rooms.errors import AgentKeyTaken
 from rooms.models import AGENT_KEY_PATTERN, Agent, Room
 from usage.selectors import catalog_model_get_active
 
@@ -16,30 +16,15 @@ AGENT_KEY_RULE = "An agent key starts with a lowercase letter and has at most 32
 _AGENT_KEY_RE = re.compile(AGENT_KEY_PATTERN)
 
 
-class AgentKeyTaken(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "agent_key_taken"
-
-    def __init__(self, key: str) -> None:
-        super().__init__(
-            f"A live agent in this room already has the key '{key}'.",
-            extra={"fields": {"agent_key": [f"'{key}' is taken in this room."]}},
-        )
-
-
-def _field_error(field: str, message: str) -> ApplicationError:
-    return ApplicationError(f"{field}: {message}", extra={"fields": {field: [message]}})
-
-
 def _agent_key_validate(agent_key: str) -> None:
     # fullmatch: "$" alone would accept a trailing newline.
     if not _AGENT_KEY_RE.fullmatch(agent_key):
-        raise _field_error("agent_key", AGENT_KEY_RULE)
+        raise InvalidInput.for_field("agent_key", AGENT_KEY_RULE)
 
 
 def _model_alias_validate(model_alias: str) -> None:
     if catalog_model_get_active(alias=model_alias) is None:
-        raise _field_error(
+        raise InvalidInput.for_field(
             "model_alias", f"'{model_alias}' is not an active catalog model (see GET /api/v1/models)."
         )
 

@@ -4,7 +4,7 @@ import uuid
 
 from django.db.models import Prefetch, QuerySet
 
-from pantheon.api.exceptions import NotFound
+from pantheon.errors import NotFound
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 
 

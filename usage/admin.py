@@ -18,8 +18,8 @@ from usage.models import (
     PricingVersion,
     UsageDailyRollup,
 )
+from usage.selectors import usage_totals
 from usage.services.accounts import credit_account_open
-from usage.totals import usage_totals
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -239,7 +239,7 @@ class UsageDailyRollupAdmin(ReadOnlyAdmin):
         "input_tokens",
         "output_tokens",
         "cost_usd",
-        "billable_cost_usd",
+        "billed_cost_usd",
         "credits_burned",
         "provider_cost_usd",
         "drift_events",

@@ -73,14 +73,70 @@ class ModelPrice(models.Model):
 
 
 class CreditAccount(models.Model):
+    """A user's credits. ``balance`` always equals the sum of the user's ledger entries and never goes
+    below zero; ``held`` is what turns and summaries in flight have reserved (the sum of the user's
+    ``CreditHold`` rows), so ``balance − held`` is what a new turn may still reserve."""
+
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_account"
     )
     balance = models.DecimalField(**CREDITS, default=Decimal("0"))
+    held = models.DecimalField(**CREDITS, default=Decimal("0"))
     updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="credit_balance_not_negative"),
+            models.CheckConstraint(condition=Q(held__gte=0), name="credits_held_not_negative"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} — {self.balance} credits"
+
+    @property
+    def available(self) -> Decimal:
+        return self.balance - self.held
+
+
+class CreditHold(models.Model):
+    """Credits reserved for work in flight: a turn's worst case from before its first LLM call to its
+    commit, or a summary's worst case from the commit of the turn that asked for it to the summary.
+
+    A hold that outlives ``expires_at`` belongs to work that died (a killed worker, a lost task):
+    the periodic sweep frees it.
+    """
+
+    class Kind(models.TextChoices):
+        TURN = "turn"
+        SUMMARY = "summary"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="credit_holds")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    amount = models.DecimalField(**CREDITS)
+    # The worst case in USD and the model it was mostly for, so an abandoned hold can be reported.
+    cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    model_alias = models.CharField(max_length=64, blank=True)
+    room_id = models.UUIDField(null=True, blank=True)
+    session_id = models.UUIDField(null=True, blank=True, db_index=True)
+    turn_id = models.UUIDField(null=True, blank=True)
+    covers_through_turn_index = models.PositiveIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(db_index=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gte=0), name="credit_hold_not_negative"),
+            models.UniqueConstraint(
+                fields=["session_id", "covers_through_turn_index"],
+                condition=Q(kind="summary"),
+                name="one_summary_hold_per_covered_index",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} hold {self.amount} for {self.user_id}"
 
 
 class CreditLedgerEntry(models.Model):
@@ -152,6 +208,9 @@ class LlmCallEvent(models.Model):
     oe_tokens = models.PositiveIntegerField(default=0)
     cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
     credits_burned = models.DecimalField(**CREDITS, default=Decimal("0"))
+    # Credits the call should have cost the user but could not be debited (the provider reported more
+    # than the hold and the balance covered): flagged for the operator.
+    credits_unbilled = models.DecimalField(**CREDITS, default=Decimal("0"))
     pricing_version = models.ForeignKey(PricingVersion, on_delete=models.PROTECT, null=True, related_name="+")
     billable = models.BooleanField(default=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUCCEEDED)
@@ -159,6 +218,16 @@ class LlmCallEvent(models.Model):
     latency_ms = models.PositiveIntegerField(default=0)
     orphaned = models.BooleanField(
         default=False, help_text="The call was made but its turn could not be written."
+    )
+    abandoned = models.BooleanField(
+        default=False,
+        help_text="Written by the sweep for work that died holding credits: calls may have been made "
+        "and paid; the figures are the hold's worst-case estimate.",
+    )
+    figures_clamped = models.BooleanField(
+        default=False,
+        help_text="The provider reported token counts or an id beyond what a column holds; they were "
+        "clamped or cut.",
     )
     # Reconciliation with the provider's own record of the generation (usage.services.reconciliation).
     reconciliation = models.CharField(
@@ -190,7 +259,7 @@ class UsageDailyRollup(models.Model):
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
     cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
-    billable_cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    billed_cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
     credits_burned = models.DecimalField(**CREDITS, default=Decimal("0"))
     provider_cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
     drift_events = models.PositiveIntegerField(default=0)

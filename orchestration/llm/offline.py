@@ -29,7 +29,7 @@ CLOSINGS = (
 AGENT_KEYS_LINE = re.compile(r"^AGENT_KEYS:[ \t]*(.*)$", re.MULTILINE)
 MENTION = re.compile(r"@([a-z][a-z0-9_-]{0,31})", re.IGNORECASE)
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-# Headings of the summary prompt (orchestration.summaries.summary_prompt_build).
+# Headings of the summary prompt (orchestration.prompts.summary_prompt_build).
 PREVIOUS_SUMMARY = "Previous summary:"
 NEW_TURNS = "New turns:"
 DECISION = re.compile(r"\b(decided|decide|agreed|agree|will use|chose|settled on)\b", re.IGNORECASE)

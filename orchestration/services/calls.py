@@ -5,9 +5,9 @@ import time
 from dataclasses import dataclass, field
 
 from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest
-from pantheon.api.timing import llm_wait_record
+from pantheon.observability import LlmCallObserved, observe
 from usage.models import LlmCallEvent
-from usage.pricing import PricedModel
+from usage.selectors import PricedModel
 from usage.services.events import usage_event_stage
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ def llm_call_staged(
     except Exception as raw:
         # A provider bug must not take the whole turn down: the call counts as failed.
         exc = raw if isinstance(raw, LlmCallError) else _unexpected(raw, started)
-        _waited(log, started)
         logger.warning(
             "llm call failed purpose=%s agent=%s model=%s code=%s",
             request.purpose,
@@ -73,8 +72,8 @@ def llm_call_staged(
                 generation_id=exc.generation_id,
             )
         )
+        _waited(log, started, request)
         return None
-    _waited(log, started)
     log.events.append(
         usage_event_stage(
             **common,
@@ -88,6 +87,7 @@ def llm_call_staged(
             provider_cost_usd=response.provider_cost_usd,
         )
     )
+    _waited(log, started, request)
     return response.content
 
 
@@ -100,7 +100,20 @@ def _unexpected(exc: Exception, started: float) -> LlmCallError:
     )
 
 
-def _waited(log: CallLog, started: float) -> None:
+def _waited(log: CallLog, started: float, request: LlmRequest) -> None:
     waited = time.perf_counter() - started
     log.llm_seconds += waited
-    llm_wait_record(waited)
+    event = log.events[-1]
+    observe(
+        LlmCallObserved(
+            purpose=request.purpose,
+            model_alias=event.model_alias,
+            succeeded=event.status == "succeeded",
+            error_code=event.error_code,
+            seconds=waited,
+            input_tokens=event.input_tokens,
+            output_tokens=event.output_tokens,
+            cost_usd=event.cost_usd,
+            credits=event.credits_burned,
+        )
+    )

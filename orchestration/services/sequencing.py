@@ -52,7 +52,7 @@ def session_claim(
                 session_id=session_id, token=token, last_turn_index=last, summary_due_through=due or 0
             )
         if time.monotonic() + pause > deadline:
-            raise TurnConflict(headers={"Retry-After": str(settings.TURN_CONFLICT_RETRY_AFTER_SECONDS)})
+            raise TurnConflict()
         time.sleep(pause * (0.5 + random.random()))  # jitter: waiters don't retry in lockstep
         pause = min(pause * 2, 0.2)
 

@@ -1,7 +1,8 @@
 """Session summaries: two metered LLM stages, written once per (session, covered turn index).
 
 ``session_summary_generate`` is what the Celery task runs after a turn that marked a summary due;
-``summaries_due_sweep`` finds the due ones that were never produced (broker down, worker killed).
+the sweep (``orchestration.tasks.summaries_due_sweep``) makes the due ones that were never produced
+(broker down, worker killed), found by ``orchestration.selectors.summaries_due``.
 """
 
 import logging
@@ -9,25 +10,18 @@ import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, OuterRef, Subquery
-from django.db.models.functions import Coalesce
 
 from orchestration.context import Budget
 from orchestration.llm.gateway import LlmGateway, LlmRequest
 from orchestration.llm.registry import gateway_get
 from orchestration.llm.tokens import count_message_tokens
+from orchestration.parsing import extraction_parse, summary_parse
+from orchestration.prompts import extraction_prompt_build, summary_prompt_build, transcript_build
 from orchestration.services.calls import CallLog, llm_call_staged
-from orchestration.summaries import (
-    extraction_parse,
-    extraction_prompt_build,
-    summary_parse,
-    summary_prompt_build,
-    transcript_build,
-)
 from pantheon.logging import turn_log_context
 from sessions_app.models import ChatSession, SessionSummary, Turn
 from usage.models import CreditLedgerEntry
-from usage.pricing import priced_models_get
+from usage.selectors import priced_models_get
 from usage.services.events import usage_events_commit, usage_events_write_orphaned
 
 logger = logging.getLogger(__name__)
@@ -160,34 +154,3 @@ def _transcript_within(*, session: ChatSession, after: int, through: int, tokens
         kept.append((index, user_input, output))
         used += cost
     return transcript_build(list(reversed(kept)))
-
-
-def summaries_due() -> list[tuple[uuid.UUID, int]]:
-    """Sessions whose requested summary index is past their latest summary."""
-    latest = (
-        SessionSummary.objects.filter(session=OuterRef("pk"))
-        .values("session")
-        .annotate(m=Max("covers_through_turn_index"))
-        .values("m")
-    )
-    due = (
-        ChatSession.objects.live()
-        .filter(summary_due_through__isnull=False)
-        .annotate(covered=Coalesce(Subquery(latest), 0))
-        .filter(summary_due_through__gt=F("covered"))
-        .values_list("pk", "summary_due_through")
-    )
-    return list(due)
-
-
-def summary_enqueue(*, session_id: uuid.UUID, through_index: int) -> None:
-    """After commit: hand the summary to Celery. Never fails the caller: if the broker is down the
-    summary stays due on the session and the periodic sweep produces it later."""
-    from orchestration.tasks import session_summary_generate as task
-
-    try:
-        task.delay(str(session_id), through_index)
-    except Exception:
-        logger.exception(
-            "could not enqueue the summary of %s through %s; the sweep will", session_id, through_index
-        )

@@ -26,7 +26,6 @@ from orchestration.context import (
     Budget,
     ContextPlan,
     context_prepare,
-    system_prompt_build,
     turn_context_tokens,
 )
 from orchestration.errors import (
@@ -38,28 +37,27 @@ from orchestration.errors import (
     TurnConflict,
     TurnWriteFailed,
 )
-from orchestration.history import session_context_load
 from orchestration.llm.gateway import LlmGateway, LlmRequest
 from orchestration.llm.registry import gateway_call_deadline_seconds, gateway_get
 from orchestration.modes import (
     agents_select_manual,
     agents_select_roundtable,
     routing_decision_parse,
-    routing_prompt_build,
 )
+from orchestration.prompts import routing_prompt_build, system_prompt_build
+from orchestration.selectors import session_context_load
 from orchestration.services.calls import CallLog, llm_call_staged
 from orchestration.services.sequencing import SessionClaim, session_claim, session_claim_release
-from orchestration.services.summaries import summary_enqueue
-from pantheon.api.exceptions import ApplicationError
+from orchestration.tasks import session_summary_enqueue
+from pantheon.errors import ApplicationError, InvalidInput
 from pantheon.logging import turn_log_context
 from rooms.models import Agent
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
 from sessions_app.selectors import session_get
 from usage.metering import charge_compute
 from usage.models import LlmCallEvent
-from usage.pricing import priced_models_get
+from usage.selectors import credit_balance_get, priced_models_get
 from usage.services.events import (
-    credit_balance_get,
     usage_events_commit,
     usage_events_write_orphaned,
 )
@@ -103,7 +101,7 @@ def turn_execute(
     session = session_get(user=user, session_id=session_id)
     text = _input_validate(user_input)
     if mode not in Turn.Mode.values:
-        raise ApplicationError(
+        raise InvalidInput(
             f"Unknown mode {mode!r}; use one of: {', '.join(Turn.Mode.values)}.",
             extra={"fields": {"mode": ["invalid"]}},
         )
@@ -182,9 +180,9 @@ def turn_execute(
 def _input_validate(user_input: str) -> str:
     text = (user_input or "").strip()
     if not text:
-        raise ApplicationError("user_input must not be empty.", extra={"fields": {"user_input": ["blank"]}})
+        raise InvalidInput("user_input must not be empty.", extra={"fields": {"user_input": ["blank"]}})
     if len(text) > settings.TURN_USER_INPUT_MAX_CHARS:
-        raise ApplicationError(
+        raise InvalidInput(
             f"user_input is longer than {settings.TURN_USER_INPUT_MAX_CHARS} characters.",
             extra={"fields": {"user_input": ["max_length"]}},
         )
@@ -195,7 +193,7 @@ def _idempotency_key_validate(key: str | None) -> str | None:
     if key is None or key == "":
         return None
     if len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
-        raise ApplicationError(
+        raise InvalidInput(
             f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX_LENGTH} printable characters.",
             extra={"fields": {"Idempotency-Key": ["invalid"]}},
         )
@@ -409,7 +407,7 @@ def _turn_write(
         )
         if locked.claim_token != claim.token:
             # Our claim expired and another turn took the session: this turn cannot be sequenced.
-            raise TurnConflict(headers={"Retry-After": str(settings.TURN_CONFLICT_RETRY_AFTER_SECONDS)})
+            raise TurnConflict()
         index = locked.last_turn_index + 1
         turn = Turn.objects.create(
             id=run.turn_id,
@@ -452,7 +450,9 @@ def _turn_write(
         due = locked.summary_due_through
         if turn.summary_triggered:
             due = max(due or 0, index)
-            transaction.on_commit(partial(summary_enqueue, session_id=session.pk, through_index=index))
+            transaction.on_commit(
+                partial(session_summary_enqueue, session_id=session.pk, through_index=index)
+            )
         ChatSession.objects.filter(pk=session.pk).update(
             last_turn_index=index,
             claim_token=None,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from orchestration.llm.fake_server import Step
+from orchestration.testing.fake_server import Step
 from pantheon.celery import app
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, SessionSummary, Turn

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestration.llm.fake_server import Step
 from orchestration.llm.gateway import ChatMessage, LlmCallError, LlmRequest
 from orchestration.llm.openai_provider import OpenAIGateway
+from orchestration.testing.fake_server import Step
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -101,7 +101,7 @@ def test_unknown_path_is_a_404(fake_llm):
 
 def test_runs_standalone_with_a_fixed_latency():
     server = subprocess.Popen(
-        [sys.executable, "-m", "orchestration.llm.fake_server", "--port", "0", "--latency-ms", "120"],
+        [sys.executable, "-m", "orchestration.testing.fake_server", "--port", "0", "--latency-ms", "120"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

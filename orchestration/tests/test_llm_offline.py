@@ -113,7 +113,7 @@ def test_routing_falls_back_to_the_first_listed_agent():
 
 
 def test_routing_reads_the_prompt_the_turn_engine_builds():
-    from orchestration.modes import routing_prompt_build
+    from orchestration.prompts import routing_prompt_build
     from rooms.models import Agent
 
     agents = [Agent(agent_key=k, name=k.title(), position=i) for i, k in enumerate(["writer", "critic"])]

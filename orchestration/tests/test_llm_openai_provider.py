@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from orchestration.llm.fake_server import Step
+from conftest import REFERER, TITLE
 from orchestration.llm.gateway import ChatMessage, LlmCallError, LlmRequest
 from orchestration.llm.openai_provider import RETRY_WAIT_MAX_SECONDS, OpenAIGateway
 from orchestration.llm.tokens import count_messages_tokens, count_text_tokens
-from orchestration.tests.conftest import REFERER, TITLE
+from orchestration.testing.fake_server import Step
 
 SLACK = 1.0  # seconds of scheduling slack in timing assertions
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from orchestration.llm.fake_server import Step
+from orchestration.testing.fake_server import Step
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.tests.factories import SessionFactory
 from usage.models import LlmCallEvent, UsageDailyRollup

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from orchestration.llm.fake_server import Step
-from orchestration.services.summaries import session_summary_generate, summaries_due
+from orchestration.selectors import summaries_due
+from orchestration.services.summaries import session_summary_generate
 from orchestration.tasks import summaries_due_sweep
+from orchestration.testing.fake_server import Step
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, SessionSummary
 from sessions_app.tests.factories import SessionFactory

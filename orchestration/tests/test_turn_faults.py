@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from orchestration.llm.fake_server import Step
+from orchestration.testing.fake_server import Step
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import Turn
 from sessions_app.tests.factories import SessionFactory

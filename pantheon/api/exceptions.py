@@ -1,7 +1,7 @@
 """One error shape for the whole API: ``{"detail": str, "code": str, ...}``.
 
-Services raise ``ApplicationError`` subclasses; DRF raises its own exceptions; both are turned into
-responses here, in one place.
+Services raise ``pantheon.errors.ApplicationError`` subclasses (no HTTP in them); DRF raises its own
+exceptions; both are turned into responses here, in one place, and only here do they get a status.
 """
 
 from typing import Any
@@ -12,41 +12,32 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from pantheon import errors
 
-class ApplicationError(Exception):
-    """A business rule refused the request. ``extra`` is merged into the response body."""
-
-    status_code: int = status.HTTP_400_BAD_REQUEST
-    code: str = "invalid"
-    default_detail: str = "The request could not be processed."
-
-    def __init__(
-        self,
-        detail: str | None = None,
-        *,
-        extra: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.detail = detail or self.default_detail
-        self.extra = extra or {}
-        self.headers = headers or {}
-        super().__init__(self.detail)
+# Each kind of domain error and its status; a subclass inherits its base's (looked up along the MRO).
+STATUS_BY_ERROR: dict[type[errors.ApplicationError], int] = {
+    errors.ApplicationError: status.HTTP_400_BAD_REQUEST,
+    errors.NotFound: status.HTTP_404_NOT_FOUND,
+    errors.Forbidden: status.HTTP_403_FORBIDDEN,
+    errors.Conflict: status.HTTP_409_CONFLICT,
+    errors.RuleViolation: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    errors.PaymentRequired: status.HTTP_402_PAYMENT_REQUIRED,
+    errors.TooManyRequests: status.HTTP_429_TOO_MANY_REQUESTS,
+    errors.UpstreamUnavailable: status.HTTP_502_BAD_GATEWAY,
+    errors.ServiceUnavailable: status.HTTP_503_SERVICE_UNAVAILABLE,
+}
 
 
-class NotFound(ApplicationError):
-    status_code = status.HTTP_404_NOT_FOUND
-    code = "not_found"
-    default_detail = "Not found."
+def application_error_status(exc: errors.ApplicationError) -> int:
+    return next(STATUS_BY_ERROR[cls] for cls in type(exc).__mro__ if cls in STATUS_BY_ERROR)
 
 
-class Conflict(ApplicationError):
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
+def application_error_body(exc: errors.ApplicationError) -> dict[str, Any]:
+    return {"detail": exc.message, "code": exc.code, **exc.extra}
 
 
-class Unprocessable(ApplicationError):
-    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
-    code = "unprocessable"
+def application_error_headers(exc: errors.ApplicationError) -> dict[str, str]:
+    return {} if exc.retry_after_seconds is None else {"Retry-After": str(exc.retry_after_seconds)}
 
 
 _DRF_CODES = {
@@ -63,14 +54,14 @@ _DRF_CODES = {
 }
 
 
-def _first_message(errors: Any) -> str:
-    if isinstance(errors, dict):
-        for field, value in errors.items():
+def _first_message(problems: Any) -> str:
+    if isinstance(problems, dict):
+        for field, value in problems.items():
             message = _first_message(value)
             return message if field == "non_field_errors" else f"{field}: {message}"
-    if isinstance(errors, list) and errors:
-        return _first_message(errors[0])
-    return str(errors)
+    if isinstance(problems, list) and problems:
+        return _first_message(problems[0])
+    return str(problems)
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -79,10 +70,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
 
-    if isinstance(exc, ApplicationError):
+    if isinstance(exc, errors.ApplicationError):
         set_rollback()
-        body = {"detail": exc.detail, "code": exc.code, **exc.extra}
-        return Response(body, status=exc.status_code, headers=exc.headers)
+        return Response(
+            application_error_body(exc),
+            status=application_error_status(exc),
+            headers=application_error_headers(exc),
+        )
 
     if not isinstance(exc, exceptions.APIException):
         return None  # a genuine bug: let Django answer 500 and log it
@@ -98,8 +92,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         code = exc.default_code if isinstance(exc.default_code, str) else "error"
 
     if isinstance(exc, exceptions.ValidationError):
-        errors = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        body = {"detail": _first_message(errors), "code": code, "fields": errors}
+        problems = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        body = {"detail": _first_message(problems), "code": code, "fields": problems}
     else:
         body = {"detail": str(exc.detail), "code": code}
 

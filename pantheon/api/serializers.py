@@ -57,17 +57,29 @@ class UserUsageTotalsSerializer(serializers.Serializer):
     cost_usd = serializers.DecimalField(
         max_digits=24, decimal_places=12, help_text="Cost of every call, billed or not."
     )
-    billable_cost_usd = serializers.DecimalField(
+    billed_cost_usd = serializers.DecimalField(
         max_digits=24, decimal_places=12, help_text="Cost of the calls billed to you."
     )
-    credits_burned = serializers.DecimalField(max_digits=18, decimal_places=4)
+    credits_burned = serializers.DecimalField(
+        max_digits=18, decimal_places=4, help_text="Credits debited from your balance."
+    )
 
 
 class MeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
     email = serializers.EmailField()
-    credit_balance = serializers.DecimalField(max_digits=18, decimal_places=4)
+    credit_balance = serializers.DecimalField(
+        max_digits=18, decimal_places=4, help_text="Your balance: the sum of your credit ledger."
+    )
+    credits_held = serializers.DecimalField(
+        max_digits=18, decimal_places=4, help_text="Reserved by your turns and summaries in flight."
+    )
+    credits_available = serializers.DecimalField(
+        max_digits=18,
+        decimal_places=4,
+        help_text="Balance − held: what a new turn may reserve (its worst case must fit).",
+    )
     usage = UserUsageTotalsSerializer()
 
 

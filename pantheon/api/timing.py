@@ -1,7 +1,8 @@
 """``Server-Timing`` on every response: time waiting on the LLM vs Pantheon's own (db and app).
 
-The middleware times the whole request (authentication included) and counts its SQL queries; code
-that waits on an LLM reports the wait with ``llm_wait_record``, wherever it runs in the request.
+The middleware times the whole request (authentication included) and counts its SQL queries; the
+LLM wait arrives through ``pantheon.observability`` (every ``LlmCallObserved``), so the domain never
+imports this module.
 """
 
 import contextvars
@@ -9,6 +10,8 @@ import time
 from dataclasses import dataclass
 
 from django.db import connection
+
+from pantheon.observability import LlmCallObserved, listen
 
 
 @dataclass
@@ -33,10 +36,17 @@ _current: contextvars.ContextVar[RequestTiming | None] = contextvars.ContextVar(
 )
 
 
-def llm_wait_record(seconds: float) -> None:
+def request_timing_current() -> RequestTiming | None:
+    return _current.get()
+
+
+def _llm_call_timed(event: LlmCallObserved) -> None:
     timing = _current.get()
     if timing is not None:
-        timing.llm_seconds += seconds
+        timing.llm_seconds += event.seconds
+
+
+listen(LlmCallObserved, _llm_call_timed)
 
 
 class ServerTimingMiddleware:

@@ -15,23 +15,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pantheon.api import serializers as s
-from pantheon.api.exceptions import ApplicationError
 from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
+from pantheon.errors import Forbidden, InvalidInput
 from usage.selectors import catalog_list_active, pricing_active_get, user_usage_summary
 from usage.services.accounts import user_register
 
 logger = logging.getLogger(__name__)
 
 
-class RegistrationClosed(ApplicationError):
-    status_code = status.HTTP_403_FORBIDDEN
+class RegistrationClosed(Forbidden):
     code = "registration_closed"
-    default_detail = "Registration is closed on this server."
+    default_message = "Registration is closed on this server."
 
 
-class InvalidCredentials(ApplicationError):
+class InvalidCredentials(InvalidInput):
     code = "invalid_credentials"
-    default_detail = "Unable to log in with the provided credentials."
+    default_message = "Unable to log in with the provided credentials."
 
 
 def database_status() -> str:

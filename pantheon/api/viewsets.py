@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from rest_framework import viewsets
 
-from pantheon.api.exceptions import NotFound
+from pantheon.errors import NotFound
 from rooms.models import Room
 from rooms.selectors import room_get
 

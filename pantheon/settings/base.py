@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rooms",
     "sessions_app",
     "orchestration",
+    "ops",
 ]
 
 MIDDLEWARE = [

@@ -202,7 +202,7 @@ def test_me_shows_the_user_balance_and_usage_totals(api_client, user, other_user
         707,
     )
     assert Decimal(usage["cost_usd"]) == Decimal("0.000802")
-    assert Decimal(usage["billable_cost_usd"]) == Decimal("0.000725")
+    assert Decimal(usage["billed_cost_usd"]) == Decimal("0.000725")
     assert Decimal(usage["credits_burned"]) == Decimal("0.725")
 
 

@@ -6,7 +6,7 @@ import time
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from pantheon.api.exceptions import ApplicationError
+from pantheon.errors import ApplicationError
 from rooms import services
 from rooms.models import Agent, Room
 from rooms.services import AgentKeyTaken
@@ -49,7 +49,7 @@ class TestAgentCreate:
         room = RoomFactory()
         with pytest.raises(ApplicationError) as refused:
             services.agent_create(room=room, **{**WRITER, "agent_key": key})
-        assert refused.value.status_code == 400 and refused.value.code == "invalid"
+        assert refused.value.code == "invalid"
         assert "agent_key" in refused.value.extra["fields"]
         assert not Agent.objects.filter(room=room).exists()
 
@@ -58,7 +58,7 @@ class TestAgentCreate:
         room = RoomFactory()
         with pytest.raises(ApplicationError) as refused:
             services.agent_create(room=room, **{**WRITER, "model_alias": alias})
-        assert refused.value.status_code == 400 and "model_alias" in refused.value.extra["fields"]
+        assert refused.value.code == "invalid" and "model_alias" in refused.value.extra["fields"]
         assert not Agent.objects.filter(room=room).exists()
 
     def test_a_live_duplicate_key_is_409(self):
@@ -66,7 +66,7 @@ class TestAgentCreate:
         AgentFactory(room=room, agent_key="writer")
         with pytest.raises(AgentKeyTaken) as refused:
             services.agent_create(room=room, **WRITER)
-        assert refused.value.status_code == 409 and refused.value.code == "agent_key_taken"
+        assert refused.value.code == "agent_key_taken"
 
     def test_the_key_of_a_deleted_agent_is_free(self):
         room = RoomFactory()

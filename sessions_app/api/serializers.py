@@ -128,5 +128,5 @@ class UsageTotalsSerializer(serializers.Serializer):
     output_tokens = serializers.IntegerField()
     oe_tokens = serializers.IntegerField()
     cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
-    billable_cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
+    billed_cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
     credits_burned = serializers.DecimalField(max_digits=18, decimal_places=4)

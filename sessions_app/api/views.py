@@ -15,7 +15,7 @@ from pantheon.api.viewsets import OwnedViewSet
 from rooms.selectors import room_get
 from sessions_app import selectors, services
 from sessions_app.api import serializers as s
-from usage.totals import usage_events_for_session, usage_totals
+from usage.selectors import usage_events_for_session, usage_totals
 
 
 class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSet):

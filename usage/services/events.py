@@ -117,9 +117,3 @@ def usage_events_write_orphaned(*, events: Sequence[LlmCallEvent]) -> None:
     with transaction.atomic():
         LlmCallEvent.objects.bulk_create(events)
     logger.error("wrote %d orphaned usage events after a failed turn write", len(events))
-
-
-def credit_balance_get(*, user_id: int) -> Decimal:
-    return CreditAccount.objects.values_list("balance", flat=True).filter(user_id=user_id).first() or Decimal(
-        0
-    )

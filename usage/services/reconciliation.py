@@ -8,16 +8,29 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from usage.models import LlmCallEvent, UsageDailyRollup
 from usage.provider import ProviderLookupError, generation_cost_get, provider_lookup_configured
+from usage.selectors import USAGE_AGGREGATES
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
 R = LlmCallEvent.Reconciliation
+# The figures a daily rollup keeps (the aggregates are defined once, in usage.selectors).
+ROLLUP_FIGURES = (
+    "events",
+    "failed_events",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "billed_cost_usd",
+    "credits_burned",
+    "provider_cost_usd",
+    "drift_events",
+)
 
 
 @dataclass
@@ -120,17 +133,7 @@ def usage_rollups_rebuild(*, days: set[date]) -> int:
         LlmCallEvent.objects.annotate(day=TruncDate("created_at"))
         .filter(day__in=days)
         .values("day", "user_id", "model_alias")
-        .annotate(
-            n=Count("id"),
-            failed=Count("id", filter=Q(status=LlmCallEvent.Status.FAILED)),
-            tin=Coalesce(Sum("input_tokens"), 0),
-            tout=Coalesce(Sum("output_tokens"), 0),
-            cost=Coalesce(Sum("cost_usd"), ZERO),
-            billable=Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
-            credits=Coalesce(Sum("credits_burned"), ZERO),
-            provider=Coalesce(Sum("provider_cost_usd"), ZERO),
-            drift=Count("id", filter=Q(reconciliation=R.DRIFT)),
-        )
+        .annotate(**{f"t_{name}": USAGE_AGGREGATES[name] for name in ROLLUP_FIGURES})
     )
     UsageDailyRollup.objects.filter(day__in=days).delete()
     rollups = [
@@ -138,15 +141,7 @@ def usage_rollups_rebuild(*, days: set[date]) -> int:
             day=r["day"],
             user_id=r["user_id"],
             model_alias=r["model_alias"],
-            events=r["n"],
-            failed_events=r["failed"],
-            input_tokens=r["tin"],
-            output_tokens=r["tout"],
-            cost_usd=r["cost"],
-            billable_cost_usd=r["billable"],
-            credits_burned=r["credits"],
-            provider_cost_usd=r["provider"],
-            drift_events=r["drift"],
+            **{name: r[f"t_{name}"] for name in ROLLUP_FIGURES},
         )
         for r in rows
     ]

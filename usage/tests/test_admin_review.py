@@ -55,9 +55,7 @@ def events():
 def test_totals_follow_the_filter(staff_client, events):
     everything = staff_client.get(URL).context["usage_totals"]
     assert everything["events"] == 4 and everything["cost_usd"] == Decimal("0.0075")
-    assert everything["billable_cost_usd"] == Decimal("0.007") and everything["credits_burned"] == Decimal(
-        "7"
-    )
+    assert everything["billed_cost_usd"] == Decimal("0.007") and everything["credits_burned"] == Decimal("7")
 
     only_alice = staff_client.get(URL, {"user__id__exact": events["alice"].pk}).context["usage_totals"]
     assert only_alice["events"] == 3 and only_alice["cost_usd"] == Decimal("0.0035")

@@ -5,11 +5,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from orchestration.llm.gateway import ChatMessage, LlmCallError, LlmRequest
 from orchestration.llm.registry import gateway_get
-from orchestration.modes import routing_decision_parse, routing_prompt_build
-from orchestration.summaries import SummaryDraft
+from orchestration.modes import routing_decision_parse
+from orchestration.parsing import SummaryDraft
+from orchestration.prompts import routing_prompt_build
 from rooms.models import Agent
 from usage.metering import charge_compute
-from usage.pricing import priced_models_get
+from usage.selectors import priced_models_get
 
 
 class Command(BaseCommand):

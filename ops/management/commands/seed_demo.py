@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from pantheon.api.exceptions import ApplicationError
+from pantheon.errors import ApplicationError
 from rooms import selectors, services
 from rooms.models import Room
 from sessions_app.models import ChatSession
@@ -101,5 +101,5 @@ class Command(BaseCommand):
                         position=position,
                     )
         except ApplicationError as exc:  # e.g. a demo model missing from the catalog
-            raise CommandError(f"Cannot seed the demo room: {exc.detail}") from exc
+            raise CommandError(f"Cannot seed the demo room: {exc.message}") from exc
         return room

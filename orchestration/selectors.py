@@ -1,11 +1,13 @@
-"""Loading what a turn may show of the session's past: three queries whatever the session's length."""
+"""Reads of the turn engine: what a turn may show of a session's past, and the summaries due."""
+
+import uuid
 
 from django.conf import settings
-from django.db.models import Count, F, Q, Sum, Window
-from django.db.models.functions import RowNumber
+from django.db.models import Count, F, Max, OuterRef, Q, Subquery, Sum, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from orchestration.context import HistoryTurn, SessionContext
-from sessions_app.models import SessionSummary, Turn
+from sessions_app.models import ChatSession, SessionSummary, Turn
 
 
 def session_context_load(
@@ -63,3 +65,21 @@ def session_context_load(
         next_turn_index=next_turn_index,
         summary_requested_through=max(summary_requested_through, covered),
     )
+
+
+def summaries_due() -> list[tuple[uuid.UUID, int]]:
+    """Sessions whose requested summary index is past their latest summary."""
+    latest = (
+        SessionSummary.objects.filter(session=OuterRef("pk"))
+        .values("session")
+        .annotate(m=Max("covers_through_turn_index"))
+        .values("m")
+    )
+    due = (
+        ChatSession.objects.live()
+        .filter(summary_due_through__isnull=False)
+        .annotate(covered=Coalesce(Subquery(latest), 0))
+        .filter(summary_due_through__gt=F("covered"))
+        .values_list("pk", "summary_due_through")
+    )
+    return list(due)

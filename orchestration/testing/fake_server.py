@@ -11,7 +11,7 @@ empty choices, a body trickled behind keep-alive whitespace. Every request is re
         server.enqueue(Step(status=429, retry_after=1))
         client = OpenAI(base_url=server.base_url, api_key="test")
 
-Standalone: ``python -m orchestration.llm.fake_server --port 8099 --latency-ms 50``.
+Standalone: ``python -m orchestration.testing.fake_server --port 8099 --latency-ms 50``.
 
 Each response goes out in one write on a socket without Nagle's algorithm, over HTTP/1.1 keep-alive
 with a Content-Length: otherwise every call stalls ~40 ms on delayed ACKs and the benchmark measures

@@ -6,7 +6,7 @@ Against the fake OpenAI-compatible server with a fixed latency, on PostgreSQL:
 interleaved call by call, at several session lengths (prior turns). Reports medians, the ratio, the
 milliseconds Pantheon adds, and SQL queries per turn (from the ``Server-Timing`` header).
 
-    python -m orchestration.bench [--latency-ms 50] [--turns 30] [--lengths 0,10,1000]
+    python -m tools.bench [--latency-ms 50] [--turns 30] [--lengths 0,10,1000]
 """
 
 import argparse
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lengths = [int(x) for x in args.lengths.split(",")]
 
-    from orchestration.llm.fake_server import FakeLlmServer
+    from orchestration.testing.fake_server import FakeLlmServer
 
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     _database_ensure(database_url)
