@@ -1,6 +1,8 @@
 """Counters shared by every web process, through the cache: concurrent slots (e.g. a user's turns in
 flight). Counted atomically (``cache.add`` then ``incr``/``decr``), never read-modify-write."""
 
+import contextlib
+
 from django.core.cache import cache
 
 
@@ -16,7 +18,5 @@ def slot_acquire(key: str, *, limit: int, ttl_seconds: int) -> bool:
 
 
 def slot_release(key: str) -> None:
-    try:
+    with contextlib.suppress(ValueError):  # the counter expired meanwhile: nothing to give back
         cache.decr(key)
-    except ValueError:  # the counter expired meanwhile: nothing to give back
-        pass

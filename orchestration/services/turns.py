@@ -13,6 +13,7 @@ The shape of a turn (docs/transactions.md):
 import hashlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -51,6 +52,7 @@ from orchestration.services.sequencing import SessionClaim, session_claim, sessi
 from orchestration.tasks import session_summary_enqueue
 from pantheon.errors import ApplicationError, InvalidInput
 from pantheon.logging import turn_log_context
+from pantheon.observability import TurnObserved, observe
 from rooms.models import Agent
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
 from sessions_app.selectors import session_get
@@ -98,6 +100,58 @@ def turn_execute(
     gateway: LlmGateway | None = None,
 ) -> TurnOutcome:
     """Run one turn of a session for its owner. Raises an ``ApplicationError`` for every refusal."""
+    started = time.perf_counter()
+    try:
+        outcome = _turn_execute(
+            user=user,
+            session_id=session_id,
+            user_input=user_input,
+            mode=mode,
+            idempotency_key=idempotency_key,
+            gateway=gateway,
+        )
+    except ApplicationError as exc:
+        observe(
+            TurnObserved(
+                status="refused" if not isinstance(exc, LlmUnavailable) else Turn.Status.FAILED,
+                mode=mode,
+                session_id=str(session_id),
+                user_id=user.pk,
+                code=exc.code,
+                total_seconds=time.perf_counter() - started,
+            )
+        )
+        raise
+    if not outcome.replayed:
+        turn, events = outcome.turn, outcome.events
+        observe(
+            TurnObserved(
+                status=turn.status,
+                mode=turn.mode,
+                turn_id=str(turn.pk),
+                session_id=str(turn.session_id),
+                user_id=user.pk,
+                agent_keys=tuple(turn.responding_agent_keys),
+                llm_seconds=outcome.llm_seconds,
+                total_seconds=time.perf_counter() - started,
+                input_tokens=sum(e.input_tokens for e in events),
+                output_tokens=sum(e.output_tokens for e in events),
+                cost_usd=sum((e.cost_usd for e in events), Decimal(0)),
+                credits_burned=sum((e.credits_burned for e in events), Decimal(0)),
+            )
+        )
+    return outcome
+
+
+def _turn_execute(
+    *,
+    user,
+    session_id: uuid.UUID | str,
+    user_input: str,
+    mode: str,
+    idempotency_key: str | None = None,
+    gateway: LlmGateway | None = None,
+) -> TurnOutcome:
     session = session_get(user=user, session_id=session_id)
     text = _input_validate(user_input)
     if mode not in Turn.Mode.values:
