@@ -37,6 +37,11 @@ class SessionContext:
     # The highest index a summary was produced or requested for (a pending one counts).
     summary_requested_through: int = 0
 
+    @property
+    def anchor_in_history(self) -> bool:
+        """The anchor turn is one of the turns after the summary (not summarized yet)."""
+        return self.anchor_turn_index is not None and self.anchor_turn_index > self.summary_covers_through
+
 
 @dataclass(frozen=True)
 class Budget:
@@ -48,11 +53,20 @@ class Budget:
         return max(self.context_window - self.max_output_tokens, 0)
 
     @classmethod
-    def for_model(cls, *, context_window: int, max_output_tokens: int) -> "Budget":
-        """The model's own limits, capped by the operating limits in settings (CONTEXT_*)."""
+    def for_agent(
+        cls,
+        *,
+        context_window_tokens: int | None,
+        model_context_window: int,
+        model_max_output_tokens: int,
+    ) -> "Budget":
+        """The agent's window (its own ``context_window_tokens``, else ``CONTEXT_WINDOW_TOKENS``),
+        never above its model's own or the operator's ceiling ``CONTEXT_WINDOW_MAX_TOKENS``; the
+        output allowance is the model's, capped by ``CONTEXT_MAX_OUTPUT_TOKENS``."""
+        window = context_window_tokens or settings.CONTEXT_WINDOW_TOKENS
         return cls(
-            context_window=min(context_window, settings.CONTEXT_WINDOW_TOKENS),
-            max_output_tokens=min(max_output_tokens, settings.CONTEXT_MAX_OUTPUT_TOKENS),
+            context_window=min(window, model_context_window, settings.CONTEXT_WINDOW_MAX_TOKENS),
+            max_output_tokens=min(model_max_output_tokens, settings.CONTEXT_MAX_OUTPUT_TOKENS),
         )
 
 
@@ -109,10 +123,7 @@ def context_prepare(
     )
     tokens_before = fixed + ctx.history_total_tokens + (0 if anchor_in_all else anchor_tokens)
 
-    summary_triggered = tokens_before >= limit * settings.CONTEXT_SUMMARY_TRIGGER_RATIO or (
-        ctx.next_turn_index - max(ctx.summary_covers_through, ctx.summary_requested_through)
-        >= settings.CONTEXT_MANDATORY_SUMMARY_TURN
-    )
+    summary_triggered = summary_trigger(session_context=ctx, tokens_before=tokens_before, budget_tokens=limit)
 
     kept, kept_tokens = fetched, fetched_tokens
     prune_target = int(limit * settings.CONTEXT_PRUNE_TRIGGER_RATIO)
@@ -160,6 +171,26 @@ def context_prepare(
         rejected=rejected,
         kept_turn_indexes=tuple(t.turn_index for t in kept),
     )
+
+
+def summary_trigger(*, session_context: SessionContext, tokens_before: int, budget_tokens: int) -> bool:
+    """Whether this call marks a summary due (docs/context-budget.md, "Summary trigger"):
+
+    - every ``CONTEXT_MANDATORY_SUMMARY_TURN``-th turn since the last summary produced or requested;
+    - or when the context reaches ``CONTEXT_SUMMARY_TRIGGER_RATIO`` of the budget *and* the turns a
+      summary would replace — the history after the latest summary, less the anchor's input, which
+      stays in every context — hold at least ``CONTEXT_SUMMARY_MIN_HISTORY_RATIO`` of the budget. A
+      large anchor or a large input alone never asks for a summary: it could not shrink them.
+    """
+    ctx = session_context
+    since = ctx.next_turn_index - max(ctx.summary_covers_through, ctx.summary_requested_through)
+    if since >= settings.CONTEXT_MANDATORY_SUMMARY_TURN:
+        return True
+    if tokens_before < budget_tokens * settings.CONTEXT_SUMMARY_TRIGGER_RATIO:
+        return False
+    anchor_input = count_message_tokens(ctx.anchor_text) if ctx.anchor_in_history and ctx.anchor_text else 0
+    summarizable = ctx.history_total_tokens - anchor_input
+    return summarizable >= budget_tokens * settings.CONTEXT_SUMMARY_MIN_HISTORY_RATIO
 
 
 def turn_context_tokens(*, user_input: str, assistant_output: str) -> int:

@@ -59,6 +59,8 @@ class LlmCallError(Exception):
     # Set when the provider reported usage even though the call failed (it may still bill us).
     input_tokens: int = 0
     output_tokens: int = 0
+    # True when the counts above were not reported by the provider but counted with tiktoken.
+    tokens_estimated: bool = False
     generation_id: str = ""
     extra: dict = field(default_factory=dict)
 

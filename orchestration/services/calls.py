@@ -2,9 +2,10 @@
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest
+from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest, LlmResponse
 from pantheon.observability import LlmCallObserved, observe
 from usage.models import LlmCallEvent
 from usage.selectors import PricedModel
@@ -21,74 +22,124 @@ class CallLog:
     llm_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class CallScope:
+    """Who a call is made for: copied onto its usage event."""
+
+    user_id: int
+    room_id: object = None
+    session_id: object = None
+
+
+def reply_clean(text: str) -> str:
+    """A reply as it is stored: NUL characters removed (no database text column takes them), outer
+    whitespace stripped. Streamed deltas, joined and cleaned the same way, equal the stored reply."""
+    return text.replace("\x00", "").strip()
+
+
 def llm_call_staged(
     *,
     gateway: LlmGateway,
     request: LlmRequest,
     model: PricedModel,
     log: CallLog,
-    user_id: int,
-    room_id,
-    session_id,
-    agent_key: str = "",
+    scope: CallScope,
     billable: bool = True,
+    on_delta: Callable[[str], None] | None = None,
 ) -> str | None:
-    """Make one call; stage its event (succeeded or failed) in ``log``. Returns the reply or None.
+    """Make one call (streamed when ``on_delta`` is given); stage its event, succeeded or failed, in
+    ``log``. Returns the cleaned reply, or None when the call produced none.
 
     Never raises for a provider failure: a failed call is a failed event, and the caller decides.
     """
     started = time.perf_counter()
     common = {
-        "user_id": user_id,
+        "user_id": scope.user_id,
+        "room_id": scope.room_id,
+        "session_id": scope.session_id,
+        "agent_key": request.agent_key,
         "purpose": request.purpose,
         "model_alias": model.alias,
         "provider_model": model.provider_model,
         "price": model.price,
         "billable": billable,
-        "room_id": room_id,
-        "session_id": session_id,
-        "agent_key": agent_key,
     }
+    reply: str | None = None
     try:
-        response = gateway.complete(request)
+        if on_delta is None:
+            response = gateway.complete(request)
+        else:
+            response = gateway.stream(request, on_delta=on_delta)
     except Exception as raw:
         # A provider bug must not take the whole turn down: the call counts as failed.
         exc = raw if isinstance(raw, LlmCallError) else _unexpected(raw, started)
         logger.warning(
             "llm call failed purpose=%s agent=%s model=%s code=%s",
             request.purpose,
-            agent_key or "-",
+            request.agent_key or "-",
             model.alias,
             exc.code,
         )
-        log.events.append(
-            usage_event_stage(
-                **common,
-                succeeded=False,
-                error_code=exc.code,
-                latency_ms=exc.latency_ms,
-                input_tokens=exc.input_tokens,
-                output_tokens=exc.output_tokens,
-                generation_id=exc.generation_id,
-            )
-        )
-        _waited(log, started, request)
-        return None
-    log.events.append(
-        usage_event_stage(
+        event = usage_event_stage(
             **common,
-            input_tokens=response.input_tokens,
-            output_tokens=response.output_tokens,
-            tokens_estimated=response.tokens_estimated,
-            latency_ms=response.latency_ms,
-            generation_id=response.generation_id,
-            provider_input_tokens=response.provider_input_tokens,
-            provider_output_tokens=response.provider_output_tokens,
-            provider_cost_usd=response.provider_cost_usd,
+            succeeded=False,
+            error_code=exc.code,
+            latency_ms=exc.latency_ms,
+            input_tokens=exc.input_tokens,
+            output_tokens=exc.output_tokens,
+            tokens_estimated=exc.tokens_estimated,
+            generation_id=exc.generation_id,
+        )
+    else:
+        reply = reply_clean(response.content) or None
+        event = _event_of(response, common) if reply else _empty_reply_event(response, common)
+    log.events.append(event)
+    waited = time.perf_counter() - started
+    log.llm_seconds += waited
+    observe(
+        LlmCallObserved(
+            purpose=request.purpose,
+            model_alias=model.alias,
+            succeeded=event.status == LlmCallEvent.Status.SUCCEEDED,
+            error_code=event.error_code,
+            seconds=waited,
+            input_tokens=event.input_tokens,
+            output_tokens=event.output_tokens,
+            cost_usd=event.cost_usd,
+            credits=event.credits_burned,
+            streamed=on_delta is not None,
         )
     )
-    _waited(log, started, request)
-    return response.content
+    return reply
+
+
+def _event_of(response: LlmResponse, common: dict) -> LlmCallEvent:
+    return usage_event_stage(
+        **common,
+        input_tokens=response.input_tokens,
+        output_tokens=response.output_tokens,
+        tokens_estimated=response.tokens_estimated,
+        latency_ms=response.latency_ms,
+        generation_id=response.generation_id,
+        provider_input_tokens=response.provider_input_tokens,
+        provider_output_tokens=response.provider_output_tokens,
+        provider_cost_usd=response.provider_cost_usd,
+    )
+
+
+def _empty_reply_event(response: LlmResponse, common: dict) -> LlmCallEvent:
+    """Only NUL characters or whitespace came back: the call is paid for but gave no reply."""
+    logger.warning("llm reply empty once cleaned (model=%s)", common["model_alias"])
+    return usage_event_stage(
+        **common,
+        succeeded=False,
+        error_code="provider_empty_response",
+        input_tokens=response.input_tokens,
+        output_tokens=response.output_tokens,
+        tokens_estimated=response.tokens_estimated,
+        latency_ms=response.latency_ms,
+        generation_id=response.generation_id,
+    )
 
 
 def _unexpected(exc: Exception, started: float) -> LlmCallError:
@@ -97,23 +148,4 @@ def _unexpected(exc: Exception, started: float) -> LlmCallError:
         code="provider_error",
         message=type(exc).__name__,
         latency_ms=int((time.perf_counter() - started) * 1000),
-    )
-
-
-def _waited(log: CallLog, started: float, request: LlmRequest) -> None:
-    waited = time.perf_counter() - started
-    log.llm_seconds += waited
-    event = log.events[-1]
-    observe(
-        LlmCallObserved(
-            purpose=request.purpose,
-            model_alias=event.model_alias,
-            succeeded=event.status == "succeeded",
-            error_code=event.error_code,
-            seconds=waited,
-            input_tokens=event.input_tokens,
-            output_tokens=event.output_tokens,
-            cost_usd=event.cost_usd,
-            credits=event.credits_burned,
-        )
     )

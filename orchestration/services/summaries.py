@@ -7,6 +7,7 @@ the sweep (``orchestration.tasks.summaries_due_sweep``) makes the due ones that 
 
 import logging
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -17,16 +18,21 @@ from orchestration.llm.registry import gateway_get
 from orchestration.llm.tokens import count_message_tokens
 from orchestration.parsing import extraction_parse, summary_parse
 from orchestration.prompts import extraction_prompt_build, summary_prompt_build, transcript_build
-from orchestration.services.calls import CallLog, llm_call_staged
+from orchestration.services.calls import CallLog, CallScope, llm_call_staged
 from pantheon.logging import turn_log_context
+from pantheon.observability import SummaryObserved, observe
 from sessions_app.models import ChatSession, SessionSummary, Turn
+from usage.metering import Charge, charge_compute
 from usage.models import CreditLedgerEntry
-from usage.selectors import priced_models_get
+from usage.selectors import PricedModel, priced_models_get
 from usage.services.events import usage_events_commit, usage_events_write_orphaned
+from usage.services.holds import credit_hold_release, summary_hold_find
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_MAX_OUTPUT_TOKENS = 1024
+# The extraction prompt's own text around the summary it is given.
+EXTRACTION_PROMPT_TOKENS = 200
 
 
 def session_summary_generate(
@@ -35,13 +41,19 @@ def session_summary_generate(
     """Summarize the session up to ``through_index``. Idempotent: an existing summary for that
     index (or a later one) is returned as it is and nothing is called or billed again."""
     session = ChatSession.objects.select_related("room").filter(pk=session_id).first()
+    hold = summary_hold_find(session_id=session_id, through_index=through_index)
     if session is None:
         logger.warning("summary skipped: session %s no longer exists", session_id)
+        if hold is not None:
+            credit_hold_release(hold=hold)
         return None
     done = SessionSummary.objects.filter(
         session=session, covers_through_turn_index__gte=through_index
     ).first()
     if done is not None:
+        if hold is not None:  # made already (a retried task, or a later summary covers it)
+            credit_hold_release(hold=hold)
+        observe(SummaryObserved(outcome="existing", session_id=str(session.pk), through_index=through_index))
         return done
 
     with turn_log_context(f"summary:{session.pk}:{through_index}"):
@@ -52,11 +64,7 @@ def session_summary_generate(
         )
         alias = settings.SUMMARY_MODEL_ALIAS
         model = priced_models_get(aliases={alias}).get(alias)
-        budget = (
-            Budget.for_model(context_window=model.context_window, max_output_tokens=SUMMARY_MAX_OUTPUT_TOKENS)
-            if model
-            else Budget(settings.CONTEXT_WINDOW_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS)
-        )
+        budget = _summary_budget(model)
         transcript = _transcript_within(
             session=session,
             after=previous.covers_through_turn_index if previous else 0,
@@ -104,6 +112,7 @@ def session_summary_generate(
                 usage_events_commit(
                     user_id=session.room.owner_id,
                     events=log.events,
+                    hold=hold,
                     kind=CreditLedgerEntry.Kind.SUMMARY_DEBIT,
                 )
         except IntegrityError:
@@ -112,11 +121,47 @@ def session_summary_generate(
             return SessionSummary.objects.get(session=session, covers_through_turn_index=through_index)
         except Exception:
             usage_events_write_orphaned(events=log.events)
+            observe(
+                SummaryObserved(outcome="failed", session_id=str(session.pk), through_index=through_index)
+            )
             raise
         logger.info(
             "summary written through=%s fallbacks=%s/%s", through_index, summary_fallback, extraction_fallback
         )
+        observe(SummaryObserved(outcome="made", session_id=str(session.pk), through_index=through_index))
         return summary
+
+
+def _summary_budget(model: PricedModel | None) -> Budget:
+    return Budget.for_agent(
+        context_window_tokens=None,
+        model_context_window=model.context_window if model else settings.CONTEXT_WINDOW_TOKENS,
+        model_max_output_tokens=SUMMARY_MAX_OUTPUT_TOKENS,
+    )
+
+
+def summary_worst_case(*, priced: dict[str, PricedModel]) -> Charge | None:
+    """The most a summary (both stages) can cost at current prices: the summary call with its whole
+    budget as input, the extraction with a full summary as input, each with its full output."""
+    model = priced.get(settings.SUMMARY_MODEL_ALIAS)
+    if model is None:
+        return None
+    budget = _summary_budget(model)
+    stages = [
+        (budget.tokens, SUMMARY_MAX_OUTPUT_TOKENS),
+        (SUMMARY_MAX_OUTPUT_TOKENS + EXTRACTION_PROMPT_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS),
+    ]
+    charges = [
+        charge_compute(
+            input_tokens=i, output_tokens=o, price=model.price, credits_per_usd=settings.CREDITS_PER_USD
+        )
+        for i, o in stages
+    ]
+    return Charge(
+        cost_usd=sum((c.cost_usd for c in charges), Decimal(0)),
+        oe_tokens=sum(c.oe_tokens for c in charges),
+        credits=sum((c.credits for c in charges), Decimal(0)),
+    )
 
 
 def _call(gateway, model, log: CallLog, session: ChatSession, purpose: str, messages) -> str | None:
@@ -133,9 +178,7 @@ def _call(gateway, model, log: CallLog, session: ChatSession, purpose: str, mess
         request=request,
         model=model,
         log=log,
-        user_id=session.room.owner_id,
-        room_id=session.room_id,
-        session_id=session.pk,
+        scope=CallScope(user_id=session.room.owner_id, room_id=session.room_id, session_id=session.pk),
     )
 
 

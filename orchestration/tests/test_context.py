@@ -149,4 +149,27 @@ def test_same_turn_replies_follow_the_user_input():
 
 @pytest.mark.parametrize(("window", "max_out", "expected"), [(200000, 8192, 6144), (4096, 1024, 3072)])
 def test_budget_is_model_limits_capped_by_settings(window, max_out, expected):
-    assert Budget.for_model(context_window=window, max_output_tokens=max_out).tokens == expected
+    budget = Budget.for_agent(
+        context_window_tokens=None, model_context_window=window, model_max_output_tokens=max_out
+    )
+    assert budget.tokens == expected
+
+
+@pytest.mark.parametrize(
+    ("agent_window", "model_window", "ceiling", "expected_window"),
+    [
+        (120_000, 128_000, 131_072, 120_000),  # the agent's own window, within its model's
+        (120_000, 64_000, 131_072, 64_000),  # never above the model's own
+        (120_000, 200_000, 100_000, 100_000),  # nor above the operator's ceiling
+        (None, 128_000, 131_072, 8192),  # without its own: CONTEXT_WINDOW_TOKENS
+    ],
+)
+def test_an_agent_window_is_capped_by_its_model_and_the_ceiling(
+    settings, agent_window, model_window, ceiling, expected_window
+):
+    settings.CONTEXT_WINDOW_MAX_TOKENS = ceiling
+    budget = Budget.for_agent(
+        context_window_tokens=agent_window, model_context_window=model_window, model_max_output_tokens=16_384
+    )
+    assert budget.context_window == expected_window
+    assert budget.max_output_tokens == 2048 and budget.tokens == expected_window - 2048

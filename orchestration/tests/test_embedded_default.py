@@ -36,6 +36,7 @@ def embedded_server(tmp_path_factory):
         PANTHEON_SQLITE_PATH=str(var / "db.sqlite3"),
         OPENROUTER_API_KEY="",
         LOG_LEVEL="ERROR",
+        TURNS_IN_FLIGHT_PER_USER="10",  # the simultaneous-turns test is about SQLite, not the cap
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT)

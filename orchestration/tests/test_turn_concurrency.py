@@ -47,7 +47,8 @@ def session(user):
     return SessionFactory(room=room)
 
 
-def test_ten_simultaneous_turns_get_indexes_one_to_ten(user, session, fake_llm):
+def test_ten_simultaneous_turns_get_indexes_one_to_ten(user, session, fake_llm, settings):
+    settings.TURNS_IN_FLIGHT_PER_USER = 10  # this test is about sequencing, not the in-flight cap
     fake_llm.set_latency(20)
     token = Token.objects.create(user=user).key
     responses = run_simultaneously(10, session, token)
@@ -70,7 +71,7 @@ def test_ten_simultaneous_turns_get_indexes_one_to_ten(user, session, fake_llm):
 
 
 def test_turn_that_cannot_be_sequenced_in_time_is_409_with_retry_after(user, session, fake_llm, settings):
-    settings.TURN_SEQUENCE_TIMEOUT_SECONDS = 0.3
+    settings.TURN_CLAIM_WAIT_SECONDS = 0.3
     fake_llm.set_latency(800)
     token = Token.objects.create(user=user).key
     responses = run_simultaneously(3, session, token)
@@ -104,6 +105,8 @@ def test_expired_claim_is_taken_over(user, session, fake_llm):
 
 
 def test_simultaneous_requests_with_one_idempotency_key_run_the_turn_once(user, session, fake_llm):
+    """The twins wait for the session; the first commits, the others find its key once they hold
+    the claim and replay it: one call, one turn."""
     fake_llm.set_latency(100)
     token = Token.objects.create(user=user).key
     responses = run_simultaneously(3, session, token, headers={"HTTP_IDEMPOTENCY_KEY": "same-key"})

@@ -145,7 +145,7 @@ def test_orchestrator_accepts_legacy_single_key_and_dedupes(api_client, session,
 def test_a_provider_bug_fails_only_that_call(user, session):
     """A gateway that raises something unexpected: that agent fails, the other still answers."""
     from orchestration.llm.offline import OfflineGateway
-    from orchestration.services.turns import turn_execute
+    from orchestration.services.turns import turn_execute, turn_request_build
 
     class BrokenForWriter(OfflineGateway):
         def complete(self, request):
@@ -154,10 +154,9 @@ def test_a_provider_bug_fails_only_that_call(user, session):
             return super().complete(request)
 
     outcome = turn_execute(
-        user=user,
-        session_id=session.pk,
-        user_input="@writer @critic go",
-        mode="manual",
+        request=turn_request_build(
+            user=user, session_id=session.pk, user_input="@writer @critic go", mode="manual"
+        ),
         gateway=BrokenForWriter(),
     )
     assert outcome.turn.status == "partial"

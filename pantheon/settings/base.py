@@ -186,6 +186,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "orchestration.tasks.summaries_due_sweep",
         "schedule": env.int("SUMMARY_SWEEP_INTERVAL_SECONDS", default=300),
     },
+    # Holds left by work that died (a killed web worker, a lost summary task) are freed.
+    "credit-holds-sweep": {
+        "task": "usage.tasks.credit_holds_sweep",
+        "schedule": env.int("HOLDS_SWEEP_INTERVAL_SECONDS", default=60),
+    },
     "usage-reconcile": {
         "task": "usage.tasks.usage_reconcile",
         "schedule": env.int("RECONCILE_INTERVAL_SECONDS", default=3600),
@@ -227,14 +232,24 @@ RECONCILE_DRIFT_TOLERANCE_USD = Decimal(env.str("RECONCILE_DRIFT_TOLERANCE_USD",
 ORCHESTRATOR_MANAGER_MODEL_ALIAS = env("ORCHESTRATOR_MANAGER_MODEL_ALIAS", default="deepseek")
 SUMMARY_MODEL_ALIAS = env("SUMMARY_MODEL_ALIAS", default=ORCHESTRATOR_MANAGER_MODEL_ALIAS)
 SUMMARY_SWEEP_INTERVAL_SECONDS = env.int("SUMMARY_SWEEP_INTERVAL_SECONDS", default=300)
-TURN_SEQUENCE_TIMEOUT_SECONDS = env.float("TURN_SEQUENCE_TIMEOUT_SECONDS", default=30.0)
+# A turn waits this long for a busy session (the turn before it) before answering 409 turn_conflict.
+TURN_CLAIM_WAIT_SECONDS = env.float("TURN_CLAIM_WAIT_SECONDS", default=5.0)
+# At most this many turns of one user run or wait at once; beyond, 429 at once.
+TURNS_IN_FLIGHT_PER_USER = env.int("TURNS_IN_FLIGHT_PER_USER", default=4)
+# A summary's credit hold is freed by the sweep if the summary is not made within this time.
+SUMMARY_HOLD_SECONDS = env.int("SUMMARY_HOLD_SECONDS", default=3600)
+HOLDS_SWEEP_INTERVAL_SECONDS = env.int("HOLDS_SWEEP_INTERVAL_SECONDS", default=60)
 TURN_CONFLICT_RETRY_AFTER_SECONDS = env.int("TURN_CONFLICT_RETRY_AFTER_SECONDS", default=2)
 TURN_USER_INPUT_MAX_CHARS = env.int("TURN_USER_INPUT_MAX_CHARS", default=100_000)
 
 # --- Context budget ----------------------------------------------------------------------------
 CONTEXT_WINDOW_TOKENS = env.int("CONTEXT_WINDOW_TOKENS", default=8192)
+# The largest window an agent may be given (its own context_window_tokens), whatever its model's.
+CONTEXT_WINDOW_MAX_TOKENS = env.int("CONTEXT_WINDOW_MAX_TOKENS", default=131_072)
 CONTEXT_MAX_OUTPUT_TOKENS = env.int("CONTEXT_MAX_OUTPUT_TOKENS", default=2048)
 CONTEXT_SUMMARY_TRIGGER_RATIO = env.float("CONTEXT_SUMMARY_TRIGGER_RATIO", default=0.70)
+# ... and only when the turns a summary would replace hold at least this share of the budget.
+CONTEXT_SUMMARY_MIN_HISTORY_RATIO = env.float("CONTEXT_SUMMARY_MIN_HISTORY_RATIO", default=0.25)
 CONTEXT_PRUNE_TRIGGER_RATIO = env.float("CONTEXT_PRUNE_TRIGGER_RATIO", default=0.90)
 CONTEXT_MANDATORY_SUMMARY_TURN = env.int("CONTEXT_MANDATORY_SUMMARY_TURN", default=8)
 CONTEXT_RECENT_TURNS_TO_KEEP = env.int("CONTEXT_RECENT_TURNS_TO_KEEP", default=4)

@@ -57,15 +57,24 @@ class TurnSerializer(serializers.ModelSerializer):
 
 
 class TurnCreateSerializer(serializers.Serializer):
-    user_input = serializers.CharField(trim_whitespace=True, allow_blank=False)
-    mode = serializers.ChoiceField(choices=Turn.Mode.choices, default=Turn.Mode.MANUAL)
+    """The shape of a turn request; its rules (length, mode, key) are checked by the turn service."""
+
+    user_input = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    mode = serializers.CharField(default=Turn.Mode.MANUAL, help_text="manual, roundtable or orchestrator")
 
 
 class TurnUsageSerializer(serializers.Serializer):
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
-    cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
-    credits_burned = serializers.DecimalField(max_digits=18, decimal_places=4)
+    cost_usd = serializers.DecimalField(
+        max_digits=24, decimal_places=12, help_text="Cost of every call of the turn (routing included)."
+    )
+    billed_cost_usd = serializers.DecimalField(
+        max_digits=24, decimal_places=12, help_text="Cost of the calls billed to you."
+    )
+    credits_burned = serializers.DecimalField(
+        max_digits=18, decimal_places=4, help_text="Credits debited from your balance."
+    )
     llm_calls = serializers.IntegerField()
 
 

@@ -1,7 +1,5 @@
 """Sessions (nested under rooms) and their turns, summaries and usage. Views route; services decide."""
 
-from decimal import Decimal
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
@@ -9,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orchestration.services.turns import turn_execute
+from orchestration.services.turns import TurnOutcome, turn_execute, turn_request_build
 from pantheon.api.schema import ERROR_RESPONSES, TURN_ERROR_RESPONSES
 from pantheon.api.viewsets import OwnedViewSet
 from rooms.selectors import room_get
@@ -99,26 +97,26 @@ class TurnViewSet(OwnedViewSet):
         serializer = s.TurnCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         outcome = turn_execute(
-            user=request.user,
-            session_id=session_id,
-            idempotency_key=request.headers.get("Idempotency-Key"),
-            **serializer.validated_data,
+            request=turn_request_build(
+                user=request.user,
+                session_id=session_id,
+                idempotency_key=request.headers.get("Idempotency-Key"),
+                **serializer.validated_data,
+            )
         )
-        turn = outcome.turn
-        billable = [e for e in outcome.events if e.billable]
-        turn.usage = {
-            "input_tokens": sum(e.input_tokens for e in outcome.events),
-            "output_tokens": sum(e.output_tokens for e in outcome.events),
-            "cost_usd": sum((e.cost_usd for e in billable), start=Decimal(0)),
-            "credits_burned": sum((e.credits_burned for e in billable), start=Decimal(0)),
-            "llm_calls": len(outcome.events),
-        }
-        turn.replayed = outcome.replayed
-        turn._prefetched_objects_cache = {"messages": outcome.messages}
-        data = s.TurnCreateResponseSerializer(turn).data
+        data = turn_outcome_data(outcome)
         if outcome.replayed:
             return Response(data, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
         return Response(data, status=status.HTTP_201_CREATED)
+
+
+def turn_outcome_data(outcome: TurnOutcome) -> dict:
+    """The body of a turn's response (also the ``turn.completed`` event of a streamed turn)."""
+    turn = outcome.turn
+    turn._prefetched_objects_cache = {"messages": outcome.messages}
+    turn.usage = outcome.usage
+    turn.replayed = outcome.replayed
+    return s.TurnCreateResponseSerializer(turn).data
 
 
 class SessionDetailViewSet(OwnedViewSet):

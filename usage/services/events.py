@@ -1,17 +1,40 @@
-"""Usage events: staged in memory while a turn runs, written with the turn (or alone, orphaned)."""
+"""Usage events: staged in memory while a turn runs, written with the turn (or alone, orphaned).
+
+Whatever a provider reports is made to fit the columns when the event is staged (counts clamped,
+ids cut, NUL characters removed, flagged ``figures_clamped``), so neither the turn's write nor the
+orphaned write can fail on a provider's numbers: a paid call is never left unrecorded.
+"""
 
 import logging
+import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 
 from usage.metering import Price, charge_compute
-from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
+from usage.models import MONEY, CreditHold, CreditLedgerEntry, LlmCallEvent
+from usage.services.holds import HoldRequest, Settlement, credit_hold_settle
 
 logger = logging.getLogger(__name__)
+
+# PostgreSQL's integer: the largest token count or latency a column holds.
+COUNT_MAX = 2**31 - 1
+COST_MAX = Decimal(10) ** (MONEY["max_digits"] - MONEY["decimal_places"]) - 1
+
+
+def _count(value: int | None) -> tuple[int | None, bool]:
+    if value is None:
+        return None, False
+    clamped = min(max(int(value), 0), COUNT_MAX)
+    return clamped, clamped != value
+
+
+def _text(value: str, field: str) -> tuple[str, bool]:
+    limit = LlmCallEvent._meta.get_field(field).max_length
+    cleaned = (value or "").replace("\x00", "")[:limit]
+    return cleaned, cleaned != (value or "")
 
 
 def usage_event_stage(
@@ -41,6 +64,24 @@ def usage_event_stage(
     Non-billable events (routing, failed calls) carry their cost for the operator's review but burn
     no credits.
     """
+    (input_tokens, c1), (output_tokens, c2) = _count(input_tokens), _count(output_tokens)
+    (provider_input_tokens, c3), (provider_output_tokens, c4) = (
+        _count(provider_input_tokens),
+        _count(provider_output_tokens),
+    )
+    (latency_ms, _), (generation_id, c5) = _count(latency_ms), _text(generation_id, "provider_generation_id")
+    provider_model, c6 = _text(provider_model, "provider_model")
+    error_code, c7 = _text(error_code, "error_code")
+    c8 = provider_cost_usd is not None and not (0 <= provider_cost_usd <= COST_MAX)
+    if c8:
+        provider_cost_usd = min(max(provider_cost_usd, Decimal(0)), COST_MAX)
+    clamped = any((c1, c2, c3, c4, c5, c6, c7, c8))
+    if clamped:
+        logger.warning(
+            "provider figures beyond the columns' range were clamped (model=%s purpose=%s)",
+            model_alias,
+            purpose,
+        )
     charge = charge_compute(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
@@ -63,7 +104,7 @@ def usage_event_stage(
         provider_input_tokens=provider_input_tokens,
         provider_output_tokens=provider_output_tokens,
         provider_cost_usd=provider_cost_usd,
-        oe_tokens=charge.oe_tokens,
+        oe_tokens=min(charge.oe_tokens, COUNT_MAX),
         cost_usd=charge.cost_usd,
         credits_burned=charge.credits if billable else Decimal(0),
         pricing_version_id=price.version_id,
@@ -71,6 +112,7 @@ def usage_event_stage(
         status=LlmCallEvent.Status.SUCCEEDED if succeeded else LlmCallEvent.Status.FAILED,
         error_code=error_code,
         latency_ms=latency_ms,
+        figures_clamped=clamped,
     )
 
 
@@ -78,35 +120,50 @@ def usage_events_commit(
     *,
     user_id: int,
     events: Sequence[LlmCallEvent],
-    turn_id=None,
+    hold: CreditHold | None,
+    turn_id: uuid.UUID | None = None,
     kind: str = CreditLedgerEntry.Kind.TURN_DEBIT,
-) -> Decimal:
-    """Write events and debit the user's credits. Must run inside the transaction that writes what
-    the events are for (the turn, the summary).
+    keep_for_summary: HoldRequest | None = None,
+) -> Settlement:
+    """Write the events and settle the hold: debit what the billable events cost, release the rest.
 
-    Returns the credits debited.
+    Must run inside the transaction that writes what the events are for (the turn, the summary).
+    Should the balance not cover everything (the provider reported more than was held), the events
+    are debited in order and each keeps what could not be billed in ``credits_unbilled``.
     """
     assert transaction.get_connection().in_atomic_block, "usage must commit with its turn"
+    charge = sum((e.credits_burned for e in events if e.billable), Decimal(0))
+    settlement = credit_hold_settle(
+        user_id=user_id,
+        hold=hold,
+        charge=charge,
+        kind=kind,
+        turn_id=turn_id,
+        keep_for_summary=keep_for_summary,
+    )
+    left = settlement.debited
     for event in events:
         event.turn_id = turn_id
-    LlmCallEvent.objects.bulk_create(events)
-    debit = sum((e.credits_burned for e in events if e.billable), Decimal(0))
-    if debit:
-        CreditAccount.objects.filter(user_id=user_id).update(balance=F("balance") - debit)
-        balance = CreditAccount.objects.values_list("balance", flat=True).get(user_id=user_id)
-        CreditLedgerEntry.objects.create(
-            user_id=user_id,
-            kind=kind,
-            amount=-debit,
-            balance_after=balance,
-            turn_id=turn_id,
+        if event.billable and event.credits_burned > left:
+            event.credits_unbilled = event.credits_burned - left
+            event.credits_burned = left
+        left -= event.credits_burned if event.billable else 0
+    if settlement.unbilled:
+        logger.error(
+            "usage beyond the hold: %s credits could not be billed to user %s (flagged on the events)",
+            settlement.unbilled,
+            user_id,
         )
-    return debit
+    LlmCallEvent.objects.bulk_create(events)
+    return settlement
 
 
 def usage_events_write_orphaned(*, events: Sequence[LlmCallEvent]) -> None:
     """The turn's write failed after the calls were made: the provider charged for them, so their
-    events are written alone (no turn, flagged orphaned, not debited) for the operator to see."""
+    events are written alone (no turn, flagged orphaned, not debited) for the operator to see.
+
+    Never raises: it runs on the failure path, and a second failure must not hide the first.
+    """
     if not events:
         return
     for event in events:
@@ -114,6 +171,15 @@ def usage_events_write_orphaned(*, events: Sequence[LlmCallEvent]) -> None:
         event.orphaned = True
         event.billable = False
         event.credits_burned = Decimal(0)
-    with transaction.atomic():
-        LlmCallEvent.objects.bulk_create(events)
+        event.credits_unbilled = Decimal(0)
+    try:
+        with transaction.atomic():
+            LlmCallEvent.objects.bulk_create(events)
+    except Exception:
+        logger.exception(
+            "could not write %d orphaned usage events: %s",
+            len(events),
+            [(e.model_alias, e.provider_generation_id, e.input_tokens, e.output_tokens) for e in events],
+        )
+        return
     logger.error("wrote %d orphaned usage events after a failed turn write", len(events))

@@ -1,0 +1,205 @@
+"""Credit holds: a turn reserves its worst case before its first LLM call, and settles it when it
+commits (docs/metering.md, "Credit holds").
+
+The invariants, whatever the concurrency:
+
+- ``CreditAccount.balance`` never goes below zero and always equals the sum of the user's ledger;
+- ``CreditAccount.held`` is the sum of the user's ``CreditHold`` rows;
+- a hold is placed with one conditional UPDATE (``balance − held ≥ amount``), so two turns can never
+  both reserve the same credits;
+- a debit never takes more than the balance minus the *other* holds: should a provider report more
+  than was held, the rest is recorded on the event as unbilled instead of overdrawing the account.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from pantheon.errors import PaymentRequired
+from pantheon.observability import HoldsSwept, observe
+from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
+
+logger = logging.getLogger(__name__)
+ZERO = Decimal(0)
+
+
+class InsufficientCredits(PaymentRequired):
+    code = "insufficient_credits"
+    default_message = "Your available credits cannot cover this turn's worst case."
+
+    def __init__(self, *, available: Decimal, required: Decimal) -> None:
+        super().__init__(
+            f"This needs up to {required} credits and {max(available, ZERO)} are available "
+            "(your balance minus what your turns in flight have reserved).",
+            extra={"available": str(max(available, ZERO)), "required_credits": str(required)},
+        )
+
+
+@dataclass(frozen=True)
+class HoldRequest:
+    """What a hold is for: enough to release it, settle it, or report it if its owner dies."""
+
+    user_id: int
+    kind: str
+    amount: Decimal
+    expires_at: datetime
+    cost_usd: Decimal = ZERO
+    model_alias: str = ""
+    room_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+    turn_id: uuid.UUID | None = None
+    covers_through_turn_index: int | None = None
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a commit debited; ``unbilled`` is what it could not (beyond the hold and the balance)."""
+
+    debited: Decimal
+    unbilled: Decimal
+    balance_after: Decimal
+
+
+def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
+    """Reserve ``hold.amount`` of the user's available credits, or raise ``InsufficientCredits``.
+
+    One conditional UPDATE decides: concurrent turns of one user can never reserve more than
+    the balance between them.
+    """
+    with transaction.atomic():
+        reserved = CreditAccount.objects.filter(
+            user_id=hold.user_id, balance__gte=F("held") + hold.amount
+        ).update(held=F("held") + hold.amount, updated_at=timezone.now())
+        if not reserved:
+            figures = (
+                CreditAccount.objects.filter(user_id=hold.user_id).values_list("balance", "held").first()
+            )
+            available = figures[0] - figures[1] if figures else ZERO
+            raise InsufficientCredits(available=available, required=hold.amount)
+        return CreditHold.objects.create(**hold.__dict__)
+
+
+def credit_hold_release(*, hold: CreditHold) -> None:
+    """Give a hold back without debiting anything (a failed or refused turn). Harmless if already gone."""
+    with transaction.atomic():
+        if CreditHold.objects.filter(pk=hold.pk).delete()[0]:
+            CreditAccount.objects.filter(user_id=hold.user_id).update(
+                held=F("held") - hold.amount, updated_at=timezone.now()
+            )
+
+
+def credit_hold_extend(*, hold: CreditHold, expires_at: datetime) -> None:
+    """Push a hold's expiry (a long streamed turn renews its session claim and its hold together)."""
+    CreditHold.objects.filter(pk=hold.pk).update(expires_at=expires_at)
+    hold.expires_at = expires_at
+
+
+def credit_hold_settle(
+    *,
+    user_id: int,
+    hold: CreditHold | None,
+    charge: Decimal,
+    kind: str,
+    turn_id: uuid.UUID | None = None,
+    keep_for_summary: HoldRequest | None = None,
+    note: str = "",
+) -> Settlement:
+    """Debit ``charge`` against ``hold`` and release the rest, inside the caller's transaction.
+
+    ``keep_for_summary`` moves part of the hold into a hold of its own for the summary the turn
+    asked for (its amount stays held). The debit is capped at what the balance covers once the
+    other holds are kept whole; anything beyond is returned as ``unbilled``. A hold that is already
+    gone (swept after its expiry) counts as zero.
+    """
+    assert transaction.get_connection().in_atomic_block, "a hold settles with what it paid for"
+    account = CreditAccount.objects.select_for_update().only("balance", "held").get(user_id=user_id)
+    held_here = ZERO
+    if hold is not None and CreditHold.objects.filter(pk=hold.pk).delete()[0]:
+        held_here = hold.amount
+    kept = ZERO
+    if keep_for_summary is not None and keep_for_summary.amount:
+        # (session, covered index) is unique: only the turn that commits that index writes it.
+        kept = min(keep_for_summary.amount, held_here)
+        CreditHold.objects.create(**{**keep_for_summary.__dict__, "amount": kept})
+    coverable = max(account.balance - (account.held - held_here), ZERO)
+    debit = min(charge, coverable)
+    account.balance -= debit
+    account.held -= held_here - kept
+    CreditAccount.objects.filter(user_id=user_id).update(
+        balance=account.balance, held=account.held, updated_at=timezone.now()
+    )
+    if debit:
+        CreditLedgerEntry.objects.create(
+            user_id=user_id,
+            kind=kind,
+            amount=-debit,
+            balance_after=account.balance,
+            turn_id=turn_id,
+            note=note,
+        )
+    return Settlement(debited=debit, unbilled=charge - debit, balance_after=account.balance)
+
+
+def summary_hold_find(*, session_id: uuid.UUID, through_index: int) -> CreditHold | None:
+    return CreditHold.objects.filter(
+        kind=CreditHold.Kind.SUMMARY, session_id=session_id, covers_through_turn_index=through_index
+    ).first()
+
+
+def credit_holds_sweep(*, now: datetime | None = None) -> HoldsSwept:
+    """Free the holds whose work died (a killed web worker, a lost summary task): past their expiry.
+
+    An abandoned turn hold may stand for calls the provider charged: each is reported as a usage
+    event flagged ``abandoned`` with the hold's worst-case estimate, so the operator sees it.
+    """
+    now = now or timezone.now()
+    turn_holds = summary_holds = 0
+    released = ZERO
+    for hold in CreditHold.objects.filter(expires_at__lt=now).order_by("created_at")[:1000]:
+        with transaction.atomic():
+            if not CreditHold.objects.filter(pk=hold.pk).delete()[0]:
+                continue  # settled meanwhile
+            CreditAccount.objects.filter(user_id=hold.user_id).update(
+                held=F("held") - hold.amount, updated_at=now
+            )
+            released += hold.amount
+            if hold.kind == CreditHold.Kind.TURN:
+                turn_holds += 1
+                LlmCallEvent.objects.create(
+                    user_id=hold.user_id,
+                    room_id=hold.room_id,
+                    session_id=hold.session_id,
+                    turn_id=hold.turn_id,
+                    purpose=LlmCallEvent.Purpose.AGENT_REPLY,
+                    model_alias=hold.model_alias,
+                    provider_model="",
+                    cost_usd=hold.cost_usd,
+                    billable=False,
+                    status=LlmCallEvent.Status.FAILED,
+                    error_code="abandoned",
+                    abandoned=True,
+                    reconciliation=LlmCallEvent.Reconciliation.NOT_APPLICABLE,
+                )
+            else:
+                summary_holds += 1
+    swept = HoldsSwept(turn_holds=turn_holds, summary_holds=summary_holds, credits_released=released)
+    if turn_holds or summary_holds:
+        logger.warning(
+            "holds sweep freed %d turn holds (reported as abandoned) and %d summary holds: %s credits",
+            turn_holds,
+            summary_holds,
+            released,
+        )
+    observe(swept)
+    return swept
+
+
+def summary_hold_expiry() -> datetime:
+    return timezone.now() + timedelta(seconds=settings.SUMMARY_HOLD_SECONDS)
