@@ -126,10 +126,11 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pantheon.api.exceptions.exception_handler",
+    # DRF's scopes and rates, counted atomically (pantheon.limits), per process if Redis is down.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.ScopedRateThrottle",
+        "pantheon.api.throttling.AnonRateThrottle",
+        "pantheon.api.throttling.UserRateThrottle",
+        "pantheon.api.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/min"),
@@ -157,10 +158,24 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Cache (throttling) ------------------------------------------------------------------------
+# --- Cache (rate limits, slots) ----------------------------------------------------------------
+# Optional at run time: when Redis cannot be reached, limits count per process (pantheon.limits).
+# Short socket timeouts so an unreachable Redis costs a request little, and after a failure the
+# cache is left alone for CACHE_RETRY_SECONDS.
 REDIS_URL = env("REDIS_URL", default="")
+CACHE_SOCKET_TIMEOUT_SECONDS = env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default=0.5)
+CACHE_RETRY_SECONDS = env.float("CACHE_RETRY_SECONDS", default=5.0)
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT_SECONDS,
+                "socket_timeout": CACHE_SOCKET_TIMEOUT_SECONDS,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
