@@ -19,6 +19,7 @@ from orchestration.parsing import extraction_parse, summary_parse
 from orchestration.prompts import extraction_prompt_build, summary_prompt_build, transcript_build
 from orchestration.services.calls import CallLog, llm_call_staged
 from pantheon.logging import turn_log_context
+from pantheon.observability import SummaryObserved, observe
 from sessions_app.models import ChatSession, SessionSummary, Turn
 from usage.models import CreditLedgerEntry
 from usage.selectors import priced_models_get
@@ -42,6 +43,7 @@ def session_summary_generate(
         session=session, covers_through_turn_index__gte=through_index
     ).first()
     if done is not None:
+        observe(SummaryObserved("existing", str(session.pk), through_index))
         return done
 
     with turn_log_context(f"summary:{session.pk}:{through_index}"):
@@ -109,10 +111,13 @@ def session_summary_generate(
         except IntegrityError:
             # A concurrent run wrote this summary first; ours is not kept, its calls were still made.
             usage_events_write_orphaned(events=log.events)
+            observe(SummaryObserved("existing", str(session.pk), through_index))
             return SessionSummary.objects.get(session=session, covers_through_turn_index=through_index)
         except Exception:
             usage_events_write_orphaned(events=log.events)
+            observe(SummaryObserved("failed", str(session.pk), through_index))
             raise
+        observe(SummaryObserved("made", str(session.pk), through_index))
         logger.info(
             "summary written through=%s fallbacks=%s/%s", through_index, summary_fallback, extraction_fallback
         )

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from pantheon.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -42,9 +44,11 @@ INSTALLED_APPS = [
     "sessions_app",
     "orchestration",
     "ops",
+    "pantheon.telemetry",
 ]
 
 MIDDLEWARE = [
+    "pantheon.api.request_context.RequestContextMiddleware",
     "pantheon.api.timing.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -119,7 +123,7 @@ LOGIN_URL = "/api-auth/login/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "pantheon.api.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "pantheon.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "pantheon.api.pagination.DefaultPagination",
@@ -192,7 +196,7 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep the key=value format (turn id in every line)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep LOGGING (the ids in every line, LOG_FORMAT)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BEAT_SCHEDULE = {
@@ -254,24 +258,14 @@ CONTEXT_PRUNE_TRIGGER_RATIO = env.float("CONTEXT_PRUNE_TRIGGER_RATIO", default=0
 CONTEXT_MANDATORY_SUMMARY_TURN = env.int("CONTEXT_MANDATORY_SUMMARY_TURN", default=8)
 CONTEXT_RECENT_TURNS_TO_KEEP = env.int("CONTEXT_RECENT_TURNS_TO_KEEP", default=4)
 
+# --- Metrics -----------------------------------------------------------------------------------
+# GET /metrics (Prometheus) answers only a scraper sending ``Authorization: Bearer <METRICS_TOKEN>``;
+# unset, the endpoint does not exist. Across processes set PROMETHEUS_MULTIPROC_DIR (runbook).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
 # --- Logging -----------------------------------------------------------------------------------
+# Every line carries the request, user, session and turn ids; ``text`` (key=value) for a terminal,
+# ``json`` (one object per line) for a log pipeline: production settings default to it.
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"turn_context": {"()": "pantheon.logging.TurnContextFilter"}},
-    "formatters": {
-        "keyvalue": {
-            "format": "%(asctime)s level=%(levelname)s logger=%(name)s turn=%(turn_id)s %(message)s",
-        }
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "keyvalue",
-            "filters": ["turn_context"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
