@@ -111,6 +111,7 @@ def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fak
             f"/api/v1/sessions/{session.pk}/turns",
             {"user_input": f"@writer chapter {i}", "mode": "manual"},
             format="json",
+            HTTP_X_REQUEST_ID=f"chapter-{i}",
         )
         assert response.status_code == 201
     assert Turn.objects.get(session=session, turn_index=8).summary_triggered
@@ -128,7 +129,12 @@ def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fak
         LlmCallEvent.objects.filter(session_id=session.pk, purpose__in=["summary", "extraction"]).count() == 2
     )
     log = (ROOT / "var" / "test-worker.log").read_text()
-    assert f"turn=summary:{session.pk}:8" in log  # the worker's lines carry the work's id
+    # The worker's lines carry the work's id, and the ids of the request that asked for it.
+    summary_lines = [line for line in log.splitlines() if f"turn=summary:{session.pk}:8" in line]
+    assert summary_lines
+    assert all(
+        f"request=chapter-8 user={user.pk} session={session.pk} " in line for line in summary_lines
+    )
 
 
 def test_due_summary_lost_by_the_broker_is_made_by_the_sweep(worker, user, fake_llm):
