@@ -132,9 +132,7 @@ def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fak
     # The worker's lines carry the work's id, and the ids of the request that asked for it.
     summary_lines = [line for line in log.splitlines() if f"turn=summary:{session.pk}:8" in line]
     assert summary_lines
-    assert all(
-        f"request=chapter-8 user={user.pk} session={session.pk} " in line for line in summary_lines
-    )
+    assert all(f"request=chapter-8 user={user.pk} session={session.pk} " in line for line in summary_lines)
 
 
 def test_due_summary_lost_by_the_broker_is_made_by_the_sweep(worker, user, fake_llm):

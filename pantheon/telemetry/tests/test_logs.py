@@ -11,8 +11,6 @@ import pytest
 from django.conf import settings as django_settings
 
 from pantheon.logging import logging_config
-from rooms.tests.factories import AgentFactory, RoomFactory
-from sessions_app.tests.factories import SessionFactory
 from usage.models import LlmCallEvent
 
 pytestmark = pytest.mark.django_db
@@ -29,14 +27,6 @@ def json_lines():
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
     finally:
         logging.config.dictConfig(django_settings.LOGGING)
-
-
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="gpt-4o-mini", position=1)
-    return SessionFactory(room=room)
 
 
 def _turn_lines(lines: list[dict]) -> list[dict]:

@@ -10,7 +10,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from orchestration.services.summaries import session_summary_generate
 from orchestration.tasks import summaries_due_sweep
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditHold, LlmCallEvent
@@ -41,14 +40,6 @@ def scrape(client, settings):
 def delta(before: dict, after: dict, name: str, **labels) -> float:
     key = (name, tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)
-
-
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="gpt-4o-mini", position=1)
-    return SessionFactory(room=room)
 
 
 def post_turn(client, session, text, mode="manual"):

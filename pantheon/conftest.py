@@ -1,5 +1,6 @@
-"""Fixtures of the limits, health and fault tests: a real Redis as the cache, or a cache nobody
-answers; a live server that takes many connections at once."""
+"""Fixtures of the limits, health, telemetry and fault tests: a real Redis as the cache, or a cache
+nobody answers; a live server that takes many connections at once; the test database's URL for the
+processes a test starts."""
 
 import socket
 import uuid
@@ -75,3 +76,15 @@ def wide_live_server(transactional_db, django_db_serialized_rollback):
         raise thread.error
     yield f"http://127.0.0.1:{thread.port}"
     thread.terminate()
+
+
+@pytest.fixture
+def database_url(transactional_db, django_db_serialized_rollback) -> str:
+    """The test database as a URL, for processes started by the test (they see committed rows)."""
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor != "postgresql":
+        pytest.skip("processes share the test database over the network: PostgreSQL only")
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
