@@ -2,7 +2,6 @@
 nobody answers; a live server that takes many connections at once; the test database's URL for the
 processes a test starts."""
 
-import socket
 import uuid
 
 import pytest
@@ -10,6 +9,9 @@ from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 from pantheon import limits
+from pantheon.testing.processes import database_url_of, free_port
+from rooms.tests.factories import AgentFactory, RoomFactory
+from sessions_app.tests.factories import SessionFactory
 
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
@@ -33,21 +35,25 @@ def _redis_cache(location: str) -> dict:
 
 
 @pytest.fixture
-def redis_cache(settings, redis_url, limits_fresh):
-    """The cache on the real Redis, as in production."""
-    settings.CACHES = _redis_cache(redis_url)
+def cache_at(settings, limits_fresh):
+    """Point the cache at a Redis URL for the rest of the test: ``cache_at("redis://…")``."""
 
+    def point(location: str) -> None:
+        settings.CACHES = _redis_cache(location)
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return point
 
 
 @pytest.fixture
-def cache_down(settings, limits_fresh):
+def redis_cache(cache_at, redis_url):
+    """The cache on the real Redis, as in production."""
+    cache_at(redis_url)
+
+
+@pytest.fixture
+def cache_down(cache_at):
     """The cache configured on Redis, at a port where nothing listens."""
-    settings.CACHES = _redis_cache(f"redis://127.0.0.1:{free_port()}/0")
+    cache_at(f"redis://127.0.0.1:{free_port()}/0")
 
 
 @pytest.fixture
@@ -83,8 +89,14 @@ def database_url(transactional_db, django_db_serialized_rollback) -> str:
     """The test database as a URL, for processes started by the test (they see committed rows)."""
     from django.db import connection
 
-    s = connection.settings_dict
-    if connection.vendor != "postgresql":
-        pytest.skip("processes share the test database over the network: PostgreSQL only")
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    return database_url_of(connection)
+
+
+@pytest.fixture
+def session(user):
+    """A session of the user's room with two agents on two models: ``writer`` (deepseek), then
+    ``critic`` (gpt-4o-mini)."""
+    room = RoomFactory(owner=user)
+    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
+    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="gpt-4o-mini", position=1)
+    return SessionFactory(room=room)

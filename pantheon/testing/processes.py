@@ -7,15 +7,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -59,6 +62,14 @@ class Server:
     process: subprocess.Popen
     log: Path
 
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def _spawn(args: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    with open(log, "w") as out:
+        return subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
 
 def _stop(process: subprocess.Popen, *, timeout: float = 20) -> None:
     if process.poll() is None:
@@ -74,31 +85,15 @@ def _stop(process: subprocess.Popen, *, timeout: float = 20) -> None:
 def gunicorn(*, env: dict[str, str], log: Path, workers: int = 2, threads: int = 4) -> Iterator[Server]:
     """Pantheon under gunicorn (gthread, the repository's gunicorn.conf.py), answering health."""
     port = free_port()
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "pantheon.wsgi",
-                "--config",
-                str(ROOT / "gunicorn.conf.py"),
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--worker-class",
-                "gthread",
-                "--threads",
-                str(threads),
-                "--timeout",
-                "60",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = _spawn(
+        [
+            *(sys.executable, "-m", "gunicorn", "pantheon.wsgi", "--config", str(ROOT / "gunicorn.conf.py")),
+            *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread"),
+            *("--threads", str(threads), "--timeout", "60"),
+        ],
+        log=log,
+        env=env,
+    )
     server = Server(url=f"http://127.0.0.1:{port}", process=process, log=log)
     try:
 
@@ -120,12 +115,10 @@ def gunicorn(*, env: dict[str, str], log: Path, workers: int = 2, threads: int =
 def redis_server(*, log: Path) -> Iterator[Server]:
     """A redis-server of the test's own (no persistence) on a free port."""
     port = free_port()
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    process = _spawn(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        log=log,
+    )
     server = Server(url=f"redis://127.0.0.1:{port}/0", process=process, log=log)
     try:
 
@@ -157,3 +150,60 @@ def app_env(**overrides: str) -> dict[str, str]:
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env.update(overrides)
     return env
+
+
+@contextmanager
+def celery_worker(*, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
+    """A Celery worker process (solo pool: the task runs in the process a test may kill)."""
+    process = _spawn(
+        [
+            *(sys.executable, "-m", "celery", "-A", "pantheon", "worker", "--pool=solo"),
+            *("--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"),
+        ],
+        log=log,
+        env=env,
+    )
+    try:
+        yield process
+    finally:
+        _stop(process)
+
+
+def celery_broker_pools_drop() -> None:
+    """Celery caches its connection and producer pools on first use; after a broker change they must
+    be dropped (as Celery itself does after a fork)."""
+    from pantheon.celery import app
+
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
+
+
+def database_url_of(connection) -> str:
+    """The URL of the database behind a Django connection, for processes a test starts (they see what
+    the test committed). PostgreSQL only: the test is skipped on the laptop's SQLite fallback."""
+    import pytest
+
+    s = connection.settings_dict
+    if connection.vendor != "postgresql":
+        pytest.skip("processes share the test database over the network: PostgreSQL only")
+    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+def concurrently(*calls: Callable[[], T]) -> list[T]:
+    """Run every call in a thread of its own, all released at once; their results, in order."""
+    start = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], T]) -> None:
+        start.wait()
+        results[index] = call()
+
+    threads = [threading.Thread(target=run, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results

@@ -2,31 +2,17 @@
 open) while Redis cannot be reached."""
 
 import logging
-import threading
+from functools import partial
 
 import pytest
 from django.core.cache import caches
 
 from pantheon import limits
+from pantheon.testing.processes import concurrently
 
 
 def _acquire_together(key: str, *, threads: int, limit: int) -> list[bool]:
-    start = threading.Barrier(threads)
-    results: list[bool] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        start.wait()
-        taken = limits.slot_acquire(key, limit=limit, ttl_seconds=60)
-        with lock:
-            results.append(taken)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return results
+    return concurrently(*[partial(limits.slot_acquire, key, limit=limit, ttl_seconds=60)] * threads)
 
 
 def test_concurrent_slot_requests_on_redis_take_exactly_the_limit(redis_cache):

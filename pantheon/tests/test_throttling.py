@@ -1,18 +1,16 @@
 """Rate limits counted atomically: concurrent requests cannot pass a limit together, on Redis; and
 with Redis unreachable they still hold, per process, and nothing answers 500."""
 
-import json
 import logging
-import threading
-import urllib.error
-import urllib.request
 from collections import Counter
+from functools import partial
 
 import pytest
 from rest_framework.authtoken.models import Token
 
 from pantheon.api import throttling
 from pantheon.api.views import RegisterView, TokenView
+from pantheon.testing.processes import concurrently, http
 from rooms.api.views import RoomViewSet
 from rooms.tests.factories import RoomFactory
 from sessions_app.api.views import TurnViewSet
@@ -24,34 +22,12 @@ PASSWORD = "correct-horse-battery"
 
 def _post_all(url: str, bodies: list[dict], *, headers: dict, threads: int) -> Counter:
     """POST every body, ``threads`` at a time, all threads released together; count the statuses."""
-    start = threading.Barrier(threads)
-    statuses: Counter = Counter()
-    lock = threading.Lock()
-    shares = [bodies[i::threads] for i in range(threads)]
 
-    def run(share: list[dict]) -> None:
-        start.wait()
-        for body in share:
-            request = urllib.request.Request(  # noqa: S310 (the test's own loopback server)
-                url,
-                data=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json", **headers},
-                method="POST",
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-                    status = response.status
-            except urllib.error.HTTPError as exc:
-                status = exc.code
-            with lock:
-                statuses[status] += 1
+    def share(bodies: list[dict]) -> list[int]:
+        return [http("POST", url, body, headers)[0] for body in bodies]
 
-    workers = [threading.Thread(target=run, args=(share,)) for share in shares]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
-    return statuses
+    shares = concurrently(*[partial(share, bodies[i::threads]) for i in range(threads)])
+    return Counter(status for statuses in shares for status in statuses)
 
 
 def test_120_concurrent_turn_posts_at_60_per_minute_pass_at_most_60(
