@@ -14,7 +14,7 @@ COPY . .
 # Static files are collected at build time (base settings need no database for it) and served by
 # whitenoise; var/ is the only directory the app writes to (static files, beat's schedule).
 RUN useradd --create-home --uid 1000 pantheon \
-    && mkdir -p /app/var \
+    && mkdir -p /app/var/metrics \
     && DJANGO_SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput --verbosity 0 \
     && chown -R pantheon:pantheon /app/var
 USER pantheon
@@ -22,4 +22,5 @@ USER pantheon
 EXPOSE 8000
 # Threads, not sync workers: a turn waits on the LLM for up to the gateway deadline × agents, and
 # a threaded worker keeps answering (health included) meanwhile instead of being killed at --timeout.
-CMD ["gunicorn", "pantheon.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--timeout", "300", "--access-logfile", "-"]
+# gunicorn.conf.py (read from /app) sends gunicorn's lines, the access log included, to the app's log format.
+CMD ["gunicorn", "pantheon.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--timeout", "300"]

@@ -8,6 +8,7 @@ from django.db import DatabaseError
 
 from orchestration.selectors import summaries_due
 from orchestration.services import summaries
+from pantheon.observability import SummaryObserved, observe
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def summaries_due_sweep() -> int:
     """Enqueue every summary that is due but was never produced."""
     due = summaries_due()
     for session_id, through in due:
+        observe(SummaryObserved("due", str(session_id), through, swept=True))
         session_summary_generate.delay(str(session_id), through)
     if due:
         logger.info("summaries sweep enqueued %d due summaries", len(due))

@@ -57,7 +57,8 @@ class TurnObserved:
 
 @dataclass(frozen=True)
 class SummaryObserved:
-    """A summary was made (``made``), found already made (``existing``) or failed (``failed``)."""
+    """A summary was made (``made``), found already made (``existing``) or failed (``failed``); or
+    the periodic sweep found it due and never made (``due``, ``swept=True``) and asked for it."""
 
     outcome: str
     session_id: str

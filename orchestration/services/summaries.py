@@ -118,6 +118,7 @@ def session_summary_generate(
         except IntegrityError:
             # A concurrent run wrote this summary first; ours is not kept, its calls were still made.
             usage_events_write_orphaned(events=log.events)
+            observe(SummaryObserved("existing", str(session.pk), through_index))
             return SessionSummary.objects.get(session=session, covers_through_turn_index=through_index)
         except Exception:
             usage_events_write_orphaned(events=log.events)

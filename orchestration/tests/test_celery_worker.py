@@ -3,8 +3,6 @@ shared with the web side, and the fake LLM server for both."""
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -13,6 +11,7 @@ from django.db import connection
 
 from orchestration.testing.fake_server import Step
 from pantheon.celery import app
+from pantheon.testing.processes import celery_broker_pools_drop, celery_worker, database_url_of
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, SessionSummary, Turn
 from sessions_app.tests.factories import SessionFactory
@@ -22,29 +21,12 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def _database_url() -> str:
-    s = connection.settings_dict
-    if connection.vendor != "postgresql":
-        pytest.skip("the worker shares the test database over the network: PostgreSQL only")
-    auth = s["USER"] + (f":{s['PASSWORD']}" if s.get("PASSWORD") else "")
-    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
-
-
-def _drop_broker_pools() -> None:
-    """Celery caches its connection and producer pools on first use; after a broker change they must
-    be dropped (as Celery itself does after a fork)."""
-    app._pool = None
-    amqp = app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
-
-
 @pytest.fixture
 def worker(redis_url, fake_llm):
     """A Celery worker subprocess, and this process's Celery app pointed at the same Redis."""
-    database_url = _database_url()  # may skip: before anything below is changed
+    database_url = database_url_of(connection)  # may skip: before anything below is changed
     saved = (app.conf.task_always_eager, app.conf.broker_url)
-    _drop_broker_pools()  # producer pools made for another broker earlier in the run
+    celery_broker_pools_drop()  # producer pools made for another broker earlier in the run
     app.conf.task_always_eager = False
     app.conf.broker_url = redis_url
     with app.connection_for_write() as conn:
@@ -61,33 +43,11 @@ def worker(redis_url, fake_llm):
         "LLM_MAX_RETRIES": "0",
         "LOG_LEVEL": "INFO",
     }
-    log = open(ROOT / "var" / "test-worker.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "pantheon",
-            "worker",
-            "--pool=solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
     try:
-        yield process
+        with celery_worker(env=env, log=ROOT / "var" / "test-worker.log") as process:
+            yield process
     finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()
-        _drop_broker_pools()
+        celery_broker_pools_drop()
         app.conf.task_always_eager, app.conf.broker_url = saved
 
 
@@ -111,6 +71,7 @@ def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fak
             f"/api/v1/sessions/{session.pk}/turns",
             {"user_input": f"@writer chapter {i}", "mode": "manual"},
             format="json",
+            HTTP_X_REQUEST_ID=f"chapter-{i}",
         )
         assert response.status_code == 201
     assert Turn.objects.get(session=session, turn_index=8).summary_triggered
@@ -128,7 +89,10 @@ def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fak
         LlmCallEvent.objects.filter(session_id=session.pk, purpose__in=["summary", "extraction"]).count() == 2
     )
     log = (ROOT / "var" / "test-worker.log").read_text()
-    assert f"turn=summary:{session.pk}:8" in log  # the worker's lines carry the work's id
+    # The worker's lines carry the work's id, and the ids of the request that asked for it.
+    summary_lines = [line for line in log.splitlines() if f"turn=summary:{session.pk}:8" in line]
+    assert summary_lines
+    assert all(f"request=chapter-8 user={user.pk} session={session.pk} " in line for line in summary_lines)
 
 
 def test_due_summary_lost_by_the_broker_is_made_by_the_sweep(worker, user, fake_llm):

@@ -124,8 +124,19 @@ class CatalogModelSerializer(serializers.ModelSerializer):
 class HealthSerializer(serializers.Serializer):
     # Plain strings, not enums: enum components for these value sets would need ENUM_NAME_OVERRIDES
     # entries to avoid colliding with the other "status" enums of the schema.
-    status = serializers.CharField(help_text="`ok` or `unavailable` (the database is down).")
+    status = serializers.CharField(
+        help_text=(
+            "`ok`; `degraded` (200) when the cache or the broker is unavailable; `unavailable` (503) "
+            "when the database is down."
+        )
+    )
     database = serializers.CharField(help_text="`ok` or `unavailable`.")
+    cache = serializers.CharField(
+        help_text=(
+            "`ok` (Redis answers), `unavailable` (rate limits count per process), or `local` (the "
+            "cache is the process's memory: the embedded default)."
+        )
+    )
     broker = serializers.CharField(
         help_text="`ok`, `unavailable`, or `eager` (Celery runs tasks in-process: there is no broker)."
     )

@@ -4,6 +4,8 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth import authenticate
+from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
@@ -62,8 +64,26 @@ def broker_status() -> str:
     return "ok"
 
 
+def cache_status() -> str:
+    """``local`` when the cache is this process's memory (the embedded default), else whether Redis
+    answers. Without it rate limits count per process (``pantheon.limits``): degraded, not down."""
+    cache = caches["default"]
+    if not isinstance(cache, RedisCache):
+        return "local"
+    try:
+        cache.has_key("pantheon:health")
+    except Exception as exc:
+        logger.warning("health: cache unavailable: %s", type(exc).__name__)
+        return "unavailable"
+    return "ok"
+
+
 class HealthView(APIView):
-    """Liveness of the web process and its dependencies; no credentials needed."""
+    """Liveness of the web process and its dependencies; no credentials needed.
+
+    Only the database is essential: without it nothing works (503). Without the cache (limits per
+    process) or the broker (summaries left to the sweep) the API still serves: ``degraded``, 200.
+    """
 
     permission_classes = [AllowAny]
     authentication_classes = []
@@ -71,15 +91,22 @@ class HealthView(APIView):
 
     @extend_schema(
         tags=["health"],
-        summary="Health of the API, its database and its broker",
+        summary="Health of the API and of its database, cache and broker",
         responses={200: s.HealthSerializer, 503: s.HealthSerializer},
         auth=[],
     )
     def get(self, request: Request) -> Response:
-        database = database_status()
-        healthy = database == "ok"
-        body = {"status": "ok" if healthy else "unavailable", "database": database, "broker": broker_status()}
-        return Response(body, status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE)
+        body = {"database": database_status(), "cache": cache_status(), "broker": broker_status()}
+        if body["database"] != "ok":
+            overall = "unavailable"
+        elif "unavailable" in body.values():
+            overall = "degraded"
+        else:
+            overall = "ok"
+        return Response(
+            {"status": overall, **body},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE if overall == "unavailable" else status.HTTP_200_OK,
+        )
 
 
 class _CredentialsView(APIView):

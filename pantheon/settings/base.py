@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from pantheon.logging import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -42,9 +44,11 @@ INSTALLED_APPS = [
     "sessions_app",
     "orchestration",
     "ops",
+    "pantheon.telemetry",
 ]
 
 MIDDLEWARE = [
+    "pantheon.api.request_context.RequestContextMiddleware",
     "pantheon.api.timing.ServerTimingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -119,17 +123,18 @@ LOGIN_URL = "/api-auth/login/"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "pantheon.api.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "pantheon.api.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "pantheon.api.pagination.DefaultPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "pantheon.api.exceptions.exception_handler",
+    # DRF's scopes and rates, counted atomically (pantheon.limits), per process if Redis is down.
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.ScopedRateThrottle",
+        "pantheon.api.throttling.AnonRateThrottle",
+        "pantheon.api.throttling.UserRateThrottle",
+        "pantheon.api.throttling.ScopedRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env("API_THROTTLE_ANON", default="60/min"),
@@ -157,10 +162,24 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# --- Cache (throttling) ------------------------------------------------------------------------
+# --- Cache (rate limits, slots) ----------------------------------------------------------------
+# Optional at run time: when Redis cannot be reached, limits count per process (pantheon.limits).
+# Short socket timeouts so an unreachable Redis costs a request little, and after a failure the
+# cache is left alone for CACHE_RETRY_SECONDS.
 REDIS_URL = env("REDIS_URL", default="")
+CACHE_SOCKET_TIMEOUT_SECONDS = env.float("CACHE_SOCKET_TIMEOUT_SECONDS", default=0.5)
+CACHE_RETRY_SECONDS = env.float("CACHE_RETRY_SECONDS", default=5.0)
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": CACHE_SOCKET_TIMEOUT_SECONDS,
+                "socket_timeout": CACHE_SOCKET_TIMEOUT_SECONDS,
+            },
+        }
+    }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -177,7 +196,7 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep the key=value format (turn id in every line)
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep LOGGING (the ids in every line, LOG_FORMAT)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
 CELERY_BEAT_SCHEDULE = {
@@ -254,24 +273,14 @@ CONTEXT_PRUNE_TRIGGER_RATIO = env.float("CONTEXT_PRUNE_TRIGGER_RATIO", default=0
 CONTEXT_MANDATORY_SUMMARY_TURN = env.int("CONTEXT_MANDATORY_SUMMARY_TURN", default=8)
 CONTEXT_RECENT_TURNS_TO_KEEP = env.int("CONTEXT_RECENT_TURNS_TO_KEEP", default=4)
 
+# --- Metrics -----------------------------------------------------------------------------------
+# GET /metrics (Prometheus) answers only a scraper sending ``Authorization: Bearer <METRICS_TOKEN>``;
+# unset, the endpoint does not exist. Across processes set PROMETHEUS_MULTIPROC_DIR (runbook).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
 # --- Logging -----------------------------------------------------------------------------------
+# Every line carries the request, user, session and turn ids; ``text`` (key=value) for a terminal,
+# ``json`` (one object per line) for a log pipeline: production settings default to it.
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"turn_context": {"()": "pantheon.logging.TurnContextFilter"}},
-    "formatters": {
-        "keyvalue": {
-            "format": "%(asctime)s level=%(levelname)s logger=%(name)s turn=%(turn_id)s %(message)s",
-        }
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "keyvalue",
-            "filters": ["turn_context"],
-        }
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
-}
+LOG_FORMAT = env("LOG_FORMAT", default="text")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)

@@ -3,8 +3,10 @@ PostgreSQL are mandatory (a missing one fails at start-up, never falls back to t
 
 from django.core.exceptions import ImproperlyConfigured
 
+from pantheon.logging import logging_config
+
 from .base import *  # noqa: F403
-from .base import env
+from .base import LOG_LEVEL, env
 
 DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
@@ -12,9 +14,14 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 if not env("DATABASE_URL", default=""):
     raise ImproperlyConfigured("Set DATABASE_URL: production runs on PostgreSQL, never on SQLite.")
 
+# JSON lines unless told otherwise: production logs go to a pipeline, not a terminal.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=LOG_LEVEL)
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$"]  # load balancers and container health checks speak http
+# Load balancers, container health checks and the metrics scraper speak http inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^api/v1/health$", r"^metrics$"]
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)

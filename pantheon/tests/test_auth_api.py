@@ -217,8 +217,8 @@ def test_me_for_a_new_user_has_zero_usage(api_client):
 
 def test_login_attempts_are_throttled_in_the_auth_scope(anon_client, user, monkeypatch):
     from django.core.cache import cache
-    from rest_framework.throttling import ScopedRateThrottle
 
+    from pantheon.api.throttling import ScopedRateThrottle
     from pantheon.api.views import TokenView
 
     cache.clear()

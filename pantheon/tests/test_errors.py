@@ -3,8 +3,8 @@
 import json
 
 import pytest
-from rest_framework.throttling import ScopedRateThrottle
 
+from pantheon.api.throttling import ScopedRateThrottle
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.api.views import TurnViewSet
 from sessions_app.tests.factories import SessionFactory

@@ -1,4 +1,5 @@
-"""GET /api/v1/health: no credentials, the database and the broker, 503 when the database is down."""
+"""GET /api/v1/health: no credentials; the database, the cache and the broker; degraded (200) without
+the cache or the broker, 503 only when the database is down."""
 
 import time
 
@@ -27,11 +28,30 @@ def celery_broker(settings):
     app.conf.broker_url = original
 
 
-def test_health_reports_database_and_eager_broker(anon_client, settings):
+def test_health_reports_database_local_cache_and_eager_broker(anon_client, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     response = anon_client.get(HEALTH)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "eager"}
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "local", "broker": "eager"}
+
+
+def test_health_reports_a_live_redis_cache(anon_client, settings, redis_cache):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    response = anon_client.get(HEALTH)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "ok", "broker": "eager"}
+
+
+def test_an_unreachable_cache_makes_health_degraded_not_down(anon_client, settings, cache_down):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    response = anon_client.get(HEALTH)
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "degraded",
+        "database": "ok",
+        "cache": "unavailable",
+        "broker": "eager",
+    }
 
 
 def test_health_ignores_credentials_even_bad_ones(anon_client):
@@ -44,16 +64,21 @@ def test_health_reports_a_live_redis_broker(anon_client, celery_broker, redis_ur
     celery_broker(redis_url)
     response = anon_client.get(HEALTH)
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "local", "broker": "ok"}
 
 
-def test_an_unreachable_broker_is_reported_fast_and_does_not_fail_health(anon_client, celery_broker):
+def test_an_unreachable_broker_is_reported_fast_and_makes_health_degraded(anon_client, celery_broker):
     celery_broker("redis://127.0.0.1:1/0")  # nothing listens on port 1
     started = time.monotonic()
     response = anon_client.get(HEALTH)
     assert time.monotonic() - started < 1.5  # one attempt, no retry back-off
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "unavailable"}
+    assert response.json() == {
+        "status": "degraded",
+        "database": "ok",
+        "cache": "local",
+        "broker": "unavailable",
+    }
 
 
 def test_health_is_503_when_the_database_is_down(anon_client, monkeypatch, settings):
@@ -67,4 +92,9 @@ def test_health_is_503_when_the_database_is_down(anon_client, monkeypatch, setti
     finally:
         broken.close()
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "unavailable", "broker": "eager"}
+    assert response.json() == {
+        "status": "unavailable",
+        "database": "unavailable",
+        "cache": "local",
+        "broker": "eager",
+    }

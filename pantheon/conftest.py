@@ -1,0 +1,102 @@
+"""Fixtures of the limits, health, telemetry and fault tests: a real Redis as the cache, or a cache
+nobody answers; a live server that takes many connections at once; the test database's URL for the
+processes a test starts."""
+
+import uuid
+
+import pytest
+from django.core.servers.basehttp import ThreadedWSGIServer
+from django.test.testcases import LiveServerThread, _StaticFilesHandler
+
+from pantheon import limits
+from pantheon.testing.processes import database_url_of, free_port
+from rooms.tests.factories import AgentFactory, RoomFactory
+from sessions_app.tests.factories import SessionFactory
+
+REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+
+
+@pytest.fixture
+def limits_fresh(monkeypatch):
+    """This process's fallback counters and the cache's failure state, new for the test."""
+    monkeypatch.setattr(limits, "_local", limits._LocalCounters())
+    monkeypatch.setattr(limits, "_state", limits._CacheState())
+
+
+def _redis_cache(location: str) -> dict:
+    return {
+        "default": {
+            "BACKEND": REDIS_CACHE,
+            "LOCATION": location,
+            "KEY_PREFIX": f"test-{uuid.uuid4().hex}",  # counters of one test only; they expire alone
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+
+
+@pytest.fixture
+def cache_at(settings, limits_fresh):
+    """Point the cache at a Redis URL for the rest of the test: ``cache_at("redis://…")``."""
+
+    def point(location: str) -> None:
+        settings.CACHES = _redis_cache(location)
+
+    return point
+
+
+@pytest.fixture
+def redis_cache(cache_at, redis_url):
+    """The cache on the real Redis, as in production."""
+    cache_at(redis_url)
+
+
+@pytest.fixture
+def cache_down(cache_at):
+    """The cache configured on Redis, at a port where nothing listens."""
+    cache_at(f"redis://127.0.0.1:{free_port()}/0")
+
+
+@pytest.fixture
+def one_window(monkeypatch):
+    """Every request of the test falls in one rate-limit window (the middle of a minute), so a test
+    that happens to straddle a minute cannot see two windows' worth of requests pass."""
+    monkeypatch.setattr(limits, "_clock", lambda: 1_800_000_030.0)
+
+
+class _WideServer(ThreadedWSGIServer):
+    request_queue_size = 256  # Django's 10 resets connections when dozens arrive at once
+
+
+class _WideServerThread(LiveServerThread):
+    server_class = _WideServer
+
+
+@pytest.fixture
+def wide_live_server(transactional_db, django_db_serialized_rollback):
+    """A live server (a thread per request, as ``live_server``) for dozens of simultaneous clients."""
+    thread = _WideServerThread("127.0.0.1", _StaticFilesHandler)
+    thread.daemon = True
+    thread.start()
+    thread.is_ready.wait()
+    if thread.error:
+        raise thread.error
+    yield f"http://127.0.0.1:{thread.port}"
+    thread.terminate()
+
+
+@pytest.fixture
+def database_url(transactional_db, django_db_serialized_rollback) -> str:
+    """The test database as a URL, for processes started by the test (they see committed rows)."""
+    from django.db import connection
+
+    return database_url_of(connection)
+
+
+@pytest.fixture
+def session(user):
+    """A session of the user's room with two agents on two models: ``writer`` (deepseek), then
+    ``critic`` (gpt-4o-mini)."""
+    room = RoomFactory(owner=user)
+    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
+    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="gpt-4o-mini", position=1)
+    return SessionFactory(room=room)
