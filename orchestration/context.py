@@ -37,11 +37,6 @@ class SessionContext:
     # The highest index a summary was produced or requested for (a pending one counts).
     summary_requested_through: int = 0
 
-    @property
-    def anchor_in_history(self) -> bool:
-        """The anchor turn is one of the turns after the summary (not summarized yet)."""
-        return self.anchor_turn_index is not None and self.anchor_turn_index > self.summary_covers_through
-
 
 @dataclass(frozen=True)
 class Budget:
@@ -176,20 +171,24 @@ def context_prepare(
 def summary_trigger(*, session_context: SessionContext, tokens_before: int, budget_tokens: int) -> bool:
     """Whether this call marks a summary due (docs/context-budget.md, "Summary trigger"):
 
-    - every ``CONTEXT_MANDATORY_SUMMARY_TURN``-th turn since the last summary produced or requested;
+    - every ``CONTEXT_MANDATORY_SUMMARY_TURN``-th turn since the last summary made or asked for;
     - or when the context reaches ``CONTEXT_SUMMARY_TRIGGER_RATIO`` of the budget *and* the turns a
-      summary would replace — the history after the latest summary, less the anchor's input, which
-      stays in every context — hold at least ``CONTEXT_SUMMARY_MIN_HISTORY_RATIO`` of the budget. A
-      large anchor or a large input alone never asks for a summary: it could not shrink them.
+      new summary would replace — those after the latest summary made or asked for, less the anchor's
+      input, which stays in every context — hold at least ``CONTEXT_SUMMARY_MIN_HISTORY_RATIO`` of the
+      budget. A large anchor or a large input alone never asks for a summary: it could not shrink them.
     """
     ctx = session_context
-    since = ctx.next_turn_index - max(ctx.summary_covers_through, ctx.summary_requested_through)
-    if since >= settings.CONTEXT_MANDATORY_SUMMARY_TURN:
+    through = max(ctx.summary_covers_through, ctx.summary_requested_through)
+    if ctx.next_turn_index - through >= settings.CONTEXT_MANDATORY_SUMMARY_TURN:
         return True
     if tokens_before < budget_tokens * settings.CONTEXT_SUMMARY_TRIGGER_RATIO:
         return False
-    anchor_input = count_message_tokens(ctx.anchor_text) if ctx.anchor_in_history and ctx.anchor_text else 0
-    summarizable = ctx.history_total_tokens - anchor_input
+    if through > ctx.summary_covers_through:  # a summary is on its way: only the turns after it count
+        summarizable = sum(t.tokens for t in ctx.history if t.turn_index > through)
+    else:
+        summarizable = ctx.history_total_tokens
+    if ctx.anchor_text and ctx.anchor_turn_index is not None and ctx.anchor_turn_index > through:
+        summarizable -= count_message_tokens(ctx.anchor_text)
     return summarizable >= budget_tokens * settings.CONTEXT_SUMMARY_MIN_HISTORY_RATIO
 
 
