@@ -366,45 +366,45 @@ class _Usage(BaseModel):
     cost: Decimal | None = None
 
 
-class _Message(BaseModel):
-    content: str | None = None
-
-
-class _Choice(BaseModel):
-    message: _Message | None = None
+class _ChoiceEnd(BaseModel):
     finish_reason: str | None = None
     error: Any = None
 
 
-class _ChatBody(BaseModel):
-    """The fields of a chat completion Pantheon relies on; everything else is ignored."""
+class _Message(BaseModel):
+    content: str | None = None
 
-    id: str | None = None
-    model: str | None = None
-    choices: list[_Choice] | None = None
-    # Validated on its own: a broken usage block makes the tokens estimated, not the reply lost.
-    usage: dict[str, Any] | None = None
-    error: Any = None
+
+class _Choice(_ChoiceEnd):
+    message: _Message | None = None
 
 
 class _Delta(BaseModel):
     content: str | None = None
 
 
-class _ChunkChoice(BaseModel):
+class _ChunkChoice(_ChoiceEnd):
     delta: _Delta | None = None
-    finish_reason: str | None = None
-    error: Any = None
 
 
-class _Chunk(BaseModel):
-    """One ``chat.completion.chunk`` of a stream: the fields Pantheon relies on."""
-
+class _Envelope(BaseModel):
     id: str | None = None
     model: str | None = None
-    choices: list[_ChunkChoice] | None = None
+    # Validated on its own: a broken usage block makes the tokens estimated, not the reply lost.
     usage: dict[str, Any] | None = None
     error: Any = None
+
+
+class _ChatBody(_Envelope):
+    """The fields of a chat completion Pantheon relies on; everything else is ignored."""
+
+    choices: list[_Choice] | None = None
+
+
+class _Chunk(_Envelope):
+    """The fields of one ``chat.completion.chunk`` of a stream Pantheon relies on."""
+
+    choices: list[_ChunkChoice] | None = None
 
 
 def _usage_read(raw: dict[str, Any] | None) -> _Usage | None:
@@ -417,7 +417,7 @@ def _usage_read(raw: dict[str, Any] | None) -> _Usage | None:
         return None
 
 
-def _choice_error(choices: Iterable[_Choice | _ChunkChoice] | None) -> Any:
+def _choice_error(choices: Iterable[_ChoiceEnd] | None) -> Any:
     """An error reported on the choice itself (``finish_reason: "error"``, OpenRouter)."""
     for choice in choices or ():
         if choice.error or choice.finish_reason == "error":

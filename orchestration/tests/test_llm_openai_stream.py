@@ -8,24 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from orchestration.llm.gateway import ChatMessage, LlmCallError, LlmRequest, LlmResponse
+from orchestration.llm.gateway import LlmCallError, LlmRequest, LlmResponse
 from orchestration.llm.offline import word_pieces
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.llm.tokens import count_messages_tokens, count_text_tokens
 from orchestration.testing.fake_server import Step
+from orchestration.tests.test_llm_openai_provider import request
 
 REPLY = "Once upon a time, a lighthouse kept the harbour."
 SLOW_MODEL = "qwen/qwen-2.5-72b-instruct"
-
-
-def request(**overrides) -> LlmRequest:
-    fields = {
-        "model_alias": "deepseek",
-        "provider_model": "deepseek/deepseek-chat",
-        "messages": (ChatMessage("system", "You are Writer."), ChatMessage("user", "Open the story.")),
-        "max_output_tokens": 128,
-    }
-    return LlmRequest(**{**fields, **overrides})
 
 
 def streamed(gateway: OpenAIGateway, req: LlmRequest | None = None) -> tuple[LlmResponse, list[str]]:
@@ -91,12 +82,10 @@ def test_usage_and_cost_come_from_the_last_chunk(fake_llm, openai_gateway_make):
         Step(reply=REPLY, usage={"prompt_tokens": 21, "completion_tokens": 11, "cost": 0.0000105})
     )
     response, _ = streamed(openai_gateway_make())
+    reported = (response.provider_input_tokens, response.provider_output_tokens, response.provider_cost_usd)
+    assert reported == (21, 11, Decimal("0.0000105")) and isinstance(reported[2], Decimal)
     assert (response.input_tokens, response.output_tokens, response.tokens_estimated) == (21, 11, False)
-    assert (response.provider_input_tokens, response.provider_output_tokens) == (21, 11)
-    assert response.provider_cost_usd == Decimal("0.0000105")
-    assert isinstance(response.provider_cost_usd, Decimal)
     assert response.generation_id.startswith("gen-fake-")
-    assert response.provider_model == "deepseek/deepseek-chat"
 
 
 def test_a_streamed_call_reports_what_the_same_call_in_one_piece_reports(fake_llm, openai_gateway_make):
@@ -171,14 +160,22 @@ def test_a_provider_that_ignores_stream_answers_in_one_delta(fake_llm, openai_ga
 # --- failures -------------------------------------------------------------------------------------
 
 
-def test_cut_mid_stream_is_provider_stream_cut_with_tokens_estimated_from_what_arrived(
-    fake_llm, openai_gateway_make
+@pytest.mark.parametrize(
+    ("step", "code", "arrived_pieces"),
+    [
+        (Step(reply=REPLY, cut_after=3), "provider_stream_cut", 3),
+        (Step(reply=REPLY, error_after=2), "provider_error_in_body", 2),
+    ],
+    ids=["cut", "error-chunk"],
+)
+def test_a_failure_after_content_carries_what_arrived_and_its_estimated_tokens(
+    fake_llm, openai_gateway_make, step, code, arrived_pieces
 ):
-    fake_llm.enqueue(Step(reply=REPLY, cut_after=3))
+    fake_llm.enqueue(step)
     req = request()
     error, deltas = stream_failure(openai_gateway_make(), req)
-    arrived = "".join(word_pieces(REPLY)[:3])
-    assert error.code == "provider_stream_cut"
+    arrived = "".join(word_pieces(REPLY)[:arrived_pieces])
+    assert error.code == code
     assert "".join(deltas) == error.partial_content == arrived
     assert error.tokens_estimated is True
     assert error.input_tokens == count_messages_tokens(m.content for m in req.messages)
@@ -198,21 +195,6 @@ def test_a_cut_before_any_content_carries_no_tokens(fake_llm, openai_gateway_mak
     error, deltas = stream_failure(openai_gateway_make())
     assert error.code == "provider_stream_cut" and deltas == []
     assert (error.input_tokens, error.output_tokens, error.tokens_estimated) == (0, 0, False)
-
-
-def test_error_object_mid_stream_carries_the_partial_reply_and_estimated_tokens(
-    fake_llm, openai_gateway_make
-):
-    fake_llm.enqueue(Step(reply=REPLY, error_after=2))
-    req = request()
-    error, deltas = stream_failure(openai_gateway_make(), req)
-    arrived = "".join(word_pieces(REPLY)[:2])
-    assert error.code == "provider_error_in_body"
-    assert "mid-generation" in error.message
-    assert "".join(deltas) == error.partial_content == arrived
-    assert error.tokens_estimated is True
-    assert error.input_tokens == count_messages_tokens(m.content for m in req.messages)
-    assert error.output_tokens == count_text_tokens(arrived)
 
 
 def test_error_object_mid_stream_carries_the_usage_the_provider_reported(fake_llm, openai_gateway_make):
@@ -402,7 +384,7 @@ def test_silence_between_chunks_times_out_with_the_partial_reply(fake_llm, opena
 def test_a_slow_steady_stream_longer_than_the_call_timeout_succeeds(fake_llm, openai_gateway_make):
     # Six chunks 0.2 s apart: over a second in all, twice the call's 0.5 s timeout.
     fake_llm.enqueue(Step(reply="one two three four five six", chunk_delay=0.2))
-    gateway = openai_gateway_make(timeout=0.5, idle_timeout=1.0)
+    gateway = openai_gateway_make(timeout=0.5, first_token_timeout=2.0, idle_timeout=2.0)
     response, deltas = streamed(gateway)
     assert response.content == "one two three four five six" and len(deltas) == 6
 
@@ -410,13 +392,13 @@ def test_a_slow_steady_stream_longer_than_the_call_timeout_succeeds(fake_llm, op
 def test_gaps_longer_than_the_first_chunk_timeout_are_fine_within_the_idle_timeout(
     fake_llm, openai_gateway_make
 ):
-    fake_llm.enqueue(Step(reply="slow and steady", chunk_delay=0.6))
-    response, _ = streamed(openai_gateway_make(first_token_timeout=0.3, idle_timeout=1.5))
-    assert response.content == "slow and steady"
+    fake_llm.enqueue(Step(reply="slow steady", chunk_delay=1.5))
+    response, _ = streamed(openai_gateway_make(first_token_timeout=1.0, idle_timeout=3.0))
+    assert response.content == "slow steady"
 
 
 def test_time_spent_in_on_delta_is_not_provider_silence(fake_llm, openai_gateway_make):
-    # Chunks 0.3 s apart (within the 0.5 s idle timeout); the caller takes 0.7 s over the second one,
+    # Chunks 0.3 s apart (within the 1 s idle timeout); the caller takes 1.4 s over the second one,
     # while the provider is still sending: only the provider's silence counts.
     reply = "one two three four five six seven eight"
     fake_llm.enqueue(Step(reply=reply, chunk_delay=0.3))
@@ -425,9 +407,9 @@ def test_time_spent_in_on_delta_is_not_provider_silence(fake_llm, openai_gateway
     def slow_reader(text: str) -> None:
         deltas.append(text)
         if len(deltas) == 2:
-            time.sleep(0.7)
+            time.sleep(1.4)
 
-    response = openai_gateway_make(idle_timeout=0.5).stream(request(), on_delta=slow_reader)
+    response = openai_gateway_make(idle_timeout=1.0).stream(request(), on_delta=slow_reader)
     assert response.content == reply == "".join(deltas)
 
 
@@ -439,16 +421,18 @@ def test_streams_read_to_their_end_reuse_one_connection(fake_llm, openai_gateway
 
 
 def test_a_timed_out_stream_leaves_the_gateway_usable(fake_llm, openai_gateway_make):
-    fake_llm.enqueue(Step(reply=REPLY, gate_after=1, gate_timeout=2.0))
-    gateway = openai_gateway_make(idle_timeout=0.3)
+    fake_llm.enqueue(Step(reply=REPLY, gate_after=1, gate_timeout=3.0))
+    gateway = openai_gateway_make(idle_timeout=1.0)
     assert stream_failure(gateway)[0].code == "provider_timeout"
     for _ in range(3):
         assert streamed(gateway)[0].content.startswith("Noted:")
 
 
 def test_concurrent_streams_time_out_alone(fake_llm, openai_gateway_make):
-    fake_llm.enqueue(*(Step(model=SLOW_MODEL, first_chunk_delay=3.0) for _ in range(4)))
-    gateway = openai_gateway_make(first_token_timeout=0.5)
+    # The slow model's four calls never send a chunk (a gate nobody releases in time).
+    gated = [Step(model=SLOW_MODEL, gate_after=0, gate_timeout=10.0) for _ in range(4)]
+    fake_llm.enqueue(*gated)
+    gateway = openai_gateway_make(first_token_timeout=2.0)
 
     def call(index: int) -> str:
         slow = index % 2 == 0
@@ -460,5 +444,7 @@ def test_concurrent_streams_time_out_alone(fake_llm, openai_gateway_make):
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         outcomes = list(pool.map(call, range(8)))
+    for step in gated:
+        step.release()  # let the server's threads go
     assert outcomes[0::2] == ["provider_timeout"] * 4
     assert outcomes[1::2] == ["Noted: Open the story."] * 4
