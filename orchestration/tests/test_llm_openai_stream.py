@@ -295,10 +295,13 @@ def test_an_exception_of_on_delta_ends_the_stream_and_propagates(fake_llm, opena
     fake_llm.enqueue(Step(reply=REPLY))
     gateway = openai_gateway_make()
 
-    def on_delta(text: str) -> None:
-        raise KeyboardInterrupt
+    class ReaderGone(Exception):
+        pass
 
-    with pytest.raises(KeyboardInterrupt):
+    def on_delta(text: str) -> None:
+        raise ReaderGone
+
+    with pytest.raises(ReaderGone):
         gateway.stream(request(), on_delta=on_delta)
     assert streamed(gateway)[0].content.startswith("Noted:")  # the gateway is still usable
 
