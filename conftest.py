@@ -91,7 +91,12 @@ def openai_gateway_make(fake_llm) -> Callable[..., OpenAIGateway]:
     """Builds an ``OpenAIGateway`` pointed at the fake server: ``openai_gateway_make(timeout=0.5)``."""
 
     def make(
-        *, timeout: float = 2.0, max_retries: int = 0, temperature: float | None = None
+        *,
+        timeout: float = 2.0,
+        max_retries: int = 0,
+        temperature: float | None = None,
+        first_token_timeout: float | None = None,
+        idle_timeout: float = 2.0,
     ) -> OpenAIGateway:
         return OpenAIGateway(
             base_url=fake_llm.base_url,
@@ -101,6 +106,8 @@ def openai_gateway_make(fake_llm) -> Callable[..., OpenAIGateway]:
             referer=REFERER,
             title=TITLE,
             temperature=temperature,
+            stream_first_token_timeout=first_token_timeout,
+            stream_idle_timeout=idle_timeout,
         )
 
     return make

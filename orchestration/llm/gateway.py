@@ -1,9 +1,11 @@
 """The one interface every LLM call goes through.
 
-A provider takes an ``LlmRequest`` and returns an ``LlmResponse`` or raises ``LlmCallError``. It never
-touches the database: metering happens in the caller, with the figures returned here.
+A provider takes an ``LlmRequest`` and returns an ``LlmResponse`` or raises ``LlmCallError``, in one
+piece (``complete``) or streamed (``stream``: the reply's pieces go to ``on_delta`` as they arrive).
+It never touches the database: metering happens in the caller, with the figures returned here.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal, Protocol
@@ -56,11 +58,14 @@ class LlmCallError(Exception):
     http_status: int | None = None
     retry_after: float | None = None
     latency_ms: int = 0
-    # Set when the provider reported usage even though the call failed (it may still bill us).
+    # Set when the provider reported usage even though the call failed (it may still bill us) and,
+    # for a stream that failed after some of the reply arrived, counted with tiktoken when the
+    # provider did not report them (``tokens_estimated``): those tokens were generated, so paid for.
     input_tokens: int = 0
     output_tokens: int = 0
-    # True when the counts above were not reported by the provider but counted with tiktoken.
     tokens_estimated: bool = False
+    # The reply as far as it streamed before the failure, raw (empty for ``complete``).
+    partial_content: str = ""
     generation_id: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -70,3 +75,11 @@ class LlmCallError(Exception):
 
 class LlmGateway(Protocol):
     def complete(self, request: LlmRequest) -> LlmResponse: ...
+
+    def stream(self, request: LlmRequest, *, on_delta: Callable[[str], None]) -> LlmResponse:
+        """Calls ``on_delta`` with each piece of the reply as it arrives (raw, in order, never empty)
+        and returns the response, whose ``content`` is exactly the pieces joined. Raises
+        ``LlmCallError`` like ``complete``, and also ``provider_stream_cut`` (the stream ended before
+        the reply did) and ``provider_timeout`` for a late first chunk or a silence between chunks.
+        An exception raised by ``on_delta`` ends the stream and propagates as is."""
+        ...

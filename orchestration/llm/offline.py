@@ -2,13 +2,15 @@
 
 Each agent answers in its own voice; routing, summary and extraction requests get valid JSON, so
 every mode and the summary pipeline work on a laptop. Same request → same reply: every choice is
-taken from a hash of the request, never from a random source or the clock.
+taken from a hash of the request, never from a random source or the clock. Streamed, the reply
+comes word by word.
 """
 
 import hashlib
 import json
 import re
 import time
+from collections.abc import Callable
 
 from orchestration.llm.gateway import LlmRequest, LlmResponse
 from orchestration.llm.tokens import count_messages_tokens, count_text_tokens
@@ -29,6 +31,8 @@ CLOSINGS = (
 AGENT_KEYS_LINE = re.compile(r"^AGENT_KEYS:[ \t]*(.*)$", re.MULTILINE)
 MENTION = re.compile(r"@([a-z][a-z0-9_-]{0,31})", re.IGNORECASE)
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# A word with the whitespace before it, or the whitespace that ends a text.
+WORD_PIECE = re.compile(r"\s*\S+|\s+$")
 # Headings of the summary prompt (orchestration.prompts.summary_prompt_build).
 PREVIOUS_SUMMARY = "Previous summary:"
 NEW_TURNS = "New turns:"
@@ -59,6 +63,19 @@ class OfflineGateway:
             provider_input_tokens=input_tokens,
             provider_output_tokens=output_tokens,
         )
+
+    def stream(self, request: LlmRequest, *, on_delta: Callable[[str], None]) -> LlmResponse:
+        """The reply of ``complete``, handed to ``on_delta`` word by word first."""
+        response = self.complete(request)
+        for piece in word_pieces(response.content):
+            on_delta(piece)
+        return response
+
+
+def word_pieces(text: str) -> list[str]:
+    """``text`` cut before each word (a word keeps the whitespace before it): joined, they give
+    ``text`` back exactly."""
+    return WORD_PIECE.findall(text)
 
 
 def _answer(request: LlmRequest) -> str:

@@ -24,6 +24,8 @@ def gateway_get() -> LlmGateway:
         referer=settings.LLM_HTTP_REFERER,
         title=settings.LLM_APP_TITLE,
         temperature=settings.LLM_TEMPERATURE,
+        stream_first_token_timeout=_stream_first_token_timeout(),
+        stream_idle_timeout=float(settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS),
     )
 
 
@@ -38,6 +40,8 @@ def _gateway_for(
     referer: str,
     title: str,
     temperature: float | None,
+    stream_first_token_timeout: float,
+    stream_idle_timeout: float,
 ) -> LlmGateway:
     if provider == "offline":
         return OfflineGateway()
@@ -50,6 +54,10 @@ def _gateway_for(
             )
         if timeout <= 0 or max_retries < 0:
             raise ImproperlyConfigured("LLM_TIMEOUT_SECONDS must be > 0 and LLM_MAX_RETRIES >= 0.")
+        if stream_first_token_timeout <= 0 or stream_idle_timeout <= 0:
+            raise ImproperlyConfigured(
+                "LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS and LLM_STREAM_IDLE_TIMEOUT_SECONDS must be > 0."
+            )
         return OpenAIGateway(
             base_url=base_url,
             api_key=api_key,
@@ -58,6 +66,8 @@ def _gateway_for(
             referer=referer,
             title=title,
             temperature=temperature,
+            stream_first_token_timeout=stream_first_token_timeout,
+            stream_idle_timeout=stream_idle_timeout,
         )
     raise ImproperlyConfigured(f"Unknown LLM_PROVIDER {provider!r}: use one of {', '.join(PROVIDERS)}.")
 
@@ -76,3 +86,26 @@ def gateway_call_deadline_seconds() -> float:
     """
     retries = int(settings.LLM_MAX_RETRIES)
     return float(settings.LLM_TIMEOUT_SECONDS) * (retries + 1) + retries * RETRY_WAIT_MAX_SECONDS
+
+
+def gateway_stream_first_chunk_deadline_seconds() -> float:
+    """The longest a streamed call can wait for its first chunk, retries included:
+
+        first-token timeout × (LLM_MAX_RETRIES + 1) + LLM_MAX_RETRIES × RETRY_WAIT_MAX_SECONDS
+
+    The SDK retries a stream only before its body begins. Once chunks flow there is no bound on the
+    whole call, only on the silence between two chunks (``gateway_stream_idle_bound_seconds``): a
+    claim held across a stream is kept alive by its chunks, not sized for the longest answer.
+    """
+    retries = int(settings.LLM_MAX_RETRIES)
+    return _stream_first_token_timeout() * (retries + 1) + retries * RETRY_WAIT_MAX_SECONDS
+
+
+def gateway_stream_idle_bound_seconds() -> float:
+    """The longest a streamed call stays silent between two chunks before it fails."""
+    return float(settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS)
+
+
+def _stream_first_token_timeout() -> float:
+    first_token = settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS
+    return float(settings.LLM_TIMEOUT_SECONDS if first_token is None else first_token)

@@ -7,6 +7,12 @@ requests get the offline provider's answer for the routing, summary or extractio
 demand: delays, HTTP errors with Retry-After, an ``error`` object in a 200, a malformed body, no usage,
 empty choices, a body trickled behind keep-alive whitespace. Every request is recorded for assertions.
 
+A request with ``"stream": true`` is answered with Server-Sent Events, as OpenAI and OpenRouter do:
+the reply in ``chat.completion.chunk``s, a finish chunk, a usage chunk, ``data: [DONE]``. Per step:
+chunk size (words or characters) and the delay between chunks, a delay (or keep-alive comments)
+before the first chunk, a cut mid-stream, no usage, an ``error`` chunk mid-stream, and a gate that
+holds the rest of the reply back until the test calls ``step.release()``.
+
     with FakeLlmServer() as server:
         server.enqueue(Step(status=429, retry_after=1))
         client = OpenAI(base_url=server.base_url, api_key="test")
@@ -15,7 +21,7 @@ Standalone: ``python -m orchestration.testing.fake_server --port 8099 --latency-
 
 Each response goes out in one write on a socket without Nagle's algorithm, over HTTP/1.1 keep-alive
 with a Content-Length: otherwise every call stalls ~40 ms on delayed ACKs and the benchmark measures
-the fake, not Pantheon.
+the fake, not Pantheon. A stream goes out chunked, one write (and flush) per event.
 """
 
 import argparse
@@ -33,13 +39,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from orchestration.llm.gateway import ChatMessage, LlmRequest
-from orchestration.llm.offline import OfflineGateway
+from orchestration.llm.offline import OfflineGateway, word_pieces
 from orchestration.llm.tokens import count_messages_tokens, count_text_tokens
 
 DEFAULT_PRICE_IN = Decimal("0.30")  # USD per million tokens, for the reported ``cost``
 DEFAULT_PRICE_OUT = Decimal("0.85")
 MODELS = ("deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct")
 KEEPALIVE_INTERVAL = 0.05  # seconds between whitespace bytes of a trickled body
+STREAM_KEEPALIVE = b": OPENROUTER PROCESSING\n\n"  # an SSE comment, as OpenRouter sends
 ERROR_MESSAGES = {
     400: "bad request",
     401: "invalid API key",
@@ -69,7 +76,23 @@ class Step:
     empty_choices: bool = False
     usage: dict[str, Any] | None = None  # explicit usage block
     cost: str | None = None  # explicit usage.cost (USD)
-    keepalive: float = 0.0  # seconds of whitespace trickled before the body (OpenRouter keep-alive)
+    keepalive: float = 0.0  # seconds of whitespace (a stream: comments) before the body (OpenRouter)
+    # Streams only.
+    chunk_words: int = 1  # words per chunk (a word keeps the whitespace before it) …
+    chunk_chars: int = 0  # … or, when set, characters per chunk
+    chunk_delay: float = 0.0  # seconds between two chunks
+    first_chunk_delay: float = 0.0  # seconds between the headers and the first chunk
+    cut_after: int | None = None  # close the connection after N content chunks: no finish, no [DONE]
+    error_after: int | None = None  # an ``error`` chunk after N content chunks (``error_in_body``: 0)
+    done: bool = True  # end with ``data: [DONE]``
+    gate_after: int | None = None  # after N content chunks, hold the rest until ``release()``
+    gate_timeout: float = 10.0  # a gate not released by then cuts the stream
+    held: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    released: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+
+    def release(self) -> None:
+        """Let a gated stream send the rest of its reply."""
+        self.released.set()
 
 
 @dataclass
@@ -77,6 +100,7 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]  # lower-case names
     body: dict[str, Any]
+    client_port: int = 0  # tells the client's connections apart (reuse)
 
     @property
     def model(self) -> str:
@@ -105,9 +129,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # silence the default stderr log
         pass
 
-    def _head(self, status: int, length: int, content_type: str, extra: dict | None) -> bytes:
+    def _head(self, status: int, length: int | None, content_type: str, extra: dict | None) -> bytes:
         lines = [f"HTTP/1.1 {status} {self.responses.get(status, ('',))[0]}"]
-        lines += [f"Content-Type: {content_type}", f"Content-Length: {length}"]
+        body = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+        lines += [f"Content-Type: {content_type}", body]
         lines += [f"{k}: {v}" for k, v in (extra or {}).items()]
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
@@ -151,7 +176,12 @@ class _Handler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append(
-                RecordedRequest(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+                RecordedRequest(
+                    self.path,
+                    {k.lower(): v for k, v in self.headers.items()},
+                    body,
+                    client_port=self.client_address[1],
+                )
             )
             step = self._next_step(body.get("model", ""))
             call_id = next(state.ids)
@@ -177,6 +207,9 @@ class _Handler(BaseHTTPRequestHandler):
         if step.raw_body is not None:
             self._send(200, step.raw_body.encode(), content_type=step.content_type)
             return
+        if body.get("stream") is True:
+            self._stream(step, body, call_id)
+            return
         if step.malformed:
             self._send(200, b'{"id": "gen-broken", "choices": [ {"message": ')
             return
@@ -193,13 +226,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._deliver(json.dumps(payload).encode(), step.keepalive)
             return
         reply = step.reply if step.reply is not None else _default_reply(body)
-        prompt_tokens = count_messages_tokens(str(m.get("content", "")) for m in messages)
-        completion_tokens = count_text_tokens(reply)
-        cost = (
-            Decimal(step.cost)
-            if step.cost is not None
-            else (prompt_tokens * DEFAULT_PRICE_IN + completion_tokens * DEFAULT_PRICE_OUT) / 1_000_000
-        )
         choice = {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
         payload = {
             "id": generation_id,
@@ -208,13 +234,20 @@ class _Handler(BaseHTTPRequestHandler):
             "model": model,
             "choices": [] if step.empty_choices else [choice],
         }
+        usage = self._served(step, generation_id, model, messages, reply)
         if not step.no_usage:
-            payload["usage"] = step.usage or {
-                "prompt_tokens": prompt_tokens,
-                "completion_tokens": completion_tokens,
-                "total_tokens": prompt_tokens + completion_tokens,
-                "cost": float(cost),  # a JSON number, as OpenRouter sends
-            }
+            payload["usage"] = usage
+        self._deliver(json.dumps(payload).encode(), step.keepalive)
+
+    def _served(self, step: Step, generation_id: str, model: str, messages: list, reply: str) -> dict:
+        """Records the generation (for ``/generation``) and returns the usage block it reports."""
+        prompt_tokens = count_messages_tokens(str(m.get("content", "")) for m in messages)
+        completion_tokens = count_text_tokens(reply)
+        cost = (
+            Decimal(step.cost)
+            if step.cost is not None
+            else (prompt_tokens * DEFAULT_PRICE_IN + completion_tokens * DEFAULT_PRICE_OUT) / 1_000_000
+        )
         with self.server.state.lock:
             self.server.state.generations[generation_id] = {
                 "id": generation_id,
@@ -223,7 +256,83 @@ class _Handler(BaseHTTPRequestHandler):
                 "native_tokens_prompt": prompt_tokens,
                 "native_tokens_completion": completion_tokens,
             }
-        self._deliver(json.dumps(payload).encode(), step.keepalive)
+        return step.usage or {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "cost": float(cost),  # a JSON number, as OpenRouter sends
+        }
+
+    def _stream(self, step: Step, body: dict, call_id: int) -> None:
+        """The reply as Server-Sent Events, chunk by chunk (HTTP/1.1 chunked, a flush per event)."""
+        generation_id = f"gen-fake-{call_id}"
+        model = body.get("model", "")
+        reply = step.reply if step.reply is not None else _default_reply(body)
+        pieces = _pieces(reply, chars=step.chunk_chars, words=step.chunk_words)
+        error_after = 0 if step.error_in_body and step.error_after is None else step.error_after
+        envelope = {
+            "id": generation_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
+
+        def event(**fields: Any) -> None:
+            self._chunk(b"data: " + json.dumps({**envelope, **fields}).encode() + b"\n\n")
+
+        self.wfile.write(self._head(200, None, "text/event-stream", {"Cache-Control": "no-cache"}))
+        self.wfile.flush()
+        for _ in range(int(step.keepalive / KEEPALIVE_INTERVAL)):
+            self._chunk(STREAM_KEEPALIVE)
+            time.sleep(KEEPALIVE_INTERVAL)
+        time.sleep(step.first_chunk_delay)
+        if step.malformed:
+            self._chunk(b'data: {"id": "gen-broken", "choices": [ {"delta": \n\n')
+            self._chunk(b"")
+            return
+        sent: list[str] = []
+        for index, piece in enumerate(pieces):
+            if index in (step.cut_after, error_after):
+                break
+            if index == step.gate_after and not self._gate(step):
+                self._cut()
+                return
+            if index:
+                time.sleep(step.chunk_delay)
+            delta = {"content": piece} if index else {"role": "assistant", "content": piece}
+            choice = {"index": 0, "delta": delta, "finish_reason": None}
+            event(choices=[] if step.empty_choices else [choice])
+            sent.append(piece)
+        if step.cut_after is not None and len(sent) >= step.cut_after:
+            self._cut()
+            return
+        usage = self._served(step, generation_id, model, body.get("messages", []), "".join(sent))
+        if error_after is not None:
+            failure = {"message": "upstream failed mid-generation", "code": 502}
+            choice = {"index": 0, "delta": {"content": ""}, "finish_reason": "error"}
+            extra = {"usage": step.usage} if step.usage is not None else {}
+            event(error=failure, choices=[choice], **extra)
+        else:
+            event(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}])
+            if not step.no_usage:
+                event(choices=[], usage=usage)
+        if step.done:
+            self._chunk(b"data: [DONE]\n\n")
+        self._chunk(b"")  # the last chunk of the body
+
+    def _chunk(self, data: bytes) -> None:
+        """One HTTP/1.1 chunk, sent at once (an empty one ends the body)."""
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _gate(self, step: Step) -> bool:
+        """Holds the rest of the stream until the test releases the step (False: never released)."""
+        step.held.set()
+        return step.released.wait(step.gate_timeout)
+
+    def _cut(self) -> None:
+        """Drops the connection mid-body, as a provider that fails or a proxy that times out does."""
+        self.close_connection = True
 
     def _deliver(self, body: bytes, keepalive: float) -> None:
         if not keepalive:
@@ -238,6 +347,15 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(KEEPALIVE_INTERVAL)
         self.wfile.write(body)
         self.wfile.flush()
+
+
+def _pieces(reply: str, *, chars: int, words: int) -> list[str]:
+    """The reply cut into chunks of ``chars`` characters or, by default, ``words`` words."""
+    if chars > 0:
+        return [reply[i : i + chars] for i in range(0, len(reply), chars)]
+    found = word_pieces(reply)
+    size = max(words, 1)
+    return ["".join(found[i : i + size]) for i in range(0, len(found), size)]
 
 
 def _model_card(model_id: str) -> dict:

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pydantic import BaseModel, ConfigDict
 
 from orchestration.llm.gateway import ChatMessage, LlmRequest
-from orchestration.llm.offline import OfflineGateway
+from orchestration.llm.offline import OfflineGateway, word_pieces
 from orchestration.llm.tokens import count_messages_tokens, count_text_tokens
 
 
@@ -170,3 +170,27 @@ def test_summary_then_extraction_keeps_questions_and_decisions():
 def test_json_mode_agent_reply_is_valid_json():
     answer = OfflineGateway().complete(req(agent_key="writer", json_mode=True))
     assert json.loads(answer.content)["reply"].startswith("Writer here")
+
+
+def test_stream_hands_on_the_reply_word_by_word_and_returns_what_complete_returns():
+    request = req(agent_key="writer", agent_name="Writer")
+    deltas: list[str] = []
+    streamed = OfflineGateway().stream(request, on_delta=deltas.append)
+    whole = OfflineGateway().complete(request)
+    assert replace(streamed, latency_ms=whole.latency_ms) == whole
+    assert "".join(deltas) == whole.content
+    assert deltas == word_pieces(whole.content) and len(deltas) == len(whole.content.split())
+    assert deltas[:3] == ["Writer", " here", " —"]
+
+
+def test_stream_of_a_json_answer_joins_into_valid_json():
+    deltas: list[str] = []
+    OfflineGateway().stream(req(TRANSCRIPT, purpose="summary", json_mode=True), on_delta=deltas.append)
+    assert Summary.model_validate_json("".join(deltas)).summary_text
+
+
+def test_word_pieces_give_the_text_back_exactly():
+    for text in ["", "   ", "one", "  lead, two\n\nthree\x00 end\t ", "tab\tseparated"]:
+        assert "".join(word_pieces(text)) == text
+        assert "" not in word_pieces(text)
+    assert word_pieces(" a  b ") == [" a", "  b", " "]

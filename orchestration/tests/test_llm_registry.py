@@ -10,7 +10,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from orchestration.llm.offline import OfflineGateway
 from orchestration.llm.openai_provider import OpenAIGateway
-from orchestration.llm.registry import gateway_call_deadline_seconds, gateway_get
+from orchestration.llm.registry import (
+    gateway_call_deadline_seconds,
+    gateway_get,
+    gateway_stream_first_chunk_deadline_seconds,
+    gateway_stream_idle_bound_seconds,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,6 +29,8 @@ def openai_settings(settings):
     settings.LLM_MAX_RETRIES = 3
     settings.LLM_HTTP_REFERER = "https://pantheon.example"
     settings.LLM_APP_TITLE = "Pantheon staging"
+    settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS = None
+    settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS = 45.0
     return settings
 
 
@@ -66,6 +73,23 @@ def test_openai_when_configured_with_timeout_retries_and_attribution(openai_sett
     assert gateway.client.max_retries == 3
     assert gateway.client.default_headers["HTTP-Referer"] == "https://pantheon.example"
     assert gateway.client.default_headers["X-Title"] == "Pantheon staging"
+    assert gateway.stream_first_token_timeout == 12.5  # unset: the call timeout
+    assert gateway.stream_idle_timeout == 45.0
+
+
+def test_stream_timeouts_come_from_their_settings(openai_settings):
+    openai_settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS = 8.0
+    openai_settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS = 20.0
+    gateway = gateway_get()
+    assert (gateway.stream_first_token_timeout, gateway.stream_idle_timeout) == (8.0, 20.0)
+
+
+@pytest.mark.parametrize(("first", "idle"), [(0.0, 30.0), (-1.0, 30.0), (None, 0.0)])
+def test_stream_timeouts_must_be_positive(openai_settings, first, idle):
+    openai_settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS = first
+    openai_settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS = idle
+    with pytest.raises(ImproperlyConfigured, match="LLM_STREAM_"):
+        gateway_get()
 
 
 def test_one_gateway_per_configuration(openai_settings):
@@ -97,6 +121,23 @@ def test_unknown_provider_fails_loudly(settings):
 def test_call_deadline_is_every_attempt_plus_capped_waits(settings, timeout, retries, deadline):
     settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = timeout, retries
     assert gateway_call_deadline_seconds() == deadline
+
+
+@pytest.mark.parametrize(
+    ("first_token", "timeout", "retries", "deadline"),
+    [(None, 30.0, 1, 62.0), (10.0, 30.0, 1, 22.0), (5.0, 30.0, 0, 5.0)],
+)
+def test_stream_first_chunk_deadline_is_every_attempt_plus_capped_waits(
+    settings, first_token, timeout, retries, deadline
+):
+    settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS = first_token
+    settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = timeout, retries
+    assert gateway_stream_first_chunk_deadline_seconds() == deadline
+
+
+def test_stream_idle_bound_is_the_idle_timeout(settings):
+    settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS = 17.0
+    assert gateway_stream_idle_bound_seconds() == 17.0
 
 
 def test_system_check_reports_an_incomplete_provider_configuration(settings):

@@ -237,6 +237,10 @@ else:
 LLM_PROVIDER = env("LLM_PROVIDER", default=_default_provider)
 LLM_TIMEOUT_SECONDS = env.float("LLM_TIMEOUT_SECONDS", default=30.0)
 LLM_MAX_RETRIES = env.int("LLM_MAX_RETRIES", default=1)
+# A streamed call is bounded by its first chunk (unset: LLM_TIMEOUT_SECONDS) and by the silence
+# between two chunks, never by its whole length (docs/streaming.md).
+LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS = env.float("LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS", default=None)
+LLM_STREAM_IDLE_TIMEOUT_SECONDS = env.float("LLM_STREAM_IDLE_TIMEOUT_SECONDS", default=30.0)
 LLM_HTTP_REFERER = env("LLM_HTTP_REFERER", default="https://pantheon.local")
 LLM_APP_TITLE = env("LLM_APP_TITLE", default="Pantheon")
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.7)

@@ -51,6 +51,7 @@ CELERY_TASK_ALWAYS_EAGER = True
 CELERY_BROKER_URL = "memory://"  # never a real broker by accident; the worker tests set Redis
 LLM_PROVIDER = "offline"
 LLM_TIMEOUT_SECONDS = 5.0
+LLM_STREAM_IDLE_TIMEOUT_SECONDS = 5.0
 LLM_MAX_RETRIES = 0
 TURN_CLAIM_WAIT_SECONDS = 20.0
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
