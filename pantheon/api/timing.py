@@ -7,6 +7,8 @@ imports this module.
 
 import contextvars
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from django.db import connection
@@ -22,13 +24,41 @@ class RequestTiming:
     llm_seconds: float = 0.0
 
     def header(self) -> str:
+        figures = self.snapshot()
+        return (
+            f"llm;dur={figures['llm_ms']}, "
+            f'db;dur={figures["db_ms"]};desc="{self.db_queries} queries", '
+            f"app;dur={figures['app_ms']}, total;dur={figures['total_ms']}"
+        )
+
+    def snapshot(self) -> dict:
+        """The figures so far, in milliseconds: a turn's body carries them (``timing``), since the
+        headers of a streamed response are long gone when its turn completes."""
         total = time.perf_counter() - self.started
         app = max(total - self.db_seconds - self.llm_seconds, 0.0)
-        return (
-            f"llm;dur={self.llm_seconds * 1000:.1f}, "
-            f'db;dur={self.db_seconds * 1000:.1f};desc="{self.db_queries} queries", '
-            f"app;dur={app * 1000:.1f}, total;dur={total * 1000:.1f}"
-        )
+        return {
+            "llm_ms": round(self.llm_seconds * 1000, 1),
+            "db_ms": round(self.db_seconds * 1000, 1),
+            "db_queries": self.db_queries,
+            "app_ms": round(app * 1000, 1),
+            "total_ms": round(total * 1000, 1),
+        }
+
+    @contextmanager
+    def counting(self, conn=None) -> Iterator[None]:
+        """Count the SQL statements of ``conn`` (this thread's connection by default) into these
+        figures: the request's own, and a streamed turn's thread."""
+
+        def timed(execute, sql, params, many, context):
+            t0 = time.perf_counter()
+            self.db_queries += 1
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                self.db_seconds += time.perf_counter() - t0
+
+        with (conn or connection).execute_wrapper(timed):
+            yield
 
 
 _current: contextvars.ContextVar[RequestTiming | None] = contextvars.ContextVar(
@@ -55,18 +85,9 @@ class ServerTimingMiddleware:
 
     def __call__(self, request):
         timing = RequestTiming(started=time.perf_counter())
-
-        def timed(execute, sql, params, many, context):
-            t0 = time.perf_counter()
-            timing.db_queries += 1
-            try:
-                return execute(sql, params, many, context)
-            finally:
-                timing.db_seconds += time.perf_counter() - t0
-
         token = _current.set(timing)
         try:
-            with connection.execute_wrapper(timed):
+            with timing.counting():
                 response = self.get_response(request)
         finally:
             _current.reset(token)

@@ -262,6 +262,8 @@ TURNS_IN_FLIGHT_PER_USER = env.int("TURNS_IN_FLIGHT_PER_USER", default=4)
 # A summary's credit hold is freed by the sweep if the summary is not made within this time.
 SUMMARY_HOLD_SECONDS = env.int("SUMMARY_HOLD_SECONDS", default=3600)
 HOLDS_SWEEP_INTERVAL_SECONDS = env.int("HOLDS_SWEEP_INTERVAL_SECONDS", default=60)
+# A streamed turn sends a comment line after this many seconds of silence (proxies close idle streams).
+TURN_STREAM_KEEPALIVE_SECONDS = env.float("TURN_STREAM_KEEPALIVE_SECONDS", default=15.0)
 TURN_CONFLICT_RETRY_AFTER_SECONDS = env.int("TURN_CONFLICT_RETRY_AFTER_SECONDS", default=2)
 TURN_USER_INPUT_MAX_CHARS = env.int("TURN_USER_INPUT_MAX_CHARS", default=100_000)
 

@@ -61,6 +61,10 @@ class TurnCreateSerializer(serializers.Serializer):
 
     user_input = serializers.CharField(trim_whitespace=False, allow_blank=True)
     mode = serializers.CharField(default=Turn.Mode.MANUAL, help_text="manual, roundtable or orchestrator")
+    stream = serializers.BooleanField(
+        default=False,
+        help_text="Answer with Server-Sent Events as the agents write (as `Accept: text/event-stream` does).",
+    )
 
 
 class TurnUsageSerializer(serializers.Serializer):
@@ -78,12 +82,23 @@ class TurnUsageSerializer(serializers.Serializer):
     llm_calls = serializers.IntegerField()
 
 
+class TurnTimingSerializer(serializers.Serializer):
+    """The Server-Timing figures of the request when the turn completed, in milliseconds."""
+
+    llm_ms = serializers.FloatField(help_text="Waiting on the LLM provider.")
+    db_ms = serializers.FloatField()
+    db_queries = serializers.IntegerField()
+    app_ms = serializers.FloatField(help_text="Pantheon's own time: total − llm − db.")
+    total_ms = serializers.FloatField()
+
+
 class TurnCreateResponseSerializer(TurnSerializer):
     usage = TurnUsageSerializer(read_only=True)
     replayed = serializers.BooleanField(read_only=True)
+    timing = TurnTimingSerializer(read_only=True, allow_null=True)
 
     class Meta(TurnSerializer.Meta):
-        fields = [*TurnSerializer.Meta.fields, "usage", "replayed"]
+        fields = [*TurnSerializer.Meta.fields, "usage", "replayed", "timing"]
         read_only_fields = fields
 
 

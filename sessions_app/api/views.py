@@ -1,14 +1,25 @@
 """Sessions (nested under rooms) and their turns, summaries and usage. Views route; services decide."""
 
+from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orchestration.services.turns import TurnOutcome, turn_execute, turn_request_build
+from orchestration.services.turns import (
+    TurnOutcome,
+    TurnRequest,
+    turn_execute,
+    turn_prepare,
+    turn_request_build,
+)
+from pantheon.api.exceptions import application_error_body
 from pantheon.api.schema import ERROR_RESPONSES, TURN_ERROR_RESPONSES
+from pantheon.api.streaming import EncodedStream, TurnStream, sse_event
+from pantheon.api.timing import RequestTiming, request_timing_current
 from pantheon.api.viewsets import OwnedViewSet
 from rooms.selectors import room_get
 from sessions_app import selectors, services
@@ -93,30 +104,82 @@ class TurnViewSet(OwnedViewSet):
             "header splits LLM time from Pantheon's own. A replayed Idempotency-Key answers 200."
         ),
     )
-    def create(self, request: Request, session_id=None) -> Response:
+    def perform_content_negotiation(self, request, force=False):
+        # A client asking for a stream gets JSON for everything that is not the stream itself
+        # (refusals before the first call, replays): DRF has no renderer for text/event-stream.
+        if _stream_asked(request):
+            return (JSONRenderer(), JSONRenderer.media_type)
+        return super().perform_content_negotiation(request, force)
+
+    def create(self, request: Request, session_id=None) -> Response | StreamingHttpResponse:
         serializer = s.TurnCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        outcome = turn_execute(
-            request=turn_request_build(
-                user=request.user,
-                session_id=session_id,
-                idempotency_key=request.headers.get("Idempotency-Key"),
-                **serializer.validated_data,
-            )
+        stream = serializer.validated_data.pop("stream") or _stream_asked(request)
+        turn_request = turn_request_build(
+            user=request.user,
+            session_id=session_id,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            **serializer.validated_data,
         )
+        if stream:
+            return _turn_stream_response(turn_request)
+        outcome = turn_execute(request=turn_request)
         data = turn_outcome_data(outcome)
         if outcome.replayed:
             return Response(data, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-def turn_outcome_data(outcome: TurnOutcome) -> dict:
-    """The body of a turn's response (also the ``turn.completed`` event of a streamed turn)."""
+def _stream_asked(request: Request) -> bool:
+    return "text/event-stream" in request.headers.get("Accept", "")
+
+
+def turn_outcome_data(outcome: TurnOutcome, timing: RequestTiming | None = None) -> dict:
+    """The body of a turn's response (also the ``turn.completed`` event of a streamed turn), with
+    the request's Server-Timing figures so far."""
     turn = outcome.turn
     turn._prefetched_objects_cache = {"messages": outcome.messages}
     turn.usage = outcome.usage
     turn.replayed = outcome.replayed
+    timing = timing or request_timing_current()
+    turn.timing = timing.snapshot() if timing is not None else None
     return s.TurnCreateResponseSerializer(turn).data
+
+
+def _turn_stream_response(turn_request: TurnRequest) -> StreamingHttpResponse:
+    """Refusals raise here, before the stream begins, and answer as plain JSON with their status."""
+    prepared = turn_prepare(turn_request)
+    if isinstance(prepared, TurnOutcome):  # an Idempotency-Key replay: the stored result's final events
+        turn = prepared.turn
+        body = sse_event(
+            "turn.started",
+            {"turn_id": str(turn.pk), "mode": turn.mode, "agent_keys": turn.responding_agent_keys},
+        ) + sse_event("turn.completed", turn_outcome_data(prepared))
+        response = StreamingHttpResponse([body], content_type="text/event-stream", status=200)
+        response["Idempotent-Replayed"] = "true"
+        return _no_buffering(response)
+    stream = TurnStream(prepared).start()
+
+    def encode(name: str, data) -> bytes:
+        if name == "turn.completed":
+            return sse_event(name, turn_outcome_data(data, stream.timing))
+        if name == "error":
+            return sse_event(name, application_error_body(data))
+        return sse_event(name, data)
+
+    return _no_buffering(
+        StreamingHttpResponse(
+            EncodedStream(stream, encode, head=b": turn accepted\n\n"),
+            content_type="text/event-stream",
+            status=201,
+        )
+    )
+
+
+def _no_buffering(response: StreamingHttpResponse) -> StreamingHttpResponse:
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # nginx: pass each event on at once
+    return response
 
 
 class SessionDetailViewSet(OwnedViewSet):
