@@ -46,6 +46,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "pantheon.api.timing.ServerTimingMiddleware",
+    "pantheon.api.input_guard.InputGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -93,6 +94,9 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Usernames are unique regardless of case, and a login may give one in any case.
+AUTHENTICATION_BACKENDS = ["usage.backends.CaseInsensitiveUsernameBackend"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -122,6 +126,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "pantheon.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "pantheon.api.pagination.DefaultPagination",
     "PAGE_SIZE": env.int("API_PAGE_SIZE", default=50),
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -139,6 +148,8 @@ REST_FRAMEWORK = {
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
+# A JSON body nested deeper than this is refused (400 invalid); the API's bodies nest a few levels.
+API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Pantheon API",
@@ -233,6 +244,8 @@ TURN_USER_INPUT_MAX_CHARS = env.int("TURN_USER_INPUT_MAX_CHARS", default=100_000
 
 # --- Context budget ----------------------------------------------------------------------------
 CONTEXT_WINDOW_TOKENS = env.int("CONTEXT_WINDOW_TOKENS", default=8192)
+# The largest window an agent may be given (its own context_window_tokens), whatever its model's.
+CONTEXT_WINDOW_MAX_TOKENS = env.int("CONTEXT_WINDOW_MAX_TOKENS", default=131_072)
 CONTEXT_MAX_OUTPUT_TOKENS = env.int("CONTEXT_MAX_OUTPUT_TOKENS", default=2048)
 CONTEXT_SUMMARY_TRIGGER_RATIO = env.float("CONTEXT_SUMMARY_TRIGGER_RATIO", default=0.70)
 CONTEXT_PRUNE_TRIGGER_RATIO = env.float("CONTEXT_PRUNE_TRIGGER_RATIO", default=0.90)

@@ -106,10 +106,13 @@ class TurnViewSet(OwnedViewSet):
         )
         turn = outcome.turn
         billable = [e for e in outcome.events if e.billable]
+        # The same figures as /usage and /auth/me: cost_usd is every call, billed_cost_usd what the
+        # user was charged.
         turn.usage = {
             "input_tokens": sum(e.input_tokens for e in outcome.events),
             "output_tokens": sum(e.output_tokens for e in outcome.events),
-            "cost_usd": sum((e.cost_usd for e in billable), start=Decimal(0)),
+            "cost_usd": sum((e.cost_usd for e in outcome.events), start=Decimal(0)),
+            "billed_cost_usd": sum((e.cost_usd for e in billable), start=Decimal(0)),
             "credits_burned": sum((e.credits_burned for e in billable), start=Decimal(0)),
             "llm_calls": len(outcome.events),
         }
