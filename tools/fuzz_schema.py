@@ -7,7 +7,7 @@ through the API, then runs schemathesis with ``tools/fuzz_hooks.py``, which give
 requests those real ids (schemathesis cannot guess a UUID that exists) and the rest whatever it
 generated. Exits non-zero on any 5xx, printing the server's tracebacks.
 
-    python -m tools.fuzz_schema [--examples 60] [--seconds 420] [--seed 1]
+    python -m tools.fuzz_schema [--examples 100] [--seconds 420] [--seed 1]
 
 ``FUZZ_DATABASE_URL`` names the database (default: DATABASE_URL's, its name + ``_fuzz``);
 ``FUZZ_EXTRA_ARGS`` adds schemathesis options (e.g. ``--include-path-regex agents`` to reproduce).
@@ -174,7 +174,7 @@ def report(operations: list[str], statuses: dict[str, dict[str, int]]) -> list[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=60, help="at most this many cases per operation")
+    parser.add_argument("--examples", type=int, default=100, help="at most this many cases per operation")
     parser.add_argument("--seconds", type=int, default=420, help="the whole run's time limit")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
