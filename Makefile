@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test faults install lint format worker beat bench check-deploy clean
+.PHONY: run test faults install lint format worker beat bench fuzz check-deploy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ beat: install
 
 bench: install
 	$(BIN)/python -m tools.bench $(BENCH_ARGS)
+
+# schemathesis against the live schema of a served app (PostgreSQL, offline provider): no 5xx.
+fuzz: install
+	$(BIN)/python -m tools.fuzz_schema $(FUZZ_ARGS)
 
 # Production settings with a throwaway secret; the check connects to no database.
 check-deploy: install

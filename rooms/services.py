@@ -1,7 +1,9 @@
 """Writes of rooms and agents. Every rule of the domain is checked here, whoever the caller is."""
 
 import re
+from enum import Enum
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Max
@@ -10,10 +12,20 @@ from django.utils import timezone
 from pantheon.errors import InvalidInput
 from rooms.errors import AgentKeyTaken
 from rooms.models import AGENT_KEY_PATTERN, Agent, Room
+from usage.models import LlmModel
 from usage.selectors import catalog_model_get_active
 
 AGENT_KEY_RULE = "An agent key starts with a lowercase letter and has at most 32 of a-z, 0-9, '_' and '-'."
 _AGENT_KEY_RE = re.compile(AGENT_KEY_PATTERN)
+# An agent's own context window must leave this much beside the model's output allowance: room for
+# the role prompt, the input and some history.
+CONTEXT_WINDOW_ROOM_TOKENS = 1024
+
+
+class Keep(Enum):
+    """``agent_update``'s default for a field whose ``None`` means something (back to the default)."""
+
+    UNCHANGED = "unchanged"
 
 
 def _agent_key_validate(agent_key: str) -> None:
@@ -22,10 +34,34 @@ def _agent_key_validate(agent_key: str) -> None:
         raise InvalidInput.for_field("agent_key", AGENT_KEY_RULE)
 
 
-def _model_alias_validate(model_alias: str) -> None:
-    if catalog_model_get_active(alias=model_alias) is None:
+def _model_alias_validate(model_alias: str) -> LlmModel:
+    model = catalog_model_get_active(alias=model_alias)
+    if model is None:
         raise InvalidInput.for_field(
             "model_alias", f"'{model_alias}' is not an active catalog model (see GET /api/v1/models)."
+        )
+    return model
+
+
+def _context_window_validate(context_window_tokens: int | None, *, model: LlmModel) -> None:
+    """An agent's window fits its model and the operator's ceiling (``CONTEXT_WINDOW_MAX_TOKENS``), and
+    leaves room for context beside the output allowance. None: the default window."""
+    if context_window_tokens is None:
+        return
+    ceiling = min(model.context_window, settings.CONTEXT_WINDOW_MAX_TOKENS)
+    output = min(model.max_output_tokens, settings.CONTEXT_MAX_OUTPUT_TOKENS)
+    floor = output + CONTEXT_WINDOW_ROOM_TOKENS
+    if context_window_tokens > ceiling:
+        raise InvalidInput.for_field(
+            "context_window_tokens",
+            f"At most {ceiling} tokens on '{model.alias}': the lower of its window ({model.context_window}) "
+            f"and this server's ceiling ({settings.CONTEXT_WINDOW_MAX_TOKENS}).",
+        )
+    if context_window_tokens < floor:
+        raise InvalidInput.for_field(
+            "context_window_tokens",
+            f"At least {floor} tokens on '{model.alias}': its output allowance ({output}) plus "
+            f"{CONTEXT_WINDOW_ROOM_TOKENS} for the context.",
         )
 
 
@@ -64,10 +100,11 @@ def agent_create(
     model_alias: str,
     role_prompt: str = "",
     position: int | None = None,
+    context_window_tokens: int | None = None,
 ) -> Agent:
     """Add an agent to the room; without a position it goes after the last live agent."""
     _agent_key_validate(agent_key)
-    _model_alias_validate(model_alias)
+    _context_window_validate(context_window_tokens, model=_model_alias_validate(model_alias))
     if _agent_key_is_live(room_id=room.pk, agent_key=agent_key):
         raise AgentKeyTaken(agent_key)
     if position is None:
@@ -84,6 +121,7 @@ def agent_create(
                 model_alias=model_alias,
                 role_prompt=role_prompt,
                 position=position,
+                context_window_tokens=context_window_tokens,
             )
     except IntegrityError as exc:
         raise AgentKeyTaken(agent_key) from exc
@@ -97,8 +135,10 @@ def agent_update(
     model_alias: str | None = None,
     role_prompt: str | None = None,
     position: int | None = None,
+    context_window_tokens: int | Keep | None = Keep.UNCHANGED,
 ) -> Agent:
-    """Change the given fields only (None leaves a field as it is). A new key must be free."""
+    """Change the given fields only (None leaves a field as it is, but a None window is the default
+    one). A new key must be free; a new model or window is checked against each other."""
     changes = {
         field: value
         for field, value in {
@@ -116,8 +156,13 @@ def agent_update(
             del changes["agent_key"]
         elif _agent_key_is_live(room_id=agent.room_id, agent_key=agent_key):
             raise AgentKeyTaken(agent_key)
-    if "model_alias" in changes:
-        _model_alias_validate(model_alias)
+    if context_window_tokens is not Keep.UNCHANGED:
+        changes["context_window_tokens"] = context_window_tokens
+    window = changes.get("context_window_tokens", agent.context_window_tokens)
+    if "model_alias" in changes:  # the window, new or kept, must suit the new model
+        _context_window_validate(window, model=_model_alias_validate(model_alias))
+    elif changes.get("context_window_tokens") is not None:
+        _context_window_validate(window, model=_model_alias_validate(agent.model_alias))
     if not changes:
         return agent
     for field, value in changes.items():

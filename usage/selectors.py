@@ -99,7 +99,11 @@ def usage_totals(*, events: QuerySet[LlmCallEvent]) -> dict:
 
 
 def usage_events_for_session(*, session_id) -> QuerySet[LlmCallEvent]:
-    return LlmCallEvent.objects.filter(session_id=session_id).order_by("created_at", "id")
+    return (
+        LlmCallEvent.objects.filter(session_id=session_id)
+        .select_related("pricing_version")
+        .order_by("created_at", "id")
+    )
 
 
 def credit_balance_get(*, user_id: int) -> Decimal:

@@ -4,6 +4,7 @@ Services raise ``pantheon.errors.ApplicationError`` subclasses (no HTTP in them)
 exceptions; both are turned into responses here, in one place, and only here do they get a status.
 """
 
+import re
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -54,6 +55,21 @@ _DRF_CODES = {
 }
 
 
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _encodable(value: Any) -> Any:
+    """An error body that can be sent: a message that echoes the input (``"\\ud800" is not a valid
+    choice``) may carry a lone surrogate, which no UTF-8 response can hold; it becomes U+FFFD."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value
+
+
 def _first_message(problems: Any) -> str:
     if isinstance(problems, dict):
         for field, value in problems.items():
@@ -73,7 +89,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, errors.ApplicationError):
         set_rollback()
         return Response(
-            application_error_body(exc),
+            _encodable(application_error_body(exc)),
             status=application_error_status(exc),
             headers=application_error_headers(exc),
         )
@@ -98,7 +114,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = {"detail": str(exc.detail), "code": code}
 
     set_rollback()
-    return Response(body, status=exc.status_code, headers=headers)
+    return Response(_encodable(body), status=exc.status_code, headers=headers)
 
 
 def json_bad_request(request, exception=None):

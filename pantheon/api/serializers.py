@@ -20,8 +20,6 @@ class RegisterSerializer(serializers.Serializer):
                 validator(value)
             except DjangoValidationError as exc:
                 raise serializers.ValidationError(exc.messages) from exc
-        if get_user_model().objects.filter(username__iexact=value).exists():
-            raise serializers.ValidationError("This username is taken.")
         return value
 
     def validate(self, attrs: dict) -> dict:
@@ -49,11 +47,9 @@ class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField()
 
 
-class UserUsageTotalsSerializer(serializers.Serializer):
-    events = serializers.IntegerField(help_text="LLM calls recorded for you (routing included).")
-    input_tokens = serializers.IntegerField()
-    output_tokens = serializers.IntegerField()
-    oe_tokens = serializers.IntegerField(help_text="Output-equivalent tokens.")
+class CostFiguresSerializer(serializers.Serializer):
+    """The money of a set of LLM calls, meaning the same in every view (a turn, a session, a user)."""
+
     cost_usd = serializers.DecimalField(
         max_digits=24, decimal_places=12, help_text="Cost of every call, billed or not."
     )
@@ -63,6 +59,13 @@ class UserUsageTotalsSerializer(serializers.Serializer):
     credits_burned = serializers.DecimalField(
         max_digits=18, decimal_places=4, help_text="Credits debited from your balance."
     )
+
+
+class UserUsageTotalsSerializer(CostFiguresSerializer):
+    events = serializers.IntegerField(help_text="LLM calls recorded for you (routing included).")
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    oe_tokens = serializers.IntegerField(help_text="Output-equivalent tokens.")
 
 
 class MeSerializer(serializers.Serializer):

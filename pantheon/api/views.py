@@ -6,10 +6,10 @@ from django.conf import settings
 from django.contrib.auth import authenticate
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import exceptions, serializers, status
+from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -136,12 +136,9 @@ class RegisterView(_CredentialsView):
             raise RegistrationClosed()
         serializer = s.RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            with transaction.atomic():
-                user = user_register(**serializer.validated_data)
-                token = Token.objects.create(user=user)
-        except IntegrityError as exc:  # a simultaneous registration took the name after validation
-            raise exceptions.ValidationError({"username": ["This username is taken."]}) from exc
+        with transaction.atomic():
+            user = user_register(**serializer.validated_data)
+            token = Token.objects.create(user=user)
         body = {"id": user.pk, "username": user.username, "token": token.key}
         return Response(s.RegisterResponseSerializer(body).data, status=status.HTTP_201_CREATED)
 

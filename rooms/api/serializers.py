@@ -26,9 +26,27 @@ class AgentSerializer(serializers.ModelSerializer):
         help_text="Order in the room (roundtable answers in it). Omitted: after the last agent.",
     )
 
+    context_window_tokens = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "The agent's own context window in tokens, at most the lower of its model's window and the "
+            "server's ceiling (CONTEXT_WINDOW_MAX_TOKENS). Null: the server's default window."
+        ),
+    )
+
     class Meta:
         model = Agent
-        fields = ["agent_key", "name", "model_alias", "role_prompt", "position", "created_at", "updated_at"]
+        fields = [
+            "agent_key",
+            "name",
+            "model_alias",
+            "role_prompt",
+            "position",
+            "context_window_tokens",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["created_at", "updated_at"]
 
 

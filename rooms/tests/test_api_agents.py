@@ -33,10 +33,12 @@ def test_create_agent(api_client, user):
         "model_alias",
         "role_prompt",
         "position",
+        "context_window_tokens",
         "created_at",
         "updated_at",
     }
     assert (body["agent_key"], body["model_alias"], body["position"]) == ("writer", "deepseek", 3)
+    assert body["context_window_tokens"] is None
     agent = Agent.objects.get(room=room, agent_key="writer")
     assert (agent.name, agent.role_prompt, agent.position) == ("Writer", "You write.", 3)
 

@@ -83,6 +83,14 @@ class TestAgentCreate:
     def test_the_first_agent_goes_to_position_zero(self):
         assert services.agent_create(room=RoomFactory(), **WRITER).position == 0
 
+    @pytest.mark.parametrize("window", [131_073, 3_071])
+    def test_a_window_beyond_the_ceiling_or_below_the_floor_is_refused(self, window):
+        room = RoomFactory()
+        with pytest.raises(ApplicationError) as refused:
+            services.agent_create(room=room, **WRITER, context_window_tokens=window)
+        assert refused.value.code == "invalid" and "context_window_tokens" in refused.value.extra["fields"]
+        assert not Agent.objects.filter(room=room).exists()
+
 
 @pytest.mark.django_db
 class TestAgentUpdate:
@@ -114,6 +122,14 @@ class TestAgentUpdate:
             assert set(refused.value.extra["fields"]) == set(change)
         agent.refresh_from_db()
         assert (agent.agent_key, agent.model_alias) == ("writer", "deepseek")
+
+    def test_a_new_model_that_the_kept_window_exceeds_is_refused(self):
+        agent = AgentFactory(model_alias="deepseek", context_window_tokens=64_000)
+        with pytest.raises(ApplicationError) as refused:
+            services.agent_update(agent=agent, model_alias="qwen")
+        assert "context_window_tokens" in refused.value.extra["fields"]
+        agent.refresh_from_db()
+        assert (agent.model_alias, agent.context_window_tokens) == ("deepseek", 64_000)
 
     def test_a_key_freed_by_a_deletion_can_be_taken_by_a_rename(self):
         room = RoomFactory()

@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
+from pantheon.api.serializers import CostFiguresSerializer, UserUsageTotalsSerializer
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
-from usage.models import LlmCallEvent
+from usage.models import LlmCallEvent, PricingVersion
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -67,18 +68,9 @@ class TurnCreateSerializer(serializers.Serializer):
     )
 
 
-class TurnUsageSerializer(serializers.Serializer):
+class TurnUsageSerializer(CostFiguresSerializer):
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
-    cost_usd = serializers.DecimalField(
-        max_digits=24, decimal_places=12, help_text="Cost of every call of the turn (routing included)."
-    )
-    billed_cost_usd = serializers.DecimalField(
-        max_digits=24, decimal_places=12, help_text="Cost of the calls billed to you."
-    )
-    credits_burned = serializers.DecimalField(
-        max_digits=18, decimal_places=4, help_text="Credits debited from your balance."
-    )
     llm_calls = serializers.IntegerField()
 
 
@@ -120,7 +112,18 @@ class SummarySerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class PricingVersionRefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PricingVersion
+        fields = ["id", "name"]
+        read_only_fields = fields
+
+
 class UsageEventSerializer(serializers.ModelSerializer):
+    pricing_version = PricingVersionRefSerializer(
+        read_only=True, allow_null=True, help_text="The price list the call was priced with."
+    )
+
     class Meta:
         model = LlmCallEvent
         fields = [
@@ -138,19 +141,18 @@ class UsageEventSerializer(serializers.ModelSerializer):
             "oe_tokens",
             "cost_usd",
             "credits_burned",
+            "credits_unbilled",
+            "pricing_version",
             "billable",
             "status",
             "error_code",
             "latency_ms",
+            "orphaned",
+            "abandoned",
+            "figures_clamped",
         ]
         read_only_fields = fields
 
 
-class UsageTotalsSerializer(serializers.Serializer):
-    events = serializers.IntegerField()
-    input_tokens = serializers.IntegerField()
-    output_tokens = serializers.IntegerField()
-    oe_tokens = serializers.IntegerField()
-    cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
-    billed_cost_usd = serializers.DecimalField(max_digits=24, decimal_places=12)
-    credits_burned = serializers.DecimalField(max_digits=18, decimal_places=4)
+class UsageTotalsSerializer(UserUsageTotalsSerializer):
+    """A session's totals: the figures of /auth/me, for the session's calls."""

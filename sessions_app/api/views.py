@@ -2,7 +2,7 @@
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
@@ -90,12 +90,24 @@ class TurnViewSet(OwnedViewSet):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(s.TurnSerializer(page, many=True).data)
 
+    def perform_content_negotiation(self, request, force=False):
+        # A client asking for a stream gets JSON for everything that is not the stream itself
+        # (refusals before the first call, replays): DRF has no renderer for text/event-stream.
+        if _stream_asked(request):
+            return (JSONRenderer(), JSONRenderer.media_type)
+        return super().perform_content_negotiation(request, force)
+
     @extend_schema(
         request=s.TurnCreateSerializer,
         parameters=[IDEMPOTENCY_HEADER],
         responses={
-            201: s.TurnCreateResponseSerializer,
-            200: s.TurnCreateResponseSerializer,
+            201: OpenApiResponse(
+                s.TurnCreateResponseSerializer,
+                description='The committed turn. With `Accept: text/event-stream` or `"stream": true`: '
+                "`text/event-stream`, the events of docs/streaming.md, the last `turn.completed` "
+                "carrying this body.",
+            ),
+            200: OpenApiResponse(s.TurnCreateResponseSerializer, description="A replayed Idempotency-Key."),
             **TURN_ERROR_RESPONSES,
         },
         description=(
@@ -104,13 +116,6 @@ class TurnViewSet(OwnedViewSet):
             "header splits LLM time from Pantheon's own. A replayed Idempotency-Key answers 200."
         ),
     )
-    def perform_content_negotiation(self, request, force=False):
-        # A client asking for a stream gets JSON for everything that is not the stream itself
-        # (refusals before the first call, replays): DRF has no renderer for text/event-stream.
-        if _stream_asked(request):
-            return (JSONRenderer(), JSONRenderer.media_type)
-        return super().perform_content_negotiation(request, force)
-
     def create(self, request: Request, session_id=None) -> Response | StreamingHttpResponse:
         serializer = s.TurnCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
