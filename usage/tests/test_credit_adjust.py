@@ -87,7 +87,7 @@ def test_bad_adjustments_are_refused_and_write_nothing(amount, note, field):
     assert not CreditLedgerEntry.objects.filter(kind=CreditLedgerEntry.Kind.ADJUSTMENT).exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_simultaneous_withdrawals_never_take_the_balance_below_zero():
     user = UserFactory(credits="1000")
     outcomes: list[str] = []
