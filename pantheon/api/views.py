@@ -92,6 +92,8 @@ class _CredentialsView(APIView):
 
 
 class RegisterView(_CredentialsView):
+    serializer_class = s.RegisterSerializer  # the browsable API's HTML form
+
     @extend_schema(
         tags=["auth"],
         summary="Create an account and get its token",
@@ -120,6 +122,8 @@ class RegisterView(_CredentialsView):
 
 
 class TokenView(_CredentialsView):
+    serializer_class = s.CredentialsSerializer
+
     @extend_schema(
         tags=["auth"],
         summary="Exchange a username and password for your API token",
@@ -180,6 +184,7 @@ API_ROOT_LINKS = {
     "rooms": "room-list",
     "schema": "schema",
     "docs": "swagger-ui",
+    "redoc": "redoc",
 }
 
 
@@ -190,7 +195,7 @@ class ApiRootView(APIView):
     authentication_classes = []
 
     @extend_schema(
-        tags=["health"],
+        tags=["root"],
         summary="Links to where to start",
         auth=[],
         responses={

@@ -33,10 +33,14 @@ def test_create_agent(api_client, user):
         "model_alias",
         "role_prompt",
         "position",
+        "url",
+        "room_url",
         "created_at",
         "updated_at",
     }
     assert (body["agent_key"], body["model_alias"], body["position"]) == ("writer", "deepseek", 3)
+    assert body["url"] == f"http://testserver/api/v1/rooms/{room.pk}/agents/writer"
+    assert body["room_url"] == f"http://testserver/api/v1/rooms/{room.pk}"
     agent = Agent.objects.get(room=room, agent_key="writer")
     assert (agent.name, agent.role_prompt, agent.position) == ("Writer", "You write.", 3)
 
