@@ -79,7 +79,7 @@
       }
     });
     svg.appendChild(el("text", {x: left + plotW / 2, y: height - 22, "text-anchor": "middle", fill: "#333",
-      "class": "axis-title"}, "day (" + days[0] + " – " + days[days.length - 1] + ", " + days.length + " days)"));
+      "class": "axis-title"}, "day (" + days[0] + " – " + days[days.length - 1] + ", " + days.length + (days.length === 1 ? " day)" : " days)")));
 
     // Legend: each model with its total over the range.
     var lx = left;
