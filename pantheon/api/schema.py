@@ -24,7 +24,7 @@ UNAUTHENTICATED = {401: error("Missing or bad credentials (`not_authenticated`).
 NOT_FOUND = {404: error("Missing, deleted or not yours (`not_found`).")}
 THROTTLED = {429: error("Rate limited (`throttled`); see Retry-After.")}
 
-ERROR_RESPONSES = {**INVALID, **UNAUTHENTICATED, **NOT_FOUND}
+ERROR_RESPONSES = {**INVALID, **UNAUTHENTICATED, **NOT_FOUND}  # a read with filters: 400 on a bad value
 
 TURN_ERROR_RESPONSES = {
     **ERROR_RESPONSES,

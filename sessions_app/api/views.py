@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from orchestration.services.turns import turn_execute
-from pantheon.api.schema import INVALID, NOT_FOUND, TURN_ERROR_RESPONSES, UNAUTHENTICATED
+from pantheon.api.schema import ERROR_RESPONSES, INVALID, NOT_FOUND, TURN_ERROR_RESPONSES, UNAUTHENTICATED
 from pantheon.api.viewsets import OwnedViewSet
 from rooms.selectors import room_get
 from sessions_app import selectors, services
@@ -19,13 +19,11 @@ from sessions_app.models import ChatSession, SessionSummary, Turn
 from usage.models import LlmCallEvent
 from usage.selectors import usage_events_for_session, usage_totals
 
-READ_ERRORS = {**INVALID, **UNAUTHENTICATED, **NOT_FOUND}  # 400: a malformed filter value
-
 
 @extend_schema(tags=["sessions"])
 @extend_schema_view(
     list=extend_schema(
-        summary="The room's sessions, newest first", responses={200: s.SessionSerializer, **READ_ERRORS}
+        summary="The room's sessions, newest first", responses={200: s.SessionSerializer, **ERROR_RESPONSES}
     ),
     retrieve=extend_schema(
         summary="One session, with links to its turns, summaries and usage",
@@ -83,7 +81,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 @extend_schema_view(
     list=extend_schema(
         summary="The session's turns in order, each with its messages",
-        responses={200: s.TurnSerializer, **READ_ERRORS},
+        responses={200: s.TurnSerializer, **ERROR_RESPONSES},
     ),
     create=extend_schema(summary="Run a turn: the agents the mode picks answer your input"),
 )
@@ -186,7 +184,7 @@ class SummaryViewSet(mixins.ListModelMixin, OwnedViewSet):
                     "results": s.UsageEventSerializer(many=True),
                 },
             ),
-            **READ_ERRORS,
+            **ERROR_RESPONSES,
         },
     )
 )
