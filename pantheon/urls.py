@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from pantheon.telemetry.views import metrics_view
 
@@ -10,11 +11,16 @@ api_v1 = [
     path("", include("sessions_app.api.urls")),
 ]
 
+admin.site.site_header = "Pantheon administration"
+admin.site.site_title = "Pantheon admin"
+
 urlpatterns = [
+    path("", RedirectView.as_view(pattern_name="api-root", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api-auth/", include("rest_framework.urls")),
     path("metrics", metrics_view, name="metrics"),
 ]

@@ -1,6 +1,17 @@
 from django.contrib import admin
+from django.db.models import Count, Q
 
 from rooms.models import Agent, Room
+from usage.admin_review import review_names_register
+
+
+def room_names(ids: set) -> dict:
+    """Room names for the usage review, deleted rooms marked."""
+    rooms = Room.objects.filter(pk__in=ids).values_list("pk", "name", "deleted_at")
+    return {pk: f"{name} (deleted)" if deleted_at else name for pk, name, deleted_at in rooms}
+
+
+review_names_register("room", resolve=room_names, admin_url_name="admin:rooms_room_change")
 
 
 class AgentInline(admin.TabularInline):
@@ -22,8 +33,6 @@ class RoomAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
 
     def get_queryset(self, request):
-        from django.db.models import Count, Q
-
         return (
             super()
             .get_queryset(request)

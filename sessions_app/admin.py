@@ -1,8 +1,31 @@
 from django.contrib import admin
+from django.urls import reverse
 from django.utils.html import format_html_join
 
+from pantheon.admin import ReadOnlyAdmin
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
+from usage.admin_review import review_names_register
+from usage.formatting import usd_display
 from usage.models import LlmCallEvent
+
+
+def session_names(ids: set) -> dict:
+    """Session titles for the usage review (untitled ones by their room), deleted sessions marked."""
+    sessions = ChatSession.objects.filter(pk__in=ids).values_list("pk", "title", "room__name", "deleted_at")
+    return {
+        pk: (title or f"untitled session in {room}") + (" (deleted)" if deleted_at else "")
+        for pk, title, room, deleted_at in sessions
+    }
+
+
+def turn_names(ids: set) -> dict:
+    return {pk: f"#{index}" for pk, index in Turn.objects.filter(pk__in=ids).values_list("pk", "turn_index")}
+
+
+review_names_register(
+    "session", resolve=session_names, admin_url_name="admin:sessions_app_chatsession_change"
+)
+review_names_register("turn", resolve=turn_names, admin_url_name="admin:sessions_app_turn_change")
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -57,7 +80,9 @@ class AuditInline(ReadOnlyInline):
 
 
 @admin.register(Turn)
-class TurnAdmin(admin.ModelAdmin):
+class TurnAdmin(ReadOnlyAdmin):
+    """Turns are written by the turn engine only (a deleted turn would leave a gap in the index)."""
+
     list_display = ["__str__", "session", "mode", "status", "created_at"]
     list_filter = ["mode", "status", "created_at"]
     search_fields = ["id", "session__id", "user_input"]
@@ -65,29 +90,28 @@ class TurnAdmin(admin.ModelAdmin):
     inlines = [MessageInline, AuditInline]
     list_select_related = ["session"]
 
-    def has_add_permission(self, request):
-        return False
-
     @admin.display(description="usage events")
     def usage_events(self, turn):
         events = LlmCallEvent.objects.filter(turn_id=turn.pk).order_by("created_at")
         rows = (
             (
+                reverse("admin:usage_llmcallevent_change", args=[e.pk]),
                 e.purpose,
                 e.agent_key or "-",
                 e.model_alias,
                 e.input_tokens,
                 e.output_tokens,
-                e.cost_usd,
+                usd_display(e.cost_usd),
                 e.status,
             )
             for e in events
         )
-        return format_html_join("\n", "<div>{} @{} {} — {} in / {} out — {} USD — {}</div>", rows) or "—"
+        line = '<div><a href="{}">{} @{} {}</a> — {} in / {} out — {} USD — {}</div>'
+        return format_html_join("\n", line, rows) or "—"
 
 
 @admin.register(SessionSummary)
-class SessionSummaryAdmin(admin.ModelAdmin):
+class SessionSummaryAdmin(ReadOnlyAdmin):
     list_display = [
         "session",
         "covers_through_turn_index",
@@ -98,7 +122,7 @@ class SessionSummaryAdmin(admin.ModelAdmin):
 
 
 @admin.register(TurnContextAudit)
-class TurnContextAuditAdmin(admin.ModelAdmin):
+class TurnContextAuditAdmin(ReadOnlyAdmin):
     list_display = [
         "created_at",
         "agent_key",

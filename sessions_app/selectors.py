@@ -12,10 +12,6 @@ def session_list(*, user, room_id: uuid.UUID) -> QuerySet[ChatSession]:
     return ChatSession.objects.live().filter(room_id=room_id, room__owner=user, room__deleted_at__isnull=True)
 
 
-def session_list_for_user(*, user) -> QuerySet[ChatSession]:
-    return ChatSession.objects.live().filter(room__owner=user, room__deleted_at__isnull=True)
-
-
 def session_get(*, user, session_id: uuid.UUID | str) -> ChatSession:
     """A live session of a live room the user owns, or 404 (missing, deleted or not yours)."""
     try:

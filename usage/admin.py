@@ -1,14 +1,28 @@
 import csv
 import itertools
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
-from django.http import StreamingHttpResponse
-from django.urls import path
+from django.db.models import Max
+from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
-from usage.admin_review import review_daily_chart
+from pantheon.admin import ReadOnlyAdmin
+from pantheon.errors import ApplicationError
+from usage.admin_credits import credit_adjust_action
+from usage.admin_review import (
+    DateRangeFilter,
+    review_daily_series,
+    review_link,
+    review_names,
+    review_spend_groups,
+)
+from usage.formatting import credits_display, usd_display
 from usage.models import (
     CreditAccount,
     CreditLedgerEntry,
@@ -20,19 +34,7 @@ from usage.models import (
 )
 from usage.selectors import usage_totals
 from usage.services.accounts import credit_account_open
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ledgers are written by the application only."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+from usage.services.pricing import pricing_version_activate, pricing_version_copy
 
 
 @admin.register(LlmModel)
@@ -50,41 +52,157 @@ class LlmModelAdmin(admin.ModelAdmin):
     search_fields = ["alias", "provider_model", "display_name"]
 
 
+# --- price lists --------------------------------------------------------------------------------
+def _editable(version: PricingVersion | None) -> bool:
+    """Only drafts change: a list that has been active priced events and stays as it was."""
+    return version is None or version.is_draft
+
+
 class ModelPriceInline(admin.TabularInline):
     model = ModelPrice
     extra = 0
     autocomplete_fields = ["model"]
 
+    def has_add_permission(self, request, obj=None):
+        return _editable(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return _editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return _editable(obj) and super().has_delete_permission(request, obj)
+
 
 @admin.register(PricingVersion)
 class PricingVersionAdmin(admin.ModelAdmin):
-    list_display = ["name", "is_active", "created_at"]
+    """Price lists: the active one (and every one that has been active) is read-only; "Publish as
+    new version" copies it into a draft to edit, "Activate" switches to a draft atomically."""
+
+    list_display = ["name", "state", "activated_at", "created_at", "notes"]
     list_filter = ["is_active"]
+    fields = ["name", "notes", "is_active", "activated_at", "created_at"]
+    readonly_fields = ["is_active", "activated_at", "created_at"]
     inlines = [ModelPriceInline]
+    actions = ["publish_new_version", "activate"]
+
+    @admin.display(description="state")
+    def state(self, version: PricingVersion) -> str:
+        return "active" if version.is_active else "draft" if version.is_draft else "retired (read-only)"
+
+    def has_change_permission(self, request, obj=None):
+        return _editable(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is not None and obj.is_draft and super().has_delete_permission(request, obj)
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)  # a bulk delete could take frozen lists with it
+        return actions
+
+    def _one(self, request, queryset) -> PricingVersion | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one price list.", messages.WARNING)
+            return None
+        return queryset.get()
+
+    @admin.action(description="Publish as new version (copy into a draft to edit)")
+    def publish_new_version(self, request, queryset):
+        version = self._one(request, queryset)
+        if version is None:
+            return None
+        draft = pricing_version_copy(version=version)
+        self.message_user(
+            request,
+            f"Draft “{draft.name}” copied from “{version.name}”: edit its prices, then activate it.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:usage_pricingversion_change", args=[draft.pk]))
+
+    @admin.action(description="Activate (becomes the price of every new call)")
+    def activate(self, request, queryset):
+        version = self._one(request, queryset)
+        if version is None:
+            return None
+        try:
+            pricing_version_activate(version=version)
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+            return None
+        self.message_user(request, f"“{version.name}” is now the active price list.", messages.SUCCESS)
+        return None
 
 
+# --- credits ------------------------------------------------------------------------------------
 @admin.register(CreditAccount)
 class CreditAccountAdmin(admin.ModelAdmin):
-    list_display = ["user", "balance", "updated_at"]
+    """Balances are changed by ledger entries only: the "Adjust credit balance" action writes one."""
+
+    list_display = ["user", "balance_display", "held_display", "available_display", "last_entry"]
     search_fields = ["user__username", "user__email"]
-    readonly_fields = ["user", "balance", "updated_at"]
+    fields = ["user", "balance_display", "held_display", "available_display", "last_entry", "ledger"]
+    readonly_fields = fields
+    list_select_related = ["user"]
+    actions = ["adjust_balance"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(last_entry_at=Max("user__credit_entries__created_at"))
 
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="balance", ordering="balance")
+    def balance_display(self, account: CreditAccount) -> str:
+        return credits_display(account.balance)
+
+    @admin.display(description="held", ordering="held")
+    def held_display(self, account: CreditAccount) -> str:
+        return credits_display(account.held)
+
+    @admin.display(description="available")
+    def available_display(self, account: CreditAccount) -> str:
+        return credits_display(account.available)
+
+    @admin.display(description="last ledger entry", ordering="last_entry_at")
+    def last_entry(self, account: CreditAccount):
+        return account.last_entry_at
+
+    @admin.display(description="ledger")
+    def ledger(self, account: CreditAccount) -> str:
+        url = reverse("admin:usage_creditledgerentry_changelist") + f"?user__id__exact={account.user_id}"
+        return format_html('<a href="{}">Ledger entries of {}</a>', url, account.user)
+
+    @admin.action(description="Adjust credit balance…")
+    def adjust_balance(self, request, queryset):
+        return credit_adjust_action(self, request, [a.user for a in queryset.select_related("user")])
+
 
 @admin.register(CreditLedgerEntry)
 class CreditLedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "user", "kind", "amount", "balance_after", "turn_id", "note"]
-    list_filter = ["kind", "created_at"]
-    search_fields = ["user__username", "turn_id"]
+    list_display = ["created_at", "user", "kind", "amount_display", "balance_display", "note", "created_by"]
+    list_filter = ["kind", "created_at", ("user", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["user__username", "=turn_id", "note"]
     date_hierarchy = "created_at"
+    list_select_related = ["user", "created_by"]
+
+    @admin.display(description="amount", ordering="amount")
+    def amount_display(self, entry: CreditLedgerEntry) -> str:
+        return credits_display(entry.amount, signed=True)
+
+    @admin.display(description="balance after", ordering="balance_after")
+    def balance_display(self, entry: CreditLedgerEntry) -> str:
+        return credits_display(entry.balance_after)
 
 
+# --- usage and cost review ----------------------------------------------------------------------
 class ValueFilter(admin.SimpleListFilter):
-    """Filter on an exact value typed into the query string (``?room=<uuid>``), listing the values
-    present in the current results so an admin can click one."""
+    """Filter on an id the events carry (``?room=<uuid>``), offering the ids present in the list by
+    name (see ``usage.admin_review.review_names``)."""
 
+    kind: str = ""
     field: str = ""
 
     def lookups(self, request, model_admin):
@@ -95,7 +213,8 @@ class ValueFilter(admin.SimpleListFilter):
             .values_list(self.field, flat=True)
             .distinct()[:15]
         )
-        return [(str(v), str(v)) for v in values]
+        labels = review_names(self.kind, values)
+        return sorted(((str(v), labels[v]) for v in values), key=lambda choice: choice[1].lower())
 
     def queryset(self, request, queryset):
         value = self.value()
@@ -110,36 +229,97 @@ class ValueFilter(admin.SimpleListFilter):
 class RoomFilter(ValueFilter):
     title = "room"
     parameter_name = "room"
+    kind = "room"
     field = "room_id"
 
 
 class SessionFilter(ValueFilter):
     title = "session"
     parameter_name = "session"
+    kind = "session"
     field = "session_id"
+
+
+class ReviewChangeList(ChangeList):
+    """The event list, with the names of each page's rooms, sessions and turns looked up at once
+    (one query per kind, not one per row)."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        self.result_list = events = list(self.result_list)
+        for kind in ("room", "session", "turn"):
+            labels = review_names(kind, (getattr(e, f"{kind}_id") for e in events))
+            for event in events:
+                setattr(event, f"{kind}_ref", review_link(kind, getattr(event, f"{kind}_id"), labels))
+
+
+def _ref(event: LlmCallEvent, kind: str) -> tuple[str, str]:
+    """The (label, URL) of the event's room, session or turn; looked up here on a detail page."""
+    ref = getattr(event, f"{kind}_ref", None)
+    if ref is None:
+        object_id = getattr(event, f"{kind}_id")
+        ref = review_link(kind, object_id, review_names(kind, [object_id]))
+    return ref
+
+
+def _linked(label: str, url: str):
+    return format_html('<a href="{}">{}</a>', url, label) if url else label or "—"
+
+
+CSV_FIELDS = [
+    "id",
+    "created_at",
+    "user_id",
+    "username",
+    "room_id",
+    "room_name",
+    "session_id",
+    "turn_id",
+    "agent_key",
+    "purpose",
+    "model_alias",
+    "provider_model",
+    "provider_generation_id",
+    "input_tokens",
+    "output_tokens",
+    "tokens_estimated",
+    "oe_tokens",
+    "cost_usd",
+    "credits_burned",
+    "credits_unbilled",
+    "provider_cost_usd",
+    "provider_final_cost_usd",
+    "pricing_version_id",
+    "billable",
+    "status",
+    "error_code",
+    "latency_ms",
+    "orphaned",
+    "reconciliation",
+]
 
 
 @admin.register(LlmCallEvent)
 class LlmCallEventAdmin(ReadOnlyAdmin):
-    """Usage and cost review: filter, read the totals and the daily chart, export what you see."""
+    """Usage and cost review: filter (dates from/to, user, room, model …), read the totals, the
+    spend per user, room and model and the daily chart, export exactly what is listed."""
 
+    # Money first: with the admin's side bars open at 1,280 px, cost and credits are in view without
+    # scrolling the table sideways.
     list_display = [
-        "created_at",
+        "when",
         "user",
-        "purpose",
-        "model_alias",
-        "agent_key",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "credits_burned",
-        "billable",
-        "status",
-        "reconciliation",
-        "orphaned",
+        "cost",
+        "credits",
+        "call",
+        "room_display",
+        "turn_display",
+        "tokens",
+        "outcome",
     ]
+    list_display_links = ["when"]
     list_filter = [
-        "created_at",
+        DateRangeFilter,
         ("user", admin.RelatedOnlyFieldListFilter),
         RoomFilter,
         SessionFilter,
@@ -155,6 +335,108 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     list_select_related = ["user"]
     actions = ["export_selected_csv"]
+    readonly_fields = ["room_display", "session_display", "turn_display"]
+    fieldsets = [
+        (None, {"fields": ["id", "created_at", "user", "room_display", "session_display", "turn_display"]}),
+        (
+            "Call",
+            {
+                "fields": [
+                    "agent_key",
+                    "purpose",
+                    "model_alias",
+                    "provider_model",
+                    "provider_generation_id",
+                    "status",
+                    "error_code",
+                    "latency_ms",
+                ]
+            },
+        ),
+        (
+            "Tokens and cost",
+            {
+                "fields": [
+                    "input_tokens",
+                    "output_tokens",
+                    "tokens_estimated",
+                    "provider_input_tokens",
+                    "provider_output_tokens",
+                    "oe_tokens",
+                    "cost_usd",
+                    "credits_burned",
+                    "credits_unbilled",
+                    "pricing_version",
+                    "billable",
+                ]
+            },
+        ),
+        (
+            "Reconciliation and flags",
+            {
+                "fields": [
+                    "reconciliation",
+                    "provider_cost_usd",
+                    "provider_final_cost_usd",
+                    "reconciled_at",
+                    "orphaned",
+                    "abandoned",
+                    "figures_clamped",
+                ]
+            },
+        ),
+    ]
+
+    def get_changelist(self, request, **kwargs):
+        return ReviewChangeList
+
+    @admin.display(description="room")
+    def room_display(self, event: LlmCallEvent):
+        return _linked(*_ref(event, "room"))
+
+    @admin.display(description="session")
+    def session_display(self, event: LlmCallEvent):
+        return _linked(*_ref(event, "session"))
+
+    @admin.display(description="turn")
+    def turn_display(self, event: LlmCallEvent):
+        """The turn (``Session title #3``) or, for calls of no turn (summaries, orphans), the session."""
+        session_label, session_url = _ref(event, "session")
+        turn_label, turn_url = _ref(event, "turn")
+        if turn_url:
+            return _linked(f"{session_label} {turn_label}".strip(), turn_url)
+        return _linked(session_label, session_url)
+
+    @admin.display(description="when", ordering="created_at")
+    def when(self, event: LlmCallEvent) -> str:
+        return f"{timezone.localtime(event.created_at):%Y-%m-%d %H:%M}"
+
+    @admin.display(description="call", ordering="model_alias")
+    def call(self, event: LlmCallEvent) -> str:
+        return f"{event.model_alias} · {event.purpose.replace('_', ' ')}"
+
+    @admin.display(description="tokens in → out")
+    def tokens(self, event: LlmCallEvent) -> str:
+        return f"{event.input_tokens:,} → {event.output_tokens:,}" + (" ≈" if event.tokens_estimated else "")
+
+    @admin.display(description="cost USD", ordering="cost_usd")
+    def cost(self, event: LlmCallEvent) -> str:
+        return usd_display(event.cost_usd)
+
+    @admin.display(description="credits", ordering="credits_burned")
+    def credits(self, event: LlmCallEvent) -> str:
+        return credits_display(event.credits_burned)
+
+    @admin.display(description="outcome")
+    def outcome(self, event: LlmCallEvent) -> str:
+        parts = ["ok" if event.status == LlmCallEvent.Status.SUCCEEDED else f"failed: {event.error_code}"]
+        if not event.billable:
+            parts.append("not billed")
+        if event.orphaned:
+            parts.append("orphaned")
+        if event.reconciliation in (LlmCallEvent.Reconciliation.DRIFT, LlmCallEvent.Reconciliation.MISSING):
+            parts.append(event.get_reconciliation_display())
+        return ", ".join(parts)
 
     def get_urls(self):
         export = path(
@@ -166,13 +448,22 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
 
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context=extra_context)
-        changelist = (
-            getattr(response, "context_data", {}).get("cl") if hasattr(response, "context_data") else None
-        )
+        changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:
             filtered = changelist.queryset.order_by()
-            response.context_data["usage_totals"] = usage_totals(events=filtered)
-            response.context_data["usage_chart"] = review_daily_chart(filtered)
+            dates = next((f for f in changelist.filter_specs if isinstance(f, DateRangeFilter)), None)
+            totals = usage_totals(events=filtered)
+            response.context_data.update(
+                usage_totals=totals,
+                usage_totals_display={
+                    "cost_usd": usd_display(totals["cost_usd"]),
+                    "billed_cost_usd": usd_display(totals["billed_cost_usd"]),
+                    "provider_cost_usd": usd_display(totals["provider_cost_usd"]),
+                    "credits_burned": credits_display(totals["credits_burned"]),
+                },
+                usage_groups=review_spend_groups(filtered, changelist=changelist),
+                usage_chart=review_daily_series(filtered, start=dates.start, end=dates.end),
+            )
         return response
 
     def export_filtered_csv(self, request):
@@ -184,45 +475,27 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         return self._csv(queryset, "llm-usage-selected.csv")
 
     def _csv(self, queryset, filename: str) -> StreamingHttpResponse:
-        fields = [
-            "id",
-            "created_at",
-            "user_id",
-            "room_id",
-            "session_id",
-            "turn_id",
-            "agent_key",
-            "purpose",
-            "model_alias",
-            "provider_model",
-            "provider_generation_id",
-            "input_tokens",
-            "output_tokens",
-            "tokens_estimated",
-            "oe_tokens",
-            "cost_usd",
-            "credits_burned",
-            "provider_cost_usd",
-            "provider_final_cost_usd",
-            "pricing_version_id",
-            "billable",
-            "status",
-            "error_code",
-            "latency_ms",
-            "orphaned",
-            "reconciliation",
-        ]
+        """Every listed event, oldest first, with its user's name and its room's (one lookup for all
+        the rooms, then the rows stream)."""
+        queryset = queryset.order_by("created_at", "id")
+        room_names = review_names("room", queryset.order_by().values_list("room_id", flat=True).distinct())
+        columns = [f for f in CSV_FIELDS if f != "room_name"]
+        columns[columns.index("username")] = "user__username"
 
         class Echo:
             def write(self, value):
                 return value
 
         writer = csv.writer(Echo())
-        rows = (
-            writer.writerow(row) for row in queryset.order_by("created_at").values_list(*fields).iterator()
-        )
+
+        def row(values: dict) -> str:
+            values["username"] = values.pop("user__username")
+            values["room_name"] = room_names.get(values["room_id"], "")
+            return writer.writerow([values[f] for f in CSV_FIELDS])
+
+        rows = (row(values) for values in queryset.values(*columns).iterator())
         response = StreamingHttpResponse(
-            itertools.chain([writer.writerow(fields)], rows), content_type="text/csv; charset=utf-8"
+            itertools.chain([writer.writerow(CSV_FIELDS)], rows), content_type="text/csv; charset=utf-8"
         )
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
@@ -249,10 +522,16 @@ class UsageDailyRollupAdmin(ReadOnlyAdmin):
     list_select_related = ["user"]
 
 
+# --- users, with their credits ------------------------------------------------------------------
 class CreditAccountInline(admin.StackedInline):
     model = CreditAccount
     can_delete = False
-    readonly_fields = ["balance", "updated_at"]
+    fields = ["balance", "held", "available"]
+    readonly_fields = fields
+
+    @admin.display(description="available")
+    def available(self, account: CreditAccount) -> str:
+        return credits_display(account.available)
 
 
 User = get_user_model()
@@ -263,8 +542,34 @@ if admin.site.is_registered(User):
 @admin.register(User)
 class UserAdmin(BaseUserAdmin):
     inlines = [*BaseUserAdmin.inlines, CreditAccountInline]
+    list_display = [*BaseUserAdmin.list_display, "credit_balance", "credits_held", "credits_available"]
+    list_select_related = ["credit_account"]
+    actions = ["adjust_balance"]
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         if not change:  # every user gets a credit account with the opening grant
             credit_account_open(user=obj)
+
+    @staticmethod
+    def _account(user) -> CreditAccount | None:
+        return getattr(user, "credit_account", None)
+
+    @admin.display(description="balance", ordering="credit_account__balance")
+    def credit_balance(self, user) -> str:
+        account = self._account(user)
+        return credits_display(account.balance) if account else "—"
+
+    @admin.display(description="held", ordering="credit_account__held")
+    def credits_held(self, user) -> str:
+        account = self._account(user)
+        return credits_display(account.held) if account else "—"
+
+    @admin.display(description="available")
+    def credits_available(self, user) -> str:
+        account = self._account(user)
+        return credits_display(account.available) if account else "—"
+
+    @admin.action(description="Adjust credit balance…")
+    def adjust_balance(self, request, queryset):
+        return credit_adjust_action(self, request, list(queryset))

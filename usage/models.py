@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from usage.formatting import usd_display
+
 MONEY = {"max_digits": 24, "decimal_places": 12}
 CREDITS = {"max_digits": 18, "decimal_places": 4}
 
@@ -36,12 +38,20 @@ class LlmModel(models.Model):
 
 
 class PricingVersion(models.Model):
-    """A versioned price list. Exactly one version is active at a time."""
+    """A versioned price list. Exactly one version is active at a time.
+
+    A list that has never been active is a draft and may be edited; once activated it is frozen for
+    good (usage events keep the version they were priced with), and a change is a new version
+    (``usage.services.pricing``).
+    """
 
     name = models.CharField(max_length=100, unique=True)
     is_active = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    activated_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When it was first made active (None: a draft)."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -52,7 +62,11 @@ class PricingVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return self.name + (" (active)" if self.is_active else "")
+        return self.name + (" (active)" if self.is_active else " (draft)" if self.is_draft else "")
+
+    @property
+    def is_draft(self) -> bool:
+        return not self.is_active and self.activated_at is None
 
 
 class ModelPrice(models.Model):
@@ -140,7 +154,8 @@ class CreditHold(models.Model):
 
 
 class CreditLedgerEntry(models.Model):
-    """Every change of a balance: grants (positive) and turn debits (negative)."""
+    """Every change of a balance: grants and adjustments (either sign), turn and summary debits
+    (negative). The balance is always the sum of the user's entries."""
 
     class Kind(models.TextChoices):
         GRANT = "grant"
@@ -156,6 +171,10 @@ class CreditLedgerEntry(models.Model):
     balance_after = models.DecimalField(**CREDITS)
     turn_id = models.UUIDField(null=True, blank=True, db_index=True)
     note = models.CharField(max_length=200, blank=True)
+    # The operator who made an adjustment (None: written by the application, or from a shell).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
@@ -245,7 +264,7 @@ class LlmCallEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.purpose} {self.model_alias} {self.cost_usd} USD"
+        return f"{self.purpose} {self.model_alias} {usd_display(self.cost_usd)} USD"
 
 
 class UsageDailyRollup(models.Model):

@@ -20,19 +20,37 @@ def provider_lookup_configured() -> bool:
     return settings.LLM_PROVIDER == "openai" and bool(settings.LLM_BASE_URL and settings.LLM_API_KEY)
 
 
+def provider_host() -> str:
+    """The provider's host (and port), to name it in messages."""
+    return urllib.parse.urlsplit(settings.LLM_BASE_URL).netloc or settings.LLM_BASE_URL
+
+
 def _provider_get_json(path: str, *, params: dict | None = None, timeout: float | None = None):
-    """GET a JSON document from the provider's API (numbers parsed as Decimal); None on a 404."""
+    """GET a JSON document from the provider's API (numbers parsed as Decimal); None on a 404.
+
+    A failure is a ``ProviderLookupError`` that names the host and the reason (refused, timed out,
+    the HTTP status, a body that is not JSON), never just the exception's class.
+    """
     url = settings.LLM_BASE_URL.rstrip("/") + path + ("?" + urllib.parse.urlencode(params) if params else "")
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {settings.LLM_API_KEY}"})  # noqa: S310
+    timeout = timeout or settings.LLM_TIMEOUT_SECONDS
+    where = f"GET {provider_host()}{urllib.parse.urlsplit(url).path}"
     try:
-        with urllib.request.urlopen(request, timeout=timeout or settings.LLM_TIMEOUT_SECONDS) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return json.loads(response.read(), parse_float=Decimal)
     except urllib.error.HTTPError as exc:
         if exc.code == 404:
             return None
-        raise ProviderLookupError(f"{path}: HTTP {exc.code}") from exc
-    except (urllib.error.URLError, TimeoutError, ValueError) as exc:
-        raise ProviderLookupError(f"{path}: {type(exc).__name__}") from exc
+        raise ProviderLookupError(f"{where}: HTTP {exc.code} {exc.reason}") from exc
+    except urllib.error.URLError as exc:
+        reason = exc.reason
+        if isinstance(reason, TimeoutError):
+            reason = f"no answer within {timeout:g} s"
+        raise ProviderLookupError(f"{where}: {reason}") from exc
+    except TimeoutError as exc:
+        raise ProviderLookupError(f"{where}: no answer within {timeout:g} s") from exc
+    except ValueError as exc:
+        raise ProviderLookupError(f"{where}: the answer is not JSON ({exc})") from exc
 
 
 def generation_cost_get(*, generation_id: str, timeout: float | None = None) -> Decimal | None:
@@ -46,5 +64,5 @@ def provider_models_get(*, timeout: float | None = None) -> dict[str, dict]:
     """The provider's model list (OpenRouter's ``GET /models``), by model id."""
     body = _provider_get_json("/models", timeout=timeout)
     if not isinstance(body, dict):
-        raise ProviderLookupError("/models: the provider lists no models")
+        raise ProviderLookupError(f"GET {provider_host()}/models: the provider lists no models")
     return {m["id"]: m for m in body.get("data", []) if isinstance(m, dict) and m.get("id")}

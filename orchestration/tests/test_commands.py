@@ -26,3 +26,17 @@ def test_llm_check_fails_on_provider_errors_and_unknown_models(fake_llm):
         call_command("llm_check", "--models", "deepseek,nosuchmodel", stdout=out)
     assert "FAIL deepseek reply: provider_auth_error" in out.getvalue()
     assert "FAIL nosuchmodel: not an active catalog model" in out.getvalue()
+
+
+@pytest.mark.django_db
+def test_llm_check_says_what_it_calls_before_each_call(fake_llm):
+    out = StringIO()
+    call_command("llm_check", "--models", "deepseek", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert "each call may take up to" in lines[0]
+    for purpose in ("reply", "routing", "summary"):
+        before = next(
+            i for i, line in enumerate(lines) if line.startswith(f"…    deepseek {purpose}: calling")
+        )
+        after = next(i for i, line in enumerate(lines) if f"deepseek {purpose}:" in line and "PASS" in line)
+        assert before < after, purpose

@@ -9,6 +9,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, JsonResponse
+from django.urls import NoReverseMatch, reverse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -122,10 +124,23 @@ def json_bad_request(request, exception=None):
     return JsonResponse({"detail": "Bad request (the body may be too large).", "code": "invalid"}, status=400)
 
 
+def _in_admin(request) -> bool:
+    """The admin is HTML: its errors are pages, not JSON."""
+    try:
+        return request.path.startswith(reverse("admin:index"))
+    except NoReverseMatch:
+        return False
+
+
 def json_not_found(request, exception=None):
-    """Django-level 404 (no URL matched, e.g. a malformed id) in the API's error shape."""
+    """Django-level 404 (no URL matched, e.g. a malformed id) in the API's error shape; an HTML page
+    inside the admin."""
+    if _in_admin(request):
+        return defaults.page_not_found(request, exception, template_name="admin/404.html")
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
 
 
 def json_server_error(request):
+    if _in_admin(request):
+        return defaults.server_error(request, template_name="admin/500.html")
     return JsonResponse({"detail": "Internal server error.", "code": "server_error"}, status=500)

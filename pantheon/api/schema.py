@@ -24,7 +24,7 @@ UNAUTHENTICATED = {401: error("Missing or bad credentials (`not_authenticated`).
 NOT_FOUND = {404: error("Missing, deleted or not yours (`not_found`).")}
 THROTTLED = {429: error("Rate limited (`throttled`); see Retry-After.")}
 
-ERROR_RESPONSES = {**INVALID, **UNAUTHENTICATED, **NOT_FOUND}
+ERROR_RESPONSES = {**INVALID, **UNAUTHENTICATED, **NOT_FOUND}  # a read with filters: 400 on a bad value
 
 TURN_ERROR_RESPONSES = {
     **ERROR_RESPONSES,
@@ -35,3 +35,26 @@ TURN_ERROR_RESPONSES = {
     502: error("Every agent call failed (`llm_unavailable`); the failed turn is recorded."),
     503: error("The turn could not be saved (`turn_write_failed`); nothing was billed."),
 }
+
+
+# Examples for Decimal strings, by decimal places: without them Swagger UI makes up values from the
+# pattern (negative, twelve-digit) that no response ever holds.
+DECIMAL_EXAMPLES = {4: "12.5000", 12: "0.004200000000"}
+
+
+def decimal_examples(result: dict, generator, request, public) -> dict:
+    """drf-spectacular post-processing hook: a plausible ``example`` on every decimal string."""
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            if node.get("format") == "decimal" and "example" not in node:
+                places = int(node.get("pattern", "{0,2}").rsplit("{0,", 1)[-1].split("}")[0])
+                node["example"] = DECIMAL_EXAMPLES.get(places, "1." + "5".ljust(places, "0"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(result.get("components", {}))
+    return result

@@ -119,6 +119,8 @@ class _CredentialsView(APIView):
 
 
 class RegisterView(_CredentialsView):
+    serializer_class = s.RegisterSerializer  # the browsable API's HTML form
+
     @extend_schema(
         tags=["auth"],
         summary="Create an account and get its token",
@@ -144,6 +146,8 @@ class RegisterView(_CredentialsView):
 
 
 class TokenView(_CredentialsView):
+    serializer_class = s.CredentialsSerializer
+
     @extend_schema(
         tags=["auth"],
         summary="Exchange a username and password for your API token",
@@ -204,6 +208,7 @@ API_ROOT_LINKS = {
     "rooms": "room-list",
     "schema": "schema",
     "docs": "swagger-ui",
+    "redoc": "redoc",
 }
 
 
@@ -214,7 +219,7 @@ class ApiRootView(APIView):
     authentication_classes = []
 
     @extend_schema(
-        tags=["health"],
+        tags=["root"],
         summary="Links to where to start",
         auth=[],
         responses={

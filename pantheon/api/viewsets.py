@@ -15,7 +15,7 @@ PUT is not part of the API contract: updates are PATCH only.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from rest_framework import viewsets
 
 from pantheon.errors import NotFound
@@ -25,6 +25,9 @@ from rooms.selectors import room_get
 
 class OwnedViewSet(viewsets.GenericViewSet):
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+    # What the view lists: the schema generator, which has no user and no URL, gets an empty
+    # queryset of it to read the model (filters, path parameters) from.
+    model: type[Model] | None = None
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
@@ -39,6 +42,8 @@ class OwnedViewSet(viewsets.GenericViewSet):
         raise NotImplementedError(f"{type(self).__name__} must scope its queryset to request.user")
 
     def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False) and self.model is not None:
+            return self.model.objects.none()
         return self.get_owned_queryset()
 
     def get_object(self):

@@ -3,6 +3,8 @@
 Other apps add their own paths: the checks here ask for a superset, never an exact list.
 """
 
+from decimal import Decimal
+
 import pytest
 import yaml
 from django.core.management import call_command
@@ -100,3 +102,75 @@ def test_api_root_is_in_the_schema(schema):
 def test_swagger_ui_needs_no_cdn(anon_client):
     page = anon_client.get("/api/docs/").content.decode()
     assert "cdn.jsdelivr.net" not in page and "swagger-ui" in page
+
+
+def _operations(schema):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in HTTP_METHODS:
+                yield path, method, operation
+
+
+def test_every_operation_has_a_summary_and_one_tag(schema):
+    for path, method, operation in _operations(schema):
+        assert operation.get("summary"), (method, path)
+        assert len(operation.get("tags", [])) == 1, (method, path, operation.get("tags"))
+
+
+def test_each_resource_has_its_own_tag(schema):
+    tags = {path: operation["tags"][0] for path, method, operation in _operations(schema) if method == "get"}
+    assert tags["/api/v1/rooms/{room_id}/sessions"] == "sessions"
+    assert tags["/api/v1/sessions/{session_id}/turns"] == "turns"
+    assert tags["/api/v1/sessions/{session_id}/summaries"] == "summaries"
+    assert tags["/api/v1/sessions/{session_id}/usage"] == "usage"
+    assert tags["/api/v1/rooms/{room_id}/agents"] == "agents"
+
+
+def test_operations_that_need_a_user_document_401_and_those_with_an_id_404(schema):
+    for path, method, operation in _operations(schema):
+        if operation.get("security") not in (None, [], [{}]):
+            assert "401" in operation["responses"], (method, path)
+        if "{" in path:
+            assert "404" in operation["responses"], (method, path)
+
+
+def test_turn_agent_lists_are_typed(schema):
+    turn = schema["components"]["schemas"]["Turn"]["properties"]
+    assert turn["responding_agent_keys"]["type"] == "array"
+    assert turn["responding_agent_keys"]["items"]["type"] == "string"
+    errors = turn["agent_errors"]["items"]["$ref"].rsplit("/", 1)[-1]
+    assert set(schema["components"]["schemas"][errors]["properties"]) == {"agent_key", "code"}
+
+
+def test_decimal_examples_are_plausible_amounts(schema):
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("format") == "decimal":
+                found.append(node.get("example"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema["components"])
+    assert found and all(example is not None and Decimal(example) > 0 for example in found)
+
+
+def test_list_filters_are_documented(schema):
+    def params(path):
+        return {p["name"] for p in schema["paths"][path]["get"].get("parameters", [])}
+
+    assert {"status", "mode", "created_from", "created_to"} <= params("/api/v1/sessions/{session_id}/turns")
+    assert {"purpose", "model", "billable", "created_from", "created_to"} <= params(
+        "/api/v1/sessions/{session_id}/usage"
+    )
+    assert "name" in params("/api/v1/rooms") and "title" in params("/api/v1/rooms/{room_id}/sessions")
+
+
+def test_redoc_is_served_beside_swagger_without_a_cdn(anon_client):
+    page = anon_client.get("/api/redoc/").content.decode()
+    assert "redoc" in page.lower() and "cdn.jsdelivr.net" not in page and "/static/" in page
+    assert anon_client.get("/api/v1/").json()["redoc"].endswith("/api/redoc/")

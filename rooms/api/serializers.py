@@ -8,6 +8,7 @@ serializers with ``partial=True`` (drf-spectacular documents that as the ``Patch
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from pantheon.api.fields import LinkField
 from rooms.models import AGENT_KEY_PATTERN, Agent, Room
 from rooms.services import AGENT_KEY_RULE
 
@@ -25,6 +26,8 @@ class AgentSerializer(serializers.ModelSerializer):
         required=False,
         help_text="Order in the room (roundtable answers in it). Omitted: after the last agent.",
     )
+    url = LinkField("agent-detail", room_id="room_id", agent_key="agent_key")
+    room_url = LinkField("room-detail", room_id="room_id")
 
     context_window_tokens = serializers.IntegerField(
         required=False,
@@ -44,6 +47,8 @@ class AgentSerializer(serializers.ModelSerializer):
             "role_prompt",
             "position",
             "context_window_tokens",
+            "url",
+            "room_url",
             "created_at",
             "updated_at",
         ]
@@ -54,10 +59,23 @@ class RoomSerializer(serializers.ModelSerializer):
     name = serializers.CharField(max_length=200)
     description = serializers.CharField(max_length=5000, required=False, allow_blank=True)
     agents = serializers.SerializerMethodField(help_text="The room's live agents, by position.")
+    url = LinkField("room-detail", room_id="pk")
+    agents_url = LinkField("agent-list", room_id="pk")
+    sessions_url = LinkField("session-list", room_id="pk")
 
     class Meta:
         model = Room
-        fields = ["id", "name", "description", "agents", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "name",
+            "description",
+            "agents",
+            "url",
+            "agents_url",
+            "sessions_url",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "created_at", "updated_at"]
 
     @extend_schema_field(AgentSerializer(many=True))
@@ -65,4 +83,5 @@ class RoomSerializer(serializers.ModelSerializer):
         # Rooms come from rooms.selectors with their live agents prefetched in order; filtering
         # again here keeps a room fetched any other way from showing deleted agents.
         agents = [a for a in room.agents.all() if a.deleted_at is None]
-        return AgentSerializer(sorted(agents, key=lambda a: (a.position, a.pk)), many=True).data
+        ordered = sorted(agents, key=lambda a: (a.position, a.pk))
+        return AgentSerializer(ordered, many=True, context=self.context).data

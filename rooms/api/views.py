@@ -8,7 +8,9 @@ from rest_framework.response import Response
 from pantheon.api.schema import INVALID, NOT_FOUND, UNAUTHENTICATED, error
 from pantheon.api.viewsets import OwnedViewSet, RoomNestedMixin
 from rooms import selectors, services
+from rooms.api.filters import RoomFilter
 from rooms.api.serializers import AgentSerializer, RoomSerializer
+from rooms.models import Agent, Room
 
 KEY_TAKEN = {409: error("A live agent of the room already has that key (`agent_key_taken`).")}
 
@@ -16,7 +18,7 @@ KEY_TAKEN = {409: error("A live agent of the room already has that key (`agent_k
 @extend_schema(tags=["rooms"])
 @extend_schema_view(
     list=extend_schema(
-        summary="Your rooms, newest first", responses={200: RoomSerializer, **UNAUTHENTICATED}
+        summary="Your rooms, newest first", responses={200: RoomSerializer, **INVALID, **UNAUTHENTICATED}
     ),
     create=extend_schema(
         summary="Create a room",
@@ -38,7 +40,9 @@ KEY_TAKEN = {409: error("A live agent of the room already has that key (`agent_k
     ),
 )
 class RoomViewSet(OwnedViewSet):
+    model = Room
     serializer_class = RoomSerializer
+    filterset_class = RoomFilter
     lookup_field = "pk"
     lookup_url_kwarg = "room_id"
 
@@ -46,24 +50,24 @@ class RoomViewSet(OwnedViewSet):
         return selectors.room_list(user=self.request.user)
 
     def list(self, request: Request) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(RoomSerializer(page, many=True).data)
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def create(self, request: Request) -> Response:
-        serializer = RoomSerializer(data=request.data)
+        serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         room = services.room_create(owner=request.user, **serializer.validated_data)
-        return Response(RoomSerializer(room).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(room).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, room_id: str) -> Response:
-        return Response(RoomSerializer(self.get_object()).data)
+        return Response(self.get_serializer(self.get_object()).data)
 
     def partial_update(self, request: Request, room_id: str) -> Response:
         room = self.get_object()
-        serializer = RoomSerializer(room, data=request.data, partial=True)
+        serializer = self.get_serializer(room, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         room = services.room_update(room=room, **serializer.validated_data)
-        return Response(RoomSerializer(room).data)
+        return Response(self.get_serializer(room).data)
 
     def destroy(self, request: Request, room_id: str) -> Response:
         services.room_delete(room=self.get_object())
@@ -98,6 +102,7 @@ class RoomViewSet(OwnedViewSet):
 class AgentViewSet(RoomNestedMixin, OwnedViewSet):
     """Agents of one of your rooms, addressed by their key."""
 
+    model = Agent
     serializer_class = AgentSerializer
     lookup_field = "agent_key"
     lookup_url_kwarg = "agent_key"
@@ -107,24 +112,24 @@ class AgentViewSet(RoomNestedMixin, OwnedViewSet):
 
     def list(self, request: Request, room_id: str) -> Response:
         page = self.paginate_queryset(self.get_queryset())
-        return self.get_paginated_response(AgentSerializer(page, many=True).data)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def create(self, request: Request, room_id: str) -> Response:
         room = self.get_room()
-        serializer = AgentSerializer(data=request.data)
+        serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         agent = services.agent_create(room=room, **serializer.validated_data)
-        return Response(AgentSerializer(agent).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(agent).data, status=status.HTTP_201_CREATED)
 
     def retrieve(self, request: Request, room_id: str, agent_key: str) -> Response:
-        return Response(AgentSerializer(self.get_object()).data)
+        return Response(self.get_serializer(self.get_object()).data)
 
     def partial_update(self, request: Request, room_id: str, agent_key: str) -> Response:
         agent = self.get_object()
-        serializer = AgentSerializer(agent, data=request.data, partial=True)
+        serializer = self.get_serializer(agent, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         agent = services.agent_update(agent=agent, **serializer.validated_data)
-        return Response(AgentSerializer(agent).data)
+        return Response(self.get_serializer(agent).data)
 
     def destroy(self, request: Request, room_id: str, agent_key: str) -> Response:
         services.agent_delete(agent=self.get_object())

@@ -34,11 +34,15 @@ def test_create_agent(api_client, user):
         "role_prompt",
         "position",
         "context_window_tokens",
+        "url",
+        "room_url",
         "created_at",
         "updated_at",
     }
     assert (body["agent_key"], body["model_alias"], body["position"]) == ("writer", "deepseek", 3)
     assert body["context_window_tokens"] is None
+    assert body["url"] == f"http://testserver/api/v1/rooms/{room.pk}/agents/writer"
+    assert body["room_url"] == f"http://testserver/api/v1/rooms/{room.pk}"
     agent = Agent.objects.get(room=room, agent_key="writer")
     assert (agent.name, agent.role_prompt, agent.position) == ("Writer", "You write.", 3)
 

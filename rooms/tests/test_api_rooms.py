@@ -16,7 +16,17 @@ def test_create_room_belongs_to_the_caller(api_client, user):
     response = api_client.post(ROOMS, {"name": "Salon", "description": "Ideas"}, format="json")
     assert response.status_code == 201
     body = response.json()
-    assert set(body) == {"id", "name", "description", "agents", "created_at", "updated_at"}
+    assert set(body) == {
+        "id",
+        "name",
+        "description",
+        "agents",
+        "url",
+        "agents_url",
+        "sessions_url",
+        "created_at",
+        "updated_at",
+    }
     assert body["name"] == "Salon" and body["description"] == "Ideas" and body["agents"] == []
     room = Room.objects.get(pk=body["id"])
     assert room.owner == user and room.deleted_at is None

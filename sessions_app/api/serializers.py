@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from pantheon.api.fields import LinkField
 from pantheon.api.serializers import CostFiguresSerializer, UserUsageTotalsSerializer
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 from usage.models import LlmCallEvent, PricingVersion
@@ -8,10 +9,27 @@ from usage.models import LlmCallEvent, PricingVersion
 class SessionSerializer(serializers.ModelSerializer):
     room_id = serializers.UUIDField(read_only=True)
     turn_count = serializers.IntegerField(source="last_turn_index", read_only=True)
+    url = LinkField("session-detail", room_id="room_id", session_id="pk")
+    room_url = LinkField("room-detail", room_id="room_id")
+    turns_url = LinkField("turn-list", session_id="pk")
+    summaries_url = LinkField("session-summaries", session_id="pk")
+    usage_url = LinkField("session-usage", session_id="pk")
 
     class Meta:
         model = ChatSession
-        fields = ["id", "room_id", "title", "turn_count", "created_at", "updated_at"]
+        fields = [
+            "id",
+            "room_id",
+            "title",
+            "turn_count",
+            "url",
+            "room_url",
+            "turns_url",
+            "summaries_url",
+            "usage_url",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = ["id", "room_id", "turn_count", "created_at", "updated_at"]
         extra_kwargs = {"title": {"required": False, "allow_blank": True}}
 
@@ -33,8 +51,21 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
+class AgentErrorSerializer(serializers.Serializer):
+    agent_key = serializers.CharField()
+    code = serializers.CharField(
+        help_text="Why the agent gave no reply, e.g. `provider_timeout`, `context_budget_exceeded`."
+    )
+
+
 class TurnSerializer(serializers.ModelSerializer):
     session_id = serializers.UUIDField(read_only=True)
+    responding_agent_keys = serializers.ListField(
+        child=serializers.CharField(), read_only=True, help_text="The agents that answered, in order."
+    )
+    agent_errors = AgentErrorSerializer(
+        many=True, read_only=True, help_text="The selected agents that did not answer, and why."
+    )
     messages = MessageSerializer(many=True, read_only=True)
 
     class Meta:
@@ -58,10 +89,20 @@ class TurnSerializer(serializers.ModelSerializer):
 
 
 class TurnCreateSerializer(serializers.Serializer):
-    """The shape of a turn request; its rules (length, mode, key) are checked by the turn service."""
+    """The shape of a turn request (the form of the browsable API too); its rules — length, NUL
+    characters, the mode, the Idempotency-Key — are checked by the turn service, whoever calls it."""
 
-    user_input = serializers.CharField(trim_whitespace=False, allow_blank=True)
-    mode = serializers.CharField(default=Turn.Mode.MANUAL, help_text="manual, roundtable or orchestrator")
+    user_input = serializers.CharField(
+        trim_whitespace=False,
+        allow_blank=True,
+        help_text="Your message; in manual mode, @tag the agents who should answer.",
+        style={"base_template": "textarea.html", "rows": 5},
+    )
+    mode = serializers.ChoiceField(
+        choices=Turn.Mode.choices,
+        default=Turn.Mode.MANUAL,
+        help_text="`manual`: the @tagged agents; `roundtable`: every agent; `orchestrator`: a manager picks.",
+    )
     stream = serializers.BooleanField(
         default=False,
         help_text="Answer with Server-Sent Events as the agents write (as `Accept: text/event-stream` does).",

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions_app.api.views import SessionDetailViewSet, SessionViewSet, TurnViewSet
+from sessions_app.api.views import SessionViewSet, SummaryViewSet, TurnViewSet, UsageViewSet
 
 urlpatterns = [
     path(
@@ -20,12 +20,12 @@ urlpatterns = [
     ),
     path(
         "sessions/<uuid:session_id>/summaries",
-        SessionDetailViewSet.as_view({"get": "summaries"}, name="Summaries"),
+        SummaryViewSet.as_view({"get": "list"}, name="Summaries"),
         name="session-summaries",
     ),
     path(
         "sessions/<uuid:session_id>/usage",
-        SessionDetailViewSet.as_view({"get": "usage"}, name="Usage"),
+        UsageViewSet.as_view({"get": "list"}, name="Usage"),
         name="session-usage",
     ),
 ]

@@ -2,9 +2,14 @@
 
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status
-from rest_framework.decorators import action
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,27 +22,49 @@ from orchestration.services.turns import (
     turn_request_build,
 )
 from pantheon.api.exceptions import application_error_body
-from pantheon.api.schema import ERROR_RESPONSES, TURN_ERROR_RESPONSES
+from pantheon.api.schema import ERROR_RESPONSES, INVALID, NOT_FOUND, TURN_ERROR_RESPONSES, UNAUTHENTICATED
 from pantheon.api.streaming import EncodedStream, TurnStream, sse_event
 from pantheon.api.timing import RequestTiming, request_timing_current
 from pantheon.api.viewsets import OwnedViewSet
 from rooms.selectors import room_get
 from sessions_app import selectors, services
 from sessions_app.api import serializers as s
+from sessions_app.api.filters import SessionFilter, TurnFilter, UsageEventFilter
+from sessions_app.models import ChatSession, SessionSummary, Turn
+from usage.models import LlmCallEvent
 from usage.selectors import usage_events_for_session, usage_totals
 
 
+@extend_schema(tags=["sessions"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="The room's sessions, newest first", responses={200: s.SessionSerializer, **ERROR_RESPONSES}
+    ),
+    retrieve=extend_schema(
+        summary="One session, with links to its turns, summaries and usage",
+        responses={200: s.SessionSerializer, **UNAUTHENTICATED, **NOT_FOUND},
+    ),
+    create=extend_schema(
+        summary="Start a session in the room",
+        responses={201: s.SessionSerializer, **INVALID, **UNAUTHENTICATED, **NOT_FOUND},
+    ),
+    destroy=extend_schema(
+        summary="Delete a session (soft: it then answers 404; its usage stays on record)",
+        responses={204: None, **UNAUTHENTICATED, **NOT_FOUND},
+    ),
+)
 class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSet):
     """Sessions of one of your rooms."""
 
+    model = ChatSession
     serializer_class = s.SessionSerializer
+    filterset_class = SessionFilter
     lookup_field = "pk"
     lookup_url_kwarg = "session_id"
 
     def get_owned_queryset(self):
         return selectors.session_list(user=self.request.user, room_id=self.kwargs["room_id"])
 
-    @extend_schema(responses={201: s.SessionSerializer, **ERROR_RESPONSES})
     def create(self, request: Request, room_id=None) -> Response:
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -50,7 +77,6 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedView
         room_get(user=request.user, room_id=room_id)
         return super().list(request, room_id=room_id)
 
-    @extend_schema(responses={204: None, **ERROR_RESPONSES})
     def destroy(self, request: Request, room_id=None, session_id=None) -> Response:
         services.session_delete(session=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -66,10 +92,20 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
 )
 
 
+@extend_schema(tags=["turns"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="The session's turns in order, each with its messages",
+        responses={200: s.TurnSerializer, **ERROR_RESPONSES},
+    ),
+    create=extend_schema(summary="Run a turn: the agents the mode picks answer your input"),
+)
 class TurnViewSet(OwnedViewSet):
     """Turns of one of your sessions."""
 
+    model = Turn
     serializer_class = s.TurnSerializer
+    filterset_class = TurnFilter
 
     def get_serializer_class(self):
         # The browsable API's form (and OPTIONS) for POST shows what a client sends.
@@ -87,7 +123,7 @@ class TurnViewSet(OwnedViewSet):
         return selectors.turn_list(session=session)
 
     def list(self, request: Request, session_id=None) -> Response:
-        page = self.paginate_queryset(self.get_queryset())
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(s.TurnSerializer(page, many=True).data)
 
     def perform_content_negotiation(self, request, force=False):
@@ -187,20 +223,28 @@ def _no_buffering(response: StreamingHttpResponse) -> StreamingHttpResponse:
     return response
 
 
-class SessionDetailViewSet(OwnedViewSet):
-    """Summaries and usage of one of your sessions."""
+@extend_schema(tags=["summaries"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="The session's summaries, newest first",
+        responses={200: s.SummarySerializer, **UNAUTHENTICATED, **NOT_FOUND},
+    )
+)
+class SummaryViewSet(mixins.ListModelMixin, OwnedViewSet):
+    """Summaries of one of your sessions."""
+
+    model = SessionSummary
+    serializer_class = s.SummarySerializer
 
     def get_owned_queryset(self):
-        return selectors.session_list_for_user(user=self.request.user)
+        session = selectors.session_get(user=self.request.user, session_id=self.kwargs["session_id"])
+        return selectors.summary_list(session=session)
 
-    @extend_schema(responses={200: s.SummarySerializer(many=True), **ERROR_RESPONSES})
-    @action(detail=False, methods=["get"])
-    def summaries(self, request: Request, session_id=None) -> Response:
-        session = selectors.session_get(user=request.user, session_id=session_id)
-        page = self.paginate_queryset(selectors.summary_list(session=session))
-        return self.get_paginated_response(s.SummarySerializer(page, many=True).data)
 
-    @extend_schema(
+@extend_schema(tags=["usage"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="The session's LLM calls and their totals (both follow the filters)",
         responses={
             200: inline_serializer(
                 "SessionUsage",
@@ -213,12 +257,22 @@ class SessionDetailViewSet(OwnedViewSet):
                 },
             ),
             **ERROR_RESPONSES,
-        }
+        },
     )
-    @action(detail=False, methods=["get"])
-    def usage(self, request: Request, session_id=None) -> Response:
-        session = selectors.session_get(user=request.user, session_id=session_id)
-        events = usage_events_for_session(session_id=session.pk)
+)
+class UsageViewSet(OwnedViewSet):
+    """Usage of one of your sessions: every LLM call recorded for it, with totals."""
+
+    model = LlmCallEvent
+    serializer_class = s.UsageEventSerializer
+    filterset_class = UsageEventFilter
+
+    def get_owned_queryset(self):
+        session = selectors.session_get(user=self.request.user, session_id=self.kwargs["session_id"])
+        return usage_events_for_session(session_id=session.pk)
+
+    def list(self, request: Request, session_id=None) -> Response:
+        events = self.filter_queryset(self.get_queryset())
         totals = usage_totals(events=events)
         page = self.paginate_queryset(events)
         response = self.get_paginated_response(s.UsageEventSerializer(page, many=True).data)

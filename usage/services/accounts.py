@@ -1,12 +1,19 @@
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from pantheon.errors import InvalidInput
-from usage.models import CreditAccount, CreditLedgerEntry
+from usage.errors import AdjustmentExceedsAvailable, AdjustmentInvalid, CreditAccountMissing
+from usage.models import CREDITS, CreditAccount, CreditLedgerEntry
+
+# The largest amount the balance column can hold (18 digits, 4 of them decimals).
+CREDITS_LIMIT = Decimal(10) ** (CREDITS["max_digits"] - CREDITS["decimal_places"])
+NOTE_MAX_LENGTH = CreditLedgerEntry._meta.get_field("note").max_length
 
 USERNAME_TAKEN = "This username is taken."
 
@@ -25,6 +32,64 @@ def credit_account_open(*, user: AbstractBaseUser, opening_balance: Decimal | No
             note="Opening balance",
         )
     return account
+
+
+def credit_amount_parse(value: str | Decimal) -> Decimal:
+    """A signed, non-zero amount of credits with at most 4 decimal places (``AdjustmentInvalid``
+    otherwise): what an operator types, checked before anything is written."""
+    try:
+        amount = Decimal(str(value).strip())
+    except InvalidOperation as exc:
+        raise AdjustmentInvalid.for_field("amount", f"'{value}' is not a number.") from exc
+    if not amount.is_finite() or amount == 0:
+        raise AdjustmentInvalid.for_field("amount", "Give a non-zero number of credits.")
+    if amount.as_tuple().exponent < -CREDITS["decimal_places"]:
+        raise AdjustmentInvalid.for_field("amount", "Credits have at most 4 decimal places.")
+    if abs(amount) >= CREDITS_LIMIT:
+        raise AdjustmentInvalid.for_field("amount", f"Give less than {CREDITS_LIMIT:,} credits.")
+    return amount
+
+
+@transaction.atomic
+def credit_adjust(
+    *, user: AbstractBaseUser, amount: Decimal | str, note: str, actor: AbstractBaseUser | None = None
+) -> CreditLedgerEntry:
+    """Add (or, negative, take) credits: the balance and an ``adjustment`` ledger entry naming the
+    operator and the reason change together, or neither does.
+
+    One conditional UPDATE does the change, so it is safe against turns debiting and holding at the
+    same moment: a negative amount is refused (``AdjustmentExceedsAvailable``) unless the balance
+    less what is held covers it, so the balance never goes below zero nor below what work in flight
+    has reserved.
+    """
+    amount = credit_amount_parse(amount)
+    note = (note or "").strip()
+    if not note:
+        raise AdjustmentInvalid.for_field("note", "Say why: the note is kept in the ledger.")
+    if len(note) > NOTE_MAX_LENGTH:
+        raise AdjustmentInvalid.for_field("note", f"At most {NOTE_MAX_LENGTH} characters.")
+
+    accounts = CreditAccount.objects.filter(user=user)
+    if amount > 0:
+        fits = accounts.filter(balance__lt=CREDITS_LIMIT - amount)
+    else:
+        fits = accounts.filter(balance__gte=F("held") - amount)
+    if not fits.update(balance=F("balance") + amount, updated_at=timezone.now()):
+        account = accounts.first()
+        if account is None:
+            raise CreditAccountMissing()
+        if amount > 0:
+            raise AdjustmentInvalid.for_field("amount", "The balance would exceed what an account holds.")
+        raise AdjustmentExceedsAvailable(available=account.available, requested=-amount)
+    balance = accounts.values_list("balance", flat=True).get()
+    return CreditLedgerEntry.objects.create(
+        user=user,
+        kind=CreditLedgerEntry.Kind.ADJUSTMENT,
+        amount=amount,
+        balance_after=balance,
+        note=note,
+        created_by=actor,
+    )
 
 
 @transaction.atomic

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from usage.models import LlmModel, ModelPrice, PricingVersion
 from usage.provider import provider_models_get
+from usage.services.pricing import pricing_version_activate
 
 MILLION = Decimal(1_000_000)
 
@@ -82,10 +83,7 @@ def catalog_sync(*, apply: bool) -> CatalogSyncReport:
 def _pricing_publish(*, current: dict[int, ModelPrice], changed: dict[int, tuple[Decimal, Decimal]]) -> str:
     """A new active price list: the current prices with the provider's changes applied."""
     name = f"sync-{timezone.now():%Y%m%d-%H%M%S}"
-    PricingVersion.objects.filter(is_active=True).update(is_active=False)
-    version = PricingVersion.objects.create(
-        name=name, is_active=True, notes="Synced from the provider's model list."
-    )
+    version = PricingVersion.objects.create(name=name, notes="Synced from the provider's model list.")
     prices = {
         model_id: (p.input_usd_per_million, p.output_usd_per_million) for model_id, p in current.items()
     }
@@ -96,4 +94,6 @@ def _pricing_publish(*, current: dict[int, ModelPrice], changed: dict[int, tuple
         )
         for model_id, (p_in, p_out) in prices.items()
     )
+    # Prices the provider does not list stay as they were, missing ones included.
+    pricing_version_activate(version=version, require_complete=False)
     return name

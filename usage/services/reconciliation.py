@@ -2,6 +2,7 @@
 flag drift beyond a tolerance, and keep the daily rollups per user and model."""
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -42,6 +43,10 @@ class ReconcileReport:
     not_applicable: int = 0
     unavailable: int = 0
     rollup_rows: int = 0
+    # Events with a generation id still pending after the run: the cap (``limit``) or an
+    # unavailable provider left them for the next run.
+    still_pending: int = 0
+    capped: bool = False
 
 
 def cost_drifts(*, ours: Decimal, theirs: Decimal) -> bool:
@@ -52,9 +57,16 @@ def cost_drifts(*, ours: Decimal, theirs: Decimal) -> bool:
     return difference > settings.RECONCILE_DRIFT_TOLERANCE_RATIO * max(abs(ours), abs(theirs))
 
 
-def usage_reconcile(*, since: datetime | None = None, limit: int = 2000) -> ReconcileReport:
-    """Reconcile pending events since ``since`` (default: the lookback window), then rebuild the
-    rollups of the days touched. Safe to run again: settled events are not asked about twice."""
+def usage_reconcile(
+    *,
+    since: datetime | None = None,
+    limit: int = 2000,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReconcileReport:
+    """Reconcile pending events since ``since`` (default: the lookback window), at most ``limit``
+    provider lookups, then rebuild the rollups of the days touched. Safe to run again: settled
+    events are not asked about twice. ``progress(done, total)`` is called before each lookup and
+    once at the end."""
     since = since or timezone.now() - timedelta(hours=settings.RECONCILE_LOOKBACK_HOURS)
     report = ReconcileReport()
     pending = LlmCallEvent.objects.filter(reconciliation=R.PENDING, created_at__gte=since).order_by(
@@ -67,8 +79,12 @@ def usage_reconcile(*, since: datetime | None = None, limit: int = 2000) -> Reco
     ).update(reconciliation=R.NOT_APPLICABLE, reconciled_at=timezone.now())
 
     lookup = provider_lookup_configured()
-    for event in pending.exclude(provider_generation_id="")[:limit]:
+    to_check = pending.exclude(provider_generation_id="")
+    total = min(to_check.count(), limit) if progress else 0
+    for event in to_check[:limit]:
         report.checked += 1
+        if progress:
+            progress(report.checked - 1, total)
         if not lookup:
             report.unavailable += 1
             continue
@@ -79,11 +95,16 @@ def usage_reconcile(*, since: datetime | None = None, limit: int = 2000) -> Reco
             report.unavailable += 1
             break  # the provider is not answering: stop this run, keep the rest pending
         _event_settle(event=event, final=final, report=report)
+    if progress:
+        progress(report.checked, total)
+    report.still_pending = to_check.count()
+    report.capped = report.checked == limit and report.still_pending > 0
 
     days = set(_days_since(since))
     report.rollup_rows = usage_rollups_rebuild(days=days)
     logger.info(
-        "reconciliation checked=%s matched=%s drift=%s missing=%s n/a=%s unavailable=%s rollups=%s",
+        "reconciliation checked=%s matched=%s drift=%s missing=%s n/a=%s unavailable=%s rollups=%s "
+        "still_pending=%s capped=%s",
         report.checked,
         report.matched,
         report.drift,
@@ -91,6 +112,8 @@ def usage_reconcile(*, since: datetime | None = None, limit: int = 2000) -> Reco
         report.not_applicable,
         report.unavailable,
         report.rollup_rows,
+        report.still_pending,
+        report.capped,
     )
     return report
 

@@ -67,12 +67,74 @@ def test_totals_follow_the_filter(staff_client, events):
     assert by_room.context["usage_totals"]["events"] == 1
 
 
-def test_daily_chart_has_a_bar_per_day_and_model(staff_client, events):
+def test_daily_chart_has_every_calendar_day_of_the_filter_empty_ones_included(staff_client, events):
+    LlmCallEvent.objects.filter(pk=events["events"][3].pk).update(
+        created_at=timezone.now() - timedelta(days=5)
+    )
     response = staff_client.get(URL)
     chart = response.context["usage_chart"]
-    assert len(chart["bars"]) == 4  # (day0, deepseek) (day1, qwen) (day1, deepseek) (day2, deepseek)
-    assert {item["model"] for item in chart["legend"]} == {"deepseek", "qwen"}
-    assert b"<svg" in response.content and b"Daily cost per model" in response.content
+    today = timezone.localdate()
+    assert chart["days"] == [(today - timedelta(days=n)).isoformat() for n in range(5, -1, -1)]
+    values = {s["model"]: [Decimal(v) for v in s["values"]] for s in chart["series"]}
+    # days 5 (bob) and 0, 1 (alice) have usage; days 4, 3, 2 are shown empty, not dropped
+    assert values["deepseek"] == [Decimal("0.004"), 0, 0, 0, Decimal("0.0005"), Decimal("0.001")]
+    assert values["qwen"] == [0, 0, 0, 0, Decimal("0.002"), 0]
+    assert [s["model"] for s in chart["series"]] == ["deepseek", "qwen"]  # biggest first
+    assert b'id="cost-chart-data"' in response.content and b"usage/cost-chart.js" in response.content
+
+
+def test_daily_chart_spans_the_typed_date_range_even_where_nothing_was_spent(staff_client, events):
+    today = timezone.localdate()
+    start = today - timedelta(days=9)
+    response = staff_client.get(URL, {"created_from": start.isoformat(), "created_to": today.isoformat()})
+    assert len(response.context["usage_chart"]["days"]) == 10
+    assert response.context["usage_chart"]["days"][0] == start.isoformat()
+
+
+def test_date_range_filter_keeps_whole_days_from_and_to(staff_client, events):
+    day = (timezone.localdate() - timedelta(days=1)).isoformat()
+    one_day = staff_client.get(URL, {"created_from": day, "created_to": day}).context["usage_totals"]
+    assert one_day["events"] == 2 and one_day["cost_usd"] == Decimal("0.0025")
+    since = staff_client.get(URL, {"created_from": day}).context["usage_totals"]
+    assert since["events"] == 3
+
+
+def test_a_malformed_date_range_is_refused_like_any_bad_admin_filter(staff_client, events):
+    response = staff_client.get(URL, {"created_from": "yesterday"})
+    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+
+
+def test_spend_is_grouped_by_user_room_and_model_biggest_first(staff_client, events):
+    groups = {g["title"]: g for g in staff_client.get(URL).context["usage_groups"]}
+    users = groups["user"]["rows"]
+    assert [r["label"] for r in users] == ["bob", "alice"]
+    assert users[0]["cost"] == "0.004" and users[0]["share"] == "53%"
+    assert users[1]["query_string"] == f"?user__id__exact={events['alice'].pk}"
+    assert [r["label"] for r in groups["model"]["rows"]] == ["deepseek", "qwen"]
+    assert groups["model"]["rows"][0]["cost"] == "0.0055"
+    assert len(groups["room"]["rows"]) == 2  # rooms no app knows any more: marked removed
+    assert all(r["label"].endswith("(removed)") for r in groups["room"]["rows"])
+
+
+def test_spend_groups_follow_the_filter(staff_client, events):
+    response = staff_client.get(URL, {"model_alias": "qwen"})
+    groups = {g["title"]: g for g in response.context["usage_groups"]}
+    assert [r["label"] for r in groups["user"]["rows"]] == ["alice"]
+    assert (
+        groups["user"]["rows"][0]["query_string"] == f"?model_alias=qwen&user__id__exact={events['alice'].pk}"
+    )
+
+
+def test_costs_read_as_people_write_them_never_as_exponents(staff_client, events):
+    failed = events["events"][0]
+    LlmCallEvent.objects.filter(pk=failed.pk).update(
+        cost_usd=Decimal("0E-12"), status=LlmCallEvent.Status.FAILED, error_code="provider_timeout"
+    )
+    page = staff_client.get(URL).content.decode()
+    assert "0E-12" not in page and "E-" not in page
+    assert "failed: provider_timeout" in page
+    assert '<td class="field-cost">0.00</td>' in page
+    assert 'data-total="cost_usd" data-value="0.006500000000">0.0065<' in page
 
 
 def test_csv_export_is_the_filtered_list(staff_client, events):
@@ -83,6 +145,8 @@ def test_csv_export_is_the_filtered_list(staff_client, events):
     assert "cost_usd" in header and len(body) == 1
     assert body[0][header.index("model_alias")] == "qwen"
     assert Decimal(body[0][header.index("cost_usd")]) == Decimal("0.002")
+    assert body[0][header.index("username")] == "alice"
+    assert body[0][header.index("room_name")].endswith("(removed)")
 
 
 def test_csv_export_action_exports_the_selection(staff_client, events):

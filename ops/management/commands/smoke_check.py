@@ -1,12 +1,19 @@
 """Staging smoke run against a deployed Pantheon: health, auth, a room with agents, a session, one
-turn in each mode, the summary trigger, usage, and cleanup — with a pass/fail line per step."""
+turn in each mode, the summary trigger, usage, and cleanup — with a pass/fail line per step.
+
+It signs in as one smoke account (``--username``, registered on the first run only, with
+``--password`` or ``SMOKE_CHECK_PASSWORD``) or with ``--token``, and removes the sessions and rooms
+it created (and, on the smoke account, rooms an interrupted run left). Usage rows stay: they are the
+record of what the calls cost.
+"""
 
 import contextlib
 import json
+import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-import uuid
 from dataclasses import dataclass, field
 
 from django.core.management.base import BaseCommand, CommandError
@@ -36,8 +43,11 @@ class Client:
                 status, raw = response.status, response.read()
         except urllib.error.HTTPError as exc:
             status, raw = exc.code, exc.read()
-        except (urllib.error.URLError, TimeoutError) as exc:
-            raise StepFailed(f"{method} {path}: {exc}") from exc
+        except urllib.error.URLError as exc:
+            host = urllib.parse.urlsplit(self.base).netloc
+            raise StepFailed(f"{method} {path}: {host} unreachable ({exc.reason})") from exc
+        except TimeoutError as exc:
+            raise StepFailed(f"{method} {path}: no answer within {self.timeout:g} s") from exc
         payload = json.loads(raw) if raw else {}
         if status not in expect:
             detail = payload.get("detail") if isinstance(payload, dict) else raw[:200]
@@ -45,12 +55,25 @@ class Client:
         return payload
 
 
+ROOM_NAME = "Smoke check"
+
+
 class Command(BaseCommand):
     help = "Smoke-test a deployed Pantheon end to end; exits non-zero if any step fails."
 
     def add_arguments(self, parser):
         parser.add_argument("--base-url", required=True, help="e.g. https://pantheon.example.com")
-        parser.add_argument("--token", help="use this API token instead of registering a smoke user")
+        parser.add_argument(
+            "--username",
+            default="smoke-check",
+            help="the smoke account (registered on the first run, reused after; default smoke-check)",
+        )
+        parser.add_argument(
+            "--password",
+            default=os.environ.get("SMOKE_CHECK_PASSWORD", ""),
+            help="the smoke account's password (default: $SMOKE_CHECK_PASSWORD)",
+        )
+        parser.add_argument("--token", help="use this API token instead of the smoke account")
         parser.add_argument("--timeout", type=float, default=120.0, help="per request, seconds")
         parser.add_argument(
             "--summary-wait",
@@ -64,28 +87,39 @@ class Command(BaseCommand):
         self,
         *args,
         base_url: str,
+        username: str,
+        password: str,
         token: str | None,
         timeout: float,
         summary_wait: float,
         keep: bool,
         **options,
     ):
+        if not token and not password:
+            raise CommandError("Give --token, or the smoke account's --password (or SMOKE_CHECK_PASSWORD).")
         client = Client(base=base_url.rstrip("/") + "/api/v1", timeout=timeout, token=token or "")
         state: dict = {}
-        results: list[tuple[str, bool, str, float]] = []
+        results: list[tuple[str, bool]] = []
 
         def step(name: str, fn) -> None:
+            self.stdout.write(f"…    {name}")
+            self.stdout.flush()
             started = time.monotonic()
             try:
-                note = fn() or ""
-                results.append((name, True, note, time.monotonic() - started))
+                note, ok = fn() or "", True
             except StepFailed as exc:
-                results.append((name, False, str(exc), time.monotonic() - started))
-                raise
+                note, ok = str(exc), False
+            mark = self.style.SUCCESS("PASS") if ok else self.style.ERROR("FAIL")
+            self.stdout.write(f"{mark} {name:<22} {(time.monotonic() - started) * 1000:7.0f} ms  {note}")
+            results.append((name, ok))
+            if not ok:
+                raise StepFailed(note)
 
         try:
             step("health", lambda: self._health(client))
-            step("auth", lambda: self._auth(client, token))
+            step("auth", lambda: self._auth(client, username=username, password=password, token=token))
+            if not token:
+                step("leftovers", lambda: self._leftovers(client))
             step("room and agents", lambda: self._room(client, state))
             step("session", lambda: self._session(client, state))
             for mode in ("manual", "roundtable", "orchestrator"):
@@ -93,16 +127,13 @@ class Command(BaseCommand):
             step("summary trigger", lambda: self._summary(client, state, summary_wait))
             step("usage", lambda: self._usage(client, state))
         except StepFailed:
-            pass  # recorded by step(); the report below says which
+            pass  # reported by step(); the verdict below says which
         finally:
             if state.get("room") and not keep:
                 with contextlib.suppress(StepFailed):
                     step("cleanup", lambda: self._cleanup(client, state))
 
-        for name, ok, note, seconds in results:
-            mark = self.style.SUCCESS("PASS") if ok else self.style.ERROR("FAIL")
-            self.stdout.write(f"{mark} {name:<22} {seconds * 1000:7.0f} ms  {note}")
-        failed = [name for name, ok, _, _ in results if not ok]
+        failed = [name for name, ok in results if not ok]
         if failed:
             raise CommandError(f"smoke check failed: {', '.join(failed)}")
         self.stdout.write(self.style.SUCCESS(f"smoke check passed ({len(results)} steps)"))
@@ -113,22 +144,39 @@ class Command(BaseCommand):
             raise StepFailed(f"health: {body}")
         return f"database {body['database']}, broker {body['broker']}"
 
-    def _auth(self, client: Client, token: str | None) -> str:
+    def _auth(self, client: Client, *, username: str, password: str, token: str | None) -> str:
+        note = ""
         if not token:
-            name = f"smoke-{uuid.uuid4().hex[:10]}"
-            body = client.call(
-                "POST", "/auth/register", {"username": name, "password": uuid.uuid4().hex}, expect=(201,)
-            )
+            credentials = {"username": username, "password": password}
+            body = client.call("POST", "/auth/token", credentials, expect=(200, 400))
+            if "token" not in body:  # first run: the smoke account does not exist yet
+                body = client.call("POST", "/auth/register", credentials, expect=(201, 400))
+                if "token" not in body:
+                    raise StepFailed(
+                        f"cannot sign in as {username} and cannot register it: {body.get('detail')}"
+                    )
+                note = " (smoke account created)"
             client.token = body["token"]
         me = client.call("GET", "/auth/me")
-        return f"as {me['username']}, balance {me['credit_balance']}"
+        return (
+            f"as {me['username']}{note}, {me['credits_available']} credits available "
+            f"(top up with credit_adjust when low)"
+        )
+
+    def _leftovers(self, client: Client) -> str:
+        """Rooms an interrupted run of the smoke account left behind are removed first."""
+        query = urllib.parse.urlencode({"name": ROOM_NAME})
+        rooms = [r for r in client.call("GET", f"/rooms?{query}")["results"] if r["name"] == ROOM_NAME]
+        for room in rooms:
+            client.call("DELETE", f"/rooms/{room['id']}", expect=(204,))
+        return f"removed {len(rooms)} room(s) left by an earlier run" if rooms else "none"
 
     def _room(self, client: Client, state: dict) -> str:
         models = client.call("GET", "/models")
         if not models:
             raise StepFailed("the model catalog is empty")
         aliases = [m["alias"] for m in models]
-        room = client.call("POST", "/rooms", {"name": "Smoke check"}, expect=(201,))
+        room = client.call("POST", "/rooms", {"name": ROOM_NAME}, expect=(201,))
         state["room"] = room["id"]
         for key, alias in (("alpha", aliases[0]), ("beta", aliases[min(1, len(aliases) - 1)])):
             client.call(
@@ -190,6 +238,9 @@ class Command(BaseCommand):
         return f"{totals['events']} events, {totals['cost_usd']} USD, {totals['credits_burned']} credits"
 
     def _cleanup(self, client: Client, state: dict) -> str:
-        client.call("DELETE", f"/rooms/{state['room']}", expect=(204,))
-        client.call("GET", f"/rooms/{state['room']}", expect=(404,))
-        return "room deleted"
+        room = state["room"]
+        if state.get("session"):
+            client.call("DELETE", f"/rooms/{room}/sessions/{state['session']}", expect=(204,))
+        client.call("DELETE", f"/rooms/{room}", expect=(204,))
+        client.call("GET", f"/rooms/{room}", expect=(404,))
+        return "session and room deleted (usage kept)" if state.get("session") else "room deleted"

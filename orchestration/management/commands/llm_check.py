@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from orchestration.llm.gateway import ChatMessage, LlmCallError, LlmRequest
-from orchestration.llm.registry import gateway_get
+from orchestration.llm.registry import gateway_call_deadline_seconds, gateway_get
 from orchestration.modes import routing_decision_parse
 from orchestration.parsing import SummaryDraft
 from orchestration.prompts import routing_prompt_build
@@ -27,7 +27,11 @@ class Command(BaseCommand):
         gateway = gateway_get()
         aliases = [a.strip() for a in models.split(",") if a.strip()]
         priced = priced_models_get(aliases=set(aliases))
-        self.stdout.write(f"provider: {settings.LLM_PROVIDER} {settings.LLM_BASE_URL or '(built-in)'}")
+        deadline = gateway_call_deadline_seconds()
+        self.stdout.write(
+            f"provider: {settings.LLM_PROVIDER} {settings.LLM_BASE_URL or '(built-in)'}; "
+            f"each call may take up to {deadline:g} s"
+        )
         failures = 0
         agents = [
             Agent(agent_key="alpha", name="Alpha", position=0),
@@ -66,6 +70,8 @@ class Command(BaseCommand):
                     purpose="agent_reply" if purpose == "reply" else purpose,
                     json_mode=json_mode,
                 )
+                self.stdout.write(f"…    {alias} {purpose}: calling {model.provider_model}")
+                self.stdout.flush()
                 try:
                     response = gateway.complete(request)
                     valid = validate(response.content) if validate else True

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from usage.provider import ProviderLookupError, provider_lookup_configured
+from usage.provider import ProviderLookupError, provider_host, provider_lookup_configured
 from usage.services.catalog import catalog_sync
 
 
@@ -17,10 +17,12 @@ class Command(BaseCommand):
             raise CommandError(
                 "No provider is configured (set OPENROUTER_API_KEY or LLM_BASE_URL + LLM_API_KEY)."
             )
+        self.stdout.write(f"Asking {provider_host()} for its model list…")
+        self.stdout.flush()
         try:
             report = catalog_sync(apply=apply)
         except ProviderLookupError as exc:
-            raise CommandError(str(exc)) from exc
+            raise CommandError(f"Could not read the provider's model list: {exc}") from exc
         for change in report.changes:
             self.stdout.write(f"  {change.alias:<14} {change.field}: {change.old} -> {change.new}")
         for alias in report.missing:

@@ -1,0 +1,47 @@
+"""The browsable API, made to flow for a person at a browser."""
+
+from django.contrib.auth import get_user
+from rest_framework.exceptions import ParseError
+from rest_framework.renderers import BrowsableAPIRenderer as DrfBrowsableAPIRenderer
+from rest_framework.request import override_method
+from rest_framework.utils.serializer_helpers import ReturnDict
+
+
+class BrowsableAPIRenderer(DrfBrowsableAPIRenderer):
+    """Two changes to DRF's renderer:
+
+    - The POST form under a POST's response is built from what the view takes, never from the
+      response's serializer (DRF reuses it, so after a 201 the turn form had only read-only fields
+      and no inputs): empty after a success, refilled with what was sent (and its errors) after a
+      failure, so the next turn is one click away.
+    - Views that read no credentials (the API root, health, register, token) still show who is
+      logged in to the browsable API, instead of offering "Log in" to a logged-in user.
+    """
+
+    def get_rendered_html_form(self, data, view, method, request):
+        if method == "POST" and request.method == "POST":
+            failed = self.renderer_context["response"].status_code >= 400
+            posted = self._posted_serializer(view, request) if failed else None
+            data = ReturnDict(serializer=posted) if posted is not None else None
+        return super().get_rendered_html_form(data, view, method, request)
+
+    def _posted_serializer(self, view, request):
+        try:
+            payload = request.data
+        except ParseError:
+            return None
+        with override_method(view, request, "POST") as post:
+            if hasattr(view, "get_serializer"):
+                return view.get_serializer(data=payload)
+            if getattr(view, "serializer_class", None):
+                return self._get_serializer(view.serializer_class, view, post, data=payload)
+        return None
+
+    def get_context(self, data, accepted_media_type, renderer_context):
+        context = super().get_context(data, accepted_media_type, renderer_context)
+        if not context["user"].is_authenticated:
+            # DRF replaced the request's user with its own (anonymous) one: ask the session.
+            session_user = get_user(renderer_context["request"]._request)
+            if session_user.is_authenticated:
+                context["user"] = session_user
+        return context

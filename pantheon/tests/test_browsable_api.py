@@ -1,0 +1,111 @@
+"""The browsable API flows for a person at a browser: forms after every response, who is logged in,
+links between related resources, forms for register and token, and `/` leading to the API."""
+
+import pytest
+from rest_framework.test import APIClient
+
+from rooms.tests.factories import AgentFactory, RoomFactory
+from sessions_app.tests.factories import SessionFactory
+
+pytestmark = pytest.mark.django_db
+HTML = {"HTTP_ACCEPT": "text/html"}
+
+
+@pytest.fixture
+def browser(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def session(user):
+    room = RoomFactory(owner=user)
+    AgentFactory(room=room, agent_key="writer")
+    return SessionFactory(room=room)
+
+
+def turn_form(page: str) -> str:
+    start = page.index('method="POST" enctype="multipart/form-data"')
+    return page[start : page.index("</form>", start)]
+
+
+def test_the_turn_form_is_there_after_every_turn(browser, session):
+    url = f"/api/v1/sessions/{session.pk}/turns"
+    for text in ("@writer first", "@writer second"):
+        response = browser.post(url, {"user_input": text, "mode": "manual"}, **HTML)
+        assert response.status_code == 201
+        form = turn_form(response.content.decode())
+        assert '<textarea name="user_input"' in form and text not in form  # empty, ready for the next
+        assert '<select class="form-control" name="mode"' in form and 'value="roundtable"' in form
+    assert session.turns.count() == 2
+
+
+def test_the_turn_form_is_on_the_list_page_too(browser, session):
+    form = turn_form(browser.get(f"/api/v1/sessions/{session.pk}/turns", **HTML).content.decode())
+    assert '<textarea name="user_input"' in form and 'name="mode"' in form
+
+
+def test_a_refused_turn_keeps_what_was_typed(browser, session):
+    response = browser.post(
+        f"/api/v1/sessions/{session.pk}/turns", {"user_input": "nobody tagged", "mode": "manual"}, **HTML
+    )
+    assert response.status_code == 422
+    assert "nobody tagged</textarea>" in turn_form(response.content.decode())
+
+
+@pytest.mark.parametrize("path", ["/api/v1/", "/api/v1/health"])
+def test_pages_without_credentials_still_show_who_is_logged_in(browser, user, path):
+    page = browser.get(path, **HTML).content.decode()
+    assert user.username in page and "/api-auth/logout/" in page
+    assert "/api-auth/login/" not in page
+
+
+def test_an_anonymous_visitor_is_offered_to_log_in(client):
+    assert "/api-auth/login/" in client.get("/api/v1/", **HTML).content.decode()
+
+
+def test_a_room_links_its_agents_and_sessions_and_a_session_its_turns_summaries_and_usage(
+    api_client, session
+):
+    room = api_client.get(f"/api/v1/rooms/{session.room_id}").json()
+    assert room["url"].endswith(f"/api/v1/rooms/{session.room_id}")
+    assert api_client.get(room["agents_url"]).json()["results"][0]["agent_key"] == "writer"
+    sessions = api_client.get(room["sessions_url"]).json()["results"]
+    assert [s["id"] for s in sessions] == [str(session.pk)]
+    links = sessions[0]
+    assert api_client.get(links["room_url"]).json()["id"] == str(session.room_id)
+    assert api_client.get(links["url"]).json()["id"] == str(session.pk)
+    for name in ("turns_url", "summaries_url", "usage_url"):
+        assert links[name].startswith("http://testserver/api/v1/sessions/")
+        assert api_client.get(links[name]).status_code == 200, name
+    assert api_client.get(room["agents"][0]["url"]).json()["agent_key"] == "writer"
+
+
+def test_the_site_root_leads_to_the_api():
+    response = APIClient().get("/")
+    assert response.status_code == 302 and response["Location"] == "/api/v1/"
+
+
+@pytest.mark.parametrize(
+    ("path", "fields"),
+    [
+        ("/api/v1/auth/register", ["username", "password", "email"]),
+        ("/api/v1/auth/token", ["username", "password"]),
+    ],
+)
+def test_register_and_token_have_html_forms(client, path, fields):
+    page = client.get(path, **HTML).content.decode()
+    for field in fields:
+        assert f'name="{field}"' in page, field
+    assert 'type="password"' in page
+
+
+def test_registering_through_the_html_form(client):
+    response = client.post(
+        "/api/v1/auth/register", {"username": "newcomer", "password": "a-long-passphrase-42"}, **HTML
+    )
+    assert response.status_code == 201 and "newcomer" in response.content.decode()
+    token = client.post(
+        "/api/v1/auth/token", {"username": "newcomer", "password": "a-long-passphrase-42"}, **HTML
+    )
+    assert token.status_code == 200 and "token" in token.content.decode()
