@@ -326,7 +326,8 @@ def _slot_take(progress: TurnProgress) -> None:
 def _claim_ttl(progress: TurnProgress) -> float:
     """A claim outlives the turn's worst case (each call at its deadline, routing included), so a
     turn never loses it while working; a dead worker's claim frees the session by itself."""
-    return gateway_call_deadline_seconds() * (len(progress.candidates) + 1) + 30
+    calls = len(progress.candidates) + 1
+    return gateway_call_deadline_seconds() * calls + settings.TURN_CLAIM_MARGIN_SECONDS
 
 
 def _claimed_and_held(progress: TurnProgress) -> TurnProgress | TurnOutcome:

@@ -277,6 +277,9 @@ SUMMARY_MODEL_ALIAS = env("SUMMARY_MODEL_ALIAS", default=ORCHESTRATOR_MANAGER_MO
 SUMMARY_SWEEP_INTERVAL_SECONDS = env.int("SUMMARY_SWEEP_INTERVAL_SECONDS", default=300)
 # A turn waits this long for a busy session (the turn before it) before answering 409 turn_conflict.
 TURN_CLAIM_WAIT_SECONDS = env.float("TURN_CLAIM_WAIT_SECONDS", default=5.0)
+# A turn's claim on its session lasts its calls' worst case plus this margin: the bound within which a
+# session whose web worker died is usable again.
+TURN_CLAIM_MARGIN_SECONDS = env.float("TURN_CLAIM_MARGIN_SECONDS", default=30.0)
 # At most this many turns of one user run or wait at once; beyond, 429 at once.
 TURNS_IN_FLIGHT_PER_USER = env.int("TURNS_IN_FLIGHT_PER_USER", default=4)
 # A summary's credit hold is freed by the sweep if the summary is not made within this time.

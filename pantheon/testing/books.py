@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from django.db.models import F, Sum
+from django.db.models import Sum
 
 from sessions_app.models import ChatSession, Message, Turn
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
@@ -23,9 +23,7 @@ def assert_nothing_lost() -> None:
         assert account.balance >= 0 and account.held == 0, account.user_id
     assert not CreditHold.objects.exists()
     assert not ChatSession.objects.filter(claim_token__isnull=False).exists()
-    billed = LlmCallEvent.objects.filter(billable=True).aggregate(
-        s=Sum(F("credits_burned") - F("credits_unbilled"))
-    )["s"] or Decimal(0)
+    billed = LlmCallEvent.objects.filter(billable=True).aggregate(s=Sum("credits_burned"))["s"] or Decimal(0)
     debited = -(
         CreditLedgerEntry.objects.exclude(kind__in=["grant", "adjustment"]).aggregate(s=Sum("amount"))["s"]
         or Decimal(0)
