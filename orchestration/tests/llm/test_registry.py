@@ -12,7 +12,7 @@ from orchestration.llm.offline import OfflineGateway
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.llm.registry import gateway_call_deadline_seconds, gateway_get
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

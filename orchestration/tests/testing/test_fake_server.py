@@ -15,7 +15,7 @@ from orchestration.llm.gateway import ChatMessage, LlmCallError, LlmRequest
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.testing.fake_server import Step
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def get(url: str) -> tuple[int, dict]:
