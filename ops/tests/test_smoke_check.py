@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from rooms.models import Room
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_smoke_check_passes_against_a_live_server(live_server):
     out = StringIO()
@@ -31,6 +32,7 @@ def test_smoke_check_passes_against_a_live_server(live_server):
     assert not Room.objects.live().exists()  # cleaned up
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_smoke_check_fails_loudly(live_server, settings):
     settings.REGISTRATION_OPEN = False

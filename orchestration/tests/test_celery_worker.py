@@ -13,13 +13,12 @@ from django.db import connection
 
 from orchestration.testing.fake_server import Step
 from pantheon.celery import app
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, SessionSummary, Turn
-from sessions_app.tests.factories import SessionFactory
+from sessions_app.tests.factories import TurnFactory
 from usage.models import LlmCallEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def _database_url() -> str:
@@ -102,17 +101,9 @@ def _wait_for(predicate, timeout: float = 45.0):
     pytest.fail(f"timed out; worker log tail:\n{log}")
 
 
-def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fake_llm):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek")
-    session = SessionFactory(room=room)
+def test_eighth_turn_summary_is_made_by_the_worker(worker, session, turn_post, fake_llm):
     for i in range(1, 9):
-        response = api_client.post(
-            f"/api/v1/sessions/{session.pk}/turns",
-            {"user_input": f"@writer chapter {i}", "mode": "manual"},
-            format="json",
-        )
-        assert response.status_code == 201
+        assert turn_post(f"@writer chapter {i}").status_code == 201
     assert Turn.objects.get(session=session, turn_index=8).summary_triggered
     fake_llm.enqueue(
         Step(reply=json.dumps({"summary_text": "Eight chapters drafted by the Writer."})),
@@ -131,20 +122,8 @@ def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fak
     assert f"turn=summary:{session.pk}:8" in log  # the worker's lines carry the work's id
 
 
-def test_due_summary_lost_by_the_broker_is_made_by_the_sweep(worker, user, fake_llm):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", model_alias="deepseek")
-    session = SessionFactory(room=room, last_turn_index=2)
-    for i in (1, 2):
-        Turn.objects.create(
-            session=session,
-            turn_index=i,
-            mode="manual",
-            user_input=f"q{i}",
-            assistant_output=f"Writer: a{i}",
-            status="completed",
-            context_tokens=20,
-        )
+def test_due_summary_lost_by_the_broker_is_made_by_the_sweep(worker, session, fake_llm):
+    TurnFactory.create_batch(2, session=session)
     ChatSession.objects.filter(pk=session.pk).update(summary_due_through=2)  # due, never enqueued
 
     from orchestration.tasks import summaries_due_sweep

@@ -1,8 +1,18 @@
+"""Sessions over HTTP (nested under rooms), and the ownership of everything a session holds."""
+
 import pytest
 
-from rooms.tests.factories import RoomFactory
+from pantheon.tests.ownership import OwnershipMatrix
+from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession
-from sessions_app.tests.factories import SessionFactory
+from sessions_app.tests.factories import (
+    MessageFactory,
+    SessionFactory,
+    SessionSummaryFactory,
+    TurnFactory,
+)
+from usage.models import LlmCallEvent
+from usage.tests.factories import LlmCallEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -41,30 +51,42 @@ def test_session_body_cannot_set_id_room_or_counters(api_client, user):
     assert str(session.pk) != body["id"]
 
 
-@pytest.mark.parametrize(
-    ("method", "path"),
-    [
-        ("get", "/api/v1/rooms/{room}/sessions"),
-        ("post", "/api/v1/rooms/{room}/sessions"),
-        ("get", "/api/v1/rooms/{room}/sessions/{session}"),
-        ("delete", "/api/v1/rooms/{room}/sessions/{session}"),
-        ("get", "/api/v1/sessions/{session}/turns"),
-        ("post", "/api/v1/sessions/{session}/turns"),
-        ("get", "/api/v1/sessions/{session}/summaries"),
-        ("get", "/api/v1/sessions/{session}/usage"),
-    ],
-)
-def test_another_users_session_is_404_and_unchanged(other_client, method, path):
-    session = SessionFactory()
-    url = path.format(room=session.room_id, session=session.pk)
-    response = getattr(other_client, method)(
-        url, {"user_input": "@agent hi", "mode": "manual"}, format="json"
-    )
-    assert response.status_code == 404
-    assert response.json() == {"detail": "Not found.", "code": "not_found"}
-    session.refresh_from_db()
-    assert session.deleted_at is None and session.last_turn_index == 0
-    assert session.turns.count() == 0
+# --- Ownership: someone else's session, its turns, summaries and usage are 404 and stay unchanged. --
+
+
+class TestSessionOwnership(OwnershipMatrix):
+    endpoints = [
+        ("get", "/api/v1/rooms/{room}/sessions", None),
+        ("post", "/api/v1/rooms/{room}/sessions", {"title": "intruder"}),
+        ("get", "/api/v1/rooms/{room}/sessions/{session}", None),
+        ("delete", "/api/v1/rooms/{room}/sessions/{session}", None),
+        ("get", "/api/v1/sessions/{session}/turns", None),
+        ("post", "/api/v1/sessions/{session}/turns", {"user_input": "@writer hi", "mode": "manual"}),
+        ("get", "/api/v1/sessions/{session}/summaries", None),
+        ("get", "/api/v1/sessions/{session}/usage", None),
+    ]
+
+    def make_victim(self):
+        session = SessionFactory(title="Private")
+        AgentFactory(room=session.room, agent_key="writer")
+        turn = TurnFactory(session=session)
+        MessageFactory(turn=turn)
+        SessionSummaryFactory(session=session, covers_through_turn_index=turn.turn_index)
+        LlmCallEventFactory(
+            user=session.room.owner, room_id=session.room_id, session_id=session.pk, turn_id=turn.pk
+        )
+        return session.room.owner, {"room": str(session.room_id), "session": str(session.pk)}
+
+    def snapshot(self, url_kwargs):
+        session = ChatSession.objects.get(pk=url_kwargs["session"])
+        return (
+            (session.title, session.deleted_at, session.updated_at, session.last_turn_index),
+            list(ChatSession.objects.filter(room_id=url_kwargs["room"]).values_list("pk", flat=True)),
+            list(session.turns.values_list("turn_index", "user_input", "assistant_output", "status")),
+            list(session.messages.values_list("pk", flat=True)),
+            list(session.summaries.values_list("covers_through_turn_index", "summary_text")),
+            list(LlmCallEvent.objects.values_list("pk", flat=True)),  # no call made for anyone
+        )
 
 
 def test_sessions_of_a_deleted_room_are_404(api_client, user):
