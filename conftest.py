@@ -25,6 +25,24 @@ ROOM_AGENTS = (
 )
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, django_db_keepdb):
+    """With ``--reuse-db`` the test database outlives the run. A transactional test flushes it when it
+    ends (serialized rollback puts the migrations' rows, such as the model catalog, back when the
+    next one starts, not after), so the run's last one would leave the next run a database without
+    them: put them back before the run ends."""
+    yield
+    if not django_db_keepdb:
+        return
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all(initialized_only=True):
+            contents = getattr(connection, "_test_serialized_contents", None)
+            if contents:
+                connection.creation.deserialize_db_from_string(contents)
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()

@@ -8,7 +8,12 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from usage.models import CreditAccount, CreditLedgerEntry
-from usage.tests.factories import PASSWORD, LlmCallEventFactory
+from usage.tests.factories import (
+    PASSWORD,
+    CreditHoldFactory,
+    CreditLedgerEntryFactory,
+    LlmCallEventFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -190,6 +195,17 @@ def test_me_shows_the_user_balance_and_usage_totals(api_client, user, other_user
     assert Decimal(usage["cost_usd"]) == Decimal("0.000802")
     assert Decimal(usage["billed_cost_usd"]) == Decimal("0.000725")
     assert Decimal(usage["credits_burned"]) == Decimal("0.725")
+
+
+def test_me_shows_the_ledger_balance_and_what_work_in_flight_holds(api_client, user):
+    CreditLedgerEntryFactory(user=user, amount=Decimal("-100"))  # an adjustment: 1,000 → 900
+    CreditHoldFactory(user=user, amount=Decimal("250"))  # a turn in flight reserved its worst case
+    body = api_client.get(ME).json()
+    assert (body["credit_balance"], body["credits_held"], body["credits_available"]) == (
+        "900.0000",
+        "250.0000",
+        "650.0000",
+    )
 
 
 def test_me_for_a_new_user_has_zero_usage(api_client):

@@ -1,5 +1,7 @@
 """Sessions over HTTP (nested under rooms), and the ownership of everything a session holds."""
 
+from decimal import Decimal
+
 import pytest
 
 from pantheon.tests.ownership import OwnershipMatrix
@@ -101,3 +103,50 @@ def test_malformed_ids_are_404_json(api_client):
     response = api_client.get("/api/v1/sessions/not-a-uuid/turns")
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+# --- What a session holds, read back: turns with their messages, summaries, usage. ---------------
+
+
+def test_turns_are_listed_by_index_failed_ones_included_with_messages_in_order(api_client, session):
+    first = TurnFactory(session=session)
+    failed = TurnFactory(session=session, failed=True)
+    for turn in (first, failed):
+        MessageFactory(turn=turn, order=0)
+    MessageFactory(turn=first, role="assistant", agent_key="writer", content=first.assistant_output, order=1)
+    body = api_client.get(f"/api/v1/sessions/{session.pk}/turns").json()
+    assert [(t["turn_index"], t["status"]) for t in body["results"]] == [(1, "completed"), (2, "failed")]
+    assert [(m["role"], m["agent_key"]) for m in body["results"][0]["messages"]] == [
+        ("user", ""),
+        ("assistant", "writer"),
+    ]
+    assert body["results"][1]["agent_errors"] == [{"agent_key": "writer", "code": "provider_unavailable"}]
+
+
+def test_summaries_show_their_structured_lists(api_client, session):
+    SessionSummaryFactory(
+        session=session,
+        covers_through_turn_index=8,
+        key_facts=["The keeper is Ada."],
+        decisions=["Set in 1920."],
+        open_questions=["Who rang the bell?"],
+        action_items=["Outline chapter 2."],
+        summary_used_fallback=True,
+    )
+    [summary] = api_client.get(f"/api/v1/sessions/{session.pk}/summaries").json()["results"]
+    assert (summary["key_facts"], summary["decisions"]) == (["The keeper is Ada."], ["Set in 1920."])
+    assert (summary["open_questions"], summary["action_items"]) == (
+        ["Who rang the bell?"],
+        ["Outline chapter 2."],
+    )
+    assert summary["summary_used_fallback"] is True and summary["extraction_used_fallback"] is False
+
+
+def test_session_usage_counts_only_that_sessions_events(api_client, user, room, session):
+    LlmCallEventFactory(user=user, room_id=room.pk, session_id=session.pk)
+    LlmCallEventFactory(user=user, room_id=room.pk, session_id=session.pk, purpose="routing", unbilled=True)
+    LlmCallEventFactory(user=user, room_id=room.pk, session_id=SessionFactory(room=room).pk)  # a sibling's
+    body = api_client.get(f"/api/v1/sessions/{session.pk}/usage").json()
+    assert body["count"] == 2 and body["totals"]["events"] == 2
+    assert Decimal(body["totals"]["cost_usd"]) == Decimal("0.001450")
+    assert Decimal(body["totals"]["credits_burned"]) == Decimal("0.7250")  # the routing call is unbilled

@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from orchestration.testing.fake_server import Step
 from usage.models import LlmCallEvent, UsageDailyRollup
 from usage.services.reconciliation import cost_drifts, usage_reconcile
-from usage.tests.factories import LlmCallEventFactory
+from usage.tests.factories import LlmCallEventFactory, UsageDailyRollupFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -77,6 +77,15 @@ def test_unreachable_provider_leaves_events_pending(user, settings):
     LlmCallEventFactory(user=user, provider_generation_id="gen-1")
     report = usage_reconcile()
     assert report.unavailable == 1 and LlmCallEvent.objects.get().reconciliation == "pending"
+
+
+def test_rollups_are_rebuilt_from_the_events_not_added_to(user):
+    LlmCallEventFactory(user=user, provider_generation_id="")  # nothing to ask the provider: still counted
+    UsageDailyRollupFactory(user=user, model_alias="deepseek", events=99, cost_usd=Decimal("9"))  # stale
+    UsageDailyRollupFactory(user=user, model_alias="qwen")  # no qwen call that day any more
+    usage_reconcile()
+    rollup = UsageDailyRollup.objects.get(user=user)
+    assert (rollup.model_alias, rollup.events, rollup.cost_usd) == ("deepseek", 1, Decimal("0.000725"))
 
 
 @pytest.mark.parametrize(
