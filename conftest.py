@@ -1,5 +1,6 @@
-"""Fixtures every test wants: users with credit accounts, authenticated API clients, the fake
-OpenAI-compatible server, and Redis for the integration tests."""
+"""Fixtures every test wants: users with credit accounts, authenticated API clients, a room of three
+agents with a session, a helper that posts turns, the fake OpenAI-compatible server, and Redis for
+the integration tests."""
 
 from collections.abc import Callable
 
@@ -9,10 +10,37 @@ from rest_framework.test import APIClient
 
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.testing.fake_server import FakeLlmServer
+from rooms.tests.factories import AgentFactory, RoomFactory
+from sessions_app.tests.factories import SessionFactory
 from usage.tests.factories import UserFactory
 
 REFERER = "https://pantheon.test"
 TITLE = "Pantheon tests"
+
+# The ``room`` fixture's agents, in position order: the demo room's line-up (seed_demo).
+ROOM_AGENTS = (
+    ("writer", "Writer", "deepseek"),
+    ("researcher", "Researcher", "qwen"),
+    ("critic", "Critic", "gpt-4o-mini"),
+)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker, django_db_keepdb):
+    """With ``--reuse-db`` the test database outlives the run. A transactional test flushes it when it
+    ends (serialized rollback puts the migrations' rows, such as the model catalog, back when the
+    next one starts, not after), so the run's last one would leave the next run a database without
+    them: put them back before the run ends."""
+    yield
+    if not django_db_keepdb:
+        return
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for connection in connections.all(initialized_only=True):
+            contents = getattr(connection, "_test_serialized_contents", None)
+            if contents:
+                connection.creation.deserialize_db_from_string(contents)
 
 
 @pytest.fixture
@@ -25,26 +53,68 @@ def other_user(db):
     return UserFactory()
 
 
-def _client_for(user) -> APIClient:
-    client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
-    return client
+@pytest.fixture
+def client_for() -> Callable[..., APIClient]:
+    """``client_for(user)``: an API client authenticated as that user with a Bearer token."""
+
+    def make(user) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+        return client
+
+    return make
 
 
 @pytest.fixture
-def api_client(user) -> APIClient:
-    return _client_for(user)
+def api_client(user, client_for) -> APIClient:
+    return client_for(user)
 
 
 @pytest.fixture
-def other_client(other_user) -> APIClient:
-    return _client_for(other_user)
+def other_client(other_user, client_for) -> APIClient:
+    return client_for(other_user)
 
 
 @pytest.fixture
 def anon_client() -> APIClient:
     return APIClient()
+
+
+@pytest.fixture
+def room(user):
+    """The user's room with ``writer`` (deepseek), ``researcher`` (qwen) and ``critic`` (gpt-4o-mini),
+    at positions 0, 1, 2."""
+    room = RoomFactory(owner=user)
+    for position, (key, name, model_alias) in enumerate(ROOM_AGENTS):
+        AgentFactory(room=room, agent_key=key, name=name, model_alias=model_alias, position=position)
+    return room
+
+
+@pytest.fixture
+def session(room):
+    """A new session (no turns yet) in ``room``."""
+    return SessionFactory(room=room)
+
+
+@pytest.fixture
+def turn_post(request) -> Callable[..., object]:
+    """Posts a turn through the API and returns the response:
+    ``turn_post("@writer hi")`` runs it on ``session`` as ``api_client``;
+    ``turn_post(text, mode=..., session=..., client=..., HTTP_IDEMPOTENCY_KEY=...)`` for anything else.
+    ``session`` and ``api_client`` are only made when no other is given."""
+
+    def post(text: str, *, mode: str = "manual", session=None, client=None, **headers):
+        session = session if session is not None else request.getfixturevalue("session")
+        client = client if client is not None else request.getfixturevalue("api_client")
+        return client.post(
+            f"/api/v1/sessions/{session.pk}/turns",
+            {"user_input": text, "mode": mode},
+            format="json",
+            **headers,
+        )
+
+    return post
 
 
 @pytest.fixture(scope="session")

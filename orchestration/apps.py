@@ -5,4 +5,5 @@ class OrchestrationConfig(AppConfig):
     name = "orchestration"
 
     def ready(self) -> None:
-        from orchestration import checks  # noqa: F401  (registers the system checks)
+        # The system checks, and the Celery tasks the services enqueue by name.
+        from orchestration import checks, tasks  # noqa: F401

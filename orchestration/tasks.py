@@ -1,7 +1,6 @@
 """Celery tasks: thin wrappers around services, idempotent, with an explicit retry policy."""
 
 import logging
-import uuid
 
 from celery import shared_task
 from django.db import DatabaseError
@@ -25,17 +24,6 @@ logger = logging.getLogger(__name__)
 def session_summary_generate(session_id: str, through_index: int) -> int | None:
     summary = summaries.session_summary_generate(session_id=session_id, through_index=through_index)
     return summary.pk if summary else None
-
-
-def session_summary_enqueue(*, session_id: uuid.UUID, through_index: int) -> None:
-    """After commit: hand the summary to Celery. Never fails the caller: if the broker is down the
-    summary stays due on the session and the periodic sweep produces it later."""
-    try:
-        session_summary_generate.delay(str(session_id), through_index)
-    except Exception:
-        logger.exception(
-            "could not enqueue the summary of %s through %s; the sweep will", session_id, through_index
-        )
 
 
 @shared_task(name="orchestration.tasks.summaries_due_sweep", acks_late=True)

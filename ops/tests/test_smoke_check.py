@@ -36,6 +36,7 @@ def smoke(live_server, *args) -> str:
     return out.getvalue()
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_smoke_check_passes_against_a_live_server(live_server):
     report = smoke(live_server, "--password", PASSWORD, "--summary-wait", "10")
@@ -69,6 +70,7 @@ def test_smoke_check_removes_rooms_an_interrupted_run_left(live_server):
     assert list(Room.objects.live()) == [kept]
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_smoke_check_fails_loudly(live_server, settings):
     settings.REGISTRATION_OPEN = False

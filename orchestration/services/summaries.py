@@ -19,6 +19,7 @@ from orchestration.llm.tokens import count_message_tokens
 from orchestration.parsing import extraction_parse, summary_parse
 from orchestration.prompts import extraction_prompt_build, summary_prompt_build, transcript_build
 from orchestration.services.calls import CallLog, CallScope, llm_call_staged
+from pantheon.celery import app as celery_app
 from pantheon.logging import turn_log_context
 from pantheon.observability import SummaryObserved, observe
 from sessions_app.models import ChatSession, SessionSummary, Turn
@@ -30,6 +31,9 @@ from usage.services.holds import credit_hold_release, summary_hold_find
 
 logger = logging.getLogger(__name__)
 
+# The Celery task that runs ``session_summary_generate`` (orchestration/tasks.py), by name: the tasks
+# module imports this one, so this one must not import it.
+SUMMARY_TASK = "orchestration.tasks.session_summary_generate"
 SUMMARY_MAX_OUTPUT_TOKENS = 1024
 # The extraction prompt's own text around the summary it is given.
 EXTRACTION_PROMPT_TOKENS = 200
@@ -198,3 +202,14 @@ def _transcript_within(*, session: ChatSession, after: int, through: int, tokens
         kept.append((index, user_input, output))
         used += cost
     return transcript_build(list(reversed(kept)))
+
+
+def summary_enqueue(*, session_id: uuid.UUID, through_index: int) -> None:
+    """After commit: hand the summary to Celery. Never fails the caller: if the broker is down the
+    summary stays due on the session and the periodic sweep produces it later."""
+    try:
+        celery_app.tasks[SUMMARY_TASK].delay(str(session_id), through_index)
+    except Exception:
+        logger.exception(
+            "could not enqueue the summary of %s through %s; the sweep will", session_id, through_index
+        )

@@ -64,8 +64,7 @@ from orchestration.services.sequencing import (
     session_claim_extend,
     session_claim_release,
 )
-from orchestration.services.summaries import summary_worst_case
-from orchestration.tasks import session_summary_enqueue
+from orchestration.services.summaries import summary_enqueue, summary_worst_case
 from pantheon.errors import ApplicationError
 from pantheon.limits import slot_acquire, slot_release
 from pantheon.logging import turn_log_context
@@ -763,9 +762,7 @@ def _turn_commit(progress: TurnProgress) -> TurnOutcome:
         due = locked.summary_due_through
         if summary_triggered:
             due = max(due or 0, index)
-            transaction.on_commit(
-                partial(session_summary_enqueue, session_id=session.pk, through_index=index)
-            )
+            transaction.on_commit(partial(summary_enqueue, session_id=session.pk, through_index=index))
         ChatSession.objects.filter(pk=session.pk).update(
             last_turn_index=index,
             claim_token=None,

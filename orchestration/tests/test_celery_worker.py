@@ -12,13 +12,12 @@ from django.db import connection
 from orchestration.testing.fake_server import Step
 from pantheon.celery import app
 from pantheon.testing.processes import celery_broker_pools_drop, celery_worker, database_url_of
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, SessionSummary, Turn
-from sessions_app.tests.factories import SessionFactory
+from sessions_app.tests.factories import TurnFactory
 from usage.models import LlmCallEvent
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 @pytest.fixture
@@ -62,17 +61,9 @@ def _wait_for(predicate, timeout: float = 45.0):
     pytest.fail(f"timed out; worker log tail:\n{log}")
 
 
-def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fake_llm):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek")
-    session = SessionFactory(room=room)
+def test_eighth_turn_summary_is_made_by_the_worker(worker, user, session, turn_post, fake_llm):
     for i in range(1, 9):
-        response = api_client.post(
-            f"/api/v1/sessions/{session.pk}/turns",
-            {"user_input": f"@writer chapter {i}", "mode": "manual"},
-            format="json",
-            HTTP_X_REQUEST_ID=f"chapter-{i}",
-        )
+        response = turn_post(f"@writer chapter {i}", HTTP_X_REQUEST_ID=f"chapter-{i}")
         assert response.status_code == 201
     assert Turn.objects.get(session=session, turn_index=8).summary_triggered
     fake_llm.enqueue(
@@ -95,20 +86,8 @@ def test_eighth_turn_summary_is_made_by_the_worker(worker, user, api_client, fak
     assert all(f"request=chapter-8 user={user.pk} session={session.pk} " in line for line in summary_lines)
 
 
-def test_due_summary_lost_by_the_broker_is_made_by_the_sweep(worker, user, fake_llm):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", model_alias="deepseek")
-    session = SessionFactory(room=room, last_turn_index=2)
-    for i in (1, 2):
-        Turn.objects.create(
-            session=session,
-            turn_index=i,
-            mode="manual",
-            user_input=f"q{i}",
-            assistant_output=f"Writer: a{i}",
-            status="completed",
-            context_tokens=20,
-        )
+def test_due_summary_lost_by_the_broker_is_made_by_the_sweep(worker, session, fake_llm):
+    TurnFactory.create_batch(2, session=session)
     ChatSession.objects.filter(pk=session.pk).update(summary_due_through=2)  # due, never enqueued
 
     from orchestration.tasks import summaries_due_sweep

@@ -19,18 +19,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin_client_with_a_turn(client):
-    from rest_framework.authtoken.models import Token
-    from rest_framework.test import APIClient
-
+def admin_client_with_a_turn(client, client_for, turn_post):
     call_command("seed_demo", stdout=StringIO())
     demo = get_user_model().objects.get(username="demo")
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {Token.objects.get(user=demo).key}")
     session = demo.rooms.get().sessions.get()
-    api.post(
-        f"/api/v1/sessions/{session.pk}/turns", {"user_input": "@writer hi", "mode": "manual"}, format="json"
-    )
+    assert turn_post("@writer hi", session=session, client=client_for(demo)).status_code == 201
     client.force_login(demo)
     return client
 

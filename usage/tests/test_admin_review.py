@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 
 from usage.models import LlmCallEvent
-from usage.tests.factories import UserFactory
+from usage.tests.factories import LlmCallEventFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/usage/llmcallevent/"
@@ -35,7 +35,7 @@ def events():
     ]
     created = []
     for user, model, purpose, billable, cost, credits, room_id, days_ago in rows:
-        event = LlmCallEvent.objects.create(
+        event = LlmCallEventFactory(
             user=user,
             model_alias=model,
             provider_model=model,

@@ -42,7 +42,7 @@ def staff_client(client, operator):
 # --- the service --------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_adjustment_is_a_ledger_entry_with_the_operator_and_note(operator):
-    user = UserFactory(credits="100")
+    user = UserFactory(credit_account__balance=Decimal("100"))
     before = account(user).updated_at
     entry = credit_adjust(user=user, amount="250.5", note="Welcome bonus", actor=operator)
     assert entry.kind == CreditLedgerEntry.Kind.ADJUSTMENT and entry.created_by == operator
@@ -54,7 +54,7 @@ def test_adjustment_is_a_ledger_entry_with_the_operator_and_note(operator):
 
 @pytest.mark.django_db
 def test_a_negative_adjustment_takes_at_most_what_is_available():
-    user = UserFactory(credits="100")
+    user = UserFactory(credit_account__balance=Decimal("100"))
     CreditAccount.objects.filter(user=user).update(held=Decimal("60"))
     with pytest.raises(AdjustmentExceedsAvailable) as refused:
         credit_adjust(user=user, amount="-50", note="Refund reversal")
@@ -79,7 +79,7 @@ def test_a_negative_adjustment_takes_at_most_what_is_available():
     ],
 )
 def test_bad_adjustments_are_refused_and_write_nothing(amount, note, field):
-    user = UserFactory(credits="100")
+    user = UserFactory(credit_account__balance=Decimal("100"))
     with pytest.raises(AdjustmentInvalid) as refused:
         credit_adjust(user=user, amount=amount, note=note)
     assert field in refused.value.extra["fields"]
@@ -89,7 +89,7 @@ def test_bad_adjustments_are_refused_and_write_nothing(amount, note, field):
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_simultaneous_withdrawals_never_take_the_balance_below_zero():
-    user = UserFactory(credits="1000")
+    user = UserFactory(credit_account__balance=Decimal("1000"))
     outcomes: list[str] = []
     barrier = threading.Barrier(5)
 
@@ -119,7 +119,7 @@ def test_simultaneous_withdrawals_never_take_the_balance_below_zero():
 # --- the command --------------------------------------------------------------------------------
 @pytest.mark.django_db
 def test_credit_adjust_command_tops_up_and_says_the_new_balance(operator):
-    user = UserFactory(username="ada", credits="10")
+    user = UserFactory(username="ada", credit_account__balance=Decimal("10"))
     out = StringIO()
     call_command(
         "credit_adjust", "--user", "Ada", "--amount", "1500", "--note", "Top-up", "--by", "ops", stdout=out
@@ -133,7 +133,7 @@ def test_credit_adjust_command_tops_up_and_says_the_new_balance(operator):
 
 @pytest.mark.django_db
 def test_credit_adjust_command_takes_back_with_a_negative_amount():
-    user = UserFactory(username="bob", credits="100")
+    user = UserFactory(username="bob", credit_account__balance=Decimal("100"))
     call_command(
         "credit_adjust", "--user", "bob", "--amount", "-25.5", "--note", "Correction", stdout=StringIO()
     )
@@ -151,7 +151,7 @@ def test_credit_adjust_command_takes_back_with_a_negative_amount():
     ],
 )
 def test_credit_adjust_command_fails_clearly_and_changes_nothing(args, message):
-    user = UserFactory(username="bob", credits="100")
+    user = UserFactory(username="bob", credit_account__balance=Decimal("100"))
     with pytest.raises(CommandError, match=message):
         call_command("credit_adjust", *args, "--note", "n", stdout=StringIO())
     assert account(user).balance == Decimal("100")
@@ -159,7 +159,7 @@ def test_credit_adjust_command_fails_clearly_and_changes_nothing(args, message):
 
 # --- the admin ----------------------------------------------------------------------------------
 def test_the_adjust_action_asks_for_amount_and_note_first(staff_client):
-    user = UserFactory(username="carol", credits="100")
+    user = UserFactory(username="carol", credit_account__balance=Decimal("100"))
     response = staff_client.post(
         ACCOUNTS, {"action": "adjust_balance", "_selected_action": [account(user).pk]}
     )
@@ -170,7 +170,7 @@ def test_the_adjust_action_asks_for_amount_and_note_first(staff_client):
 
 
 def test_the_adjust_action_writes_an_entry_signed_by_the_admin(staff_client, operator):
-    user = UserFactory(username="carol", credits="100")
+    user = UserFactory(username="carol", credit_account__balance=Decimal("100"))
     response = staff_client.post(
         ACCOUNTS,
         {
@@ -194,7 +194,8 @@ def test_the_adjust_action_writes_an_entry_signed_by_the_admin(staff_client, ope
 
 
 def test_the_adjust_action_is_all_or_nothing_across_users(staff_client):
-    rich, poor = UserFactory(username="rich", credits="1000"), UserFactory(username="poor", credits="10")
+    rich = UserFactory(username="rich", credit_account__balance=Decimal("1000"))
+    poor = UserFactory(username="poor", credit_account__balance=Decimal("10"))
     response = staff_client.post(
         ACCOUNTS,
         {
@@ -212,7 +213,7 @@ def test_the_adjust_action_is_all_or_nothing_across_users(staff_client):
 
 
 def test_the_adjust_action_from_the_user_list(staff_client):
-    user = UserFactory(username="dave", credits="0")
+    user = UserFactory(username="dave", credit_account__balance=Decimal("0"))
     staff_client.post(
         "/admin/auth/user/",
         {
@@ -227,7 +228,7 @@ def test_the_adjust_action_from_the_user_list(staff_client):
 
 
 def test_credit_accounts_cannot_be_deleted_or_added(staff_client):
-    user = UserFactory(credits="100")
+    user = UserFactory(credit_account__balance=Decimal("100"))
     pk = account(user).pk
     assert staff_client.post(f"{ACCOUNTS}{pk}/delete/", {"post": "yes"}).status_code == 403
     assert staff_client.get(f"{ACCOUNTS}add/").status_code == 403
@@ -237,7 +238,7 @@ def test_credit_accounts_cannot_be_deleted_or_added(staff_client):
 
 
 def test_the_user_list_shows_balance_held_and_available(staff_client):
-    user = UserFactory(username="erin", credits="1234.5")
+    user = UserFactory(username="erin", credit_account__balance=Decimal("1234.5"))
     CreditAccount.objects.filter(user=user).update(held=Decimal("200"))
     response = staff_client.get("/admin/auth/user/", {"q": "erin"})
     page = response.content.decode()
@@ -247,7 +248,7 @@ def test_the_user_list_shows_balance_held_and_available(staff_client):
 
 
 def test_ledger_entries_are_read_only_and_name_the_operator(staff_client, operator):
-    user = UserFactory(credits="100")
+    user = UserFactory(credit_account__balance=Decimal("100"))
     entry = credit_adjust(user=user, amount="1", note="n", actor=operator)
     url = f"/admin/usage/creditledgerentry/{entry.pk}/change/"
     assert staff_client.post(url, {"amount": "1000"}).status_code == 403

@@ -43,18 +43,3 @@ def test_free_output_price_counts_only_output_tokens_as_oe():
 def test_credits_per_usd_scales_credits():
     charge = charge_compute(input_tokens=1000, output_tokens=500, price=DEEPSEEK, credits_per_usd=Decimal(10))
     assert charge.credits == Decimal("0.0073")  # 0.00725 rounded half up
-
-
-@pytest.mark.django_db
-def test_users_created_elsewhere_get_their_account_from_the_command():
-    from io import StringIO
-
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-
-    from usage.models import CreditAccount
-
-    user = get_user_model().objects.create_user(username="cli-made", password="x")
-    call_command("credit_accounts_open", stdout=StringIO())
-    call_command("credit_accounts_open", stdout=StringIO())
-    assert CreditAccount.objects.filter(user=user).count() == 1

@@ -16,7 +16,7 @@ from orchestration.llm.gateway import ChatMessage, LlmCallError, LlmRequest
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.testing.fake_server import Step
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def get(url: str) -> tuple[int, dict]:
@@ -100,6 +100,7 @@ def test_unknown_path_is_a_404(fake_llm):
     assert get(f"{fake_llm.base_url}/nothing-here")[0] == 404
 
 
+@pytest.mark.integration
 def test_runs_standalone_with_a_fixed_latency():
     server = subprocess.Popen(
         [sys.executable, "-m", "orchestration.testing.fake_server", "--port", "0", "--latency-ms", "120"],

@@ -8,32 +8,17 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from orchestration.testing.fake_server import Step
-from rooms.tests.factories import AgentFactory, RoomFactory
-from sessions_app.tests.factories import SessionFactory
 from usage.models import LlmCallEvent, UsageDailyRollup
 from usage.services.reconciliation import cost_drifts, usage_reconcile
+from usage.tests.factories import LlmCallEventFactory, UsageDailyRollupFactory
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", model_alias="qwen", position=1)
-    return SessionFactory(room=room)
-
-
-def post(client, session, text):
-    return client.post(
-        f"/api/v1/sessions/{session.pk}/turns", {"user_input": text, "mode": "manual"}, format="json"
-    )
-
-
-def test_matching_costs_are_matched_and_rollups_built(api_client, session, user, fake_llm):
-    # The fake server prices like the deepseek entry of the catalog: its costs match ours.
-    assert post(api_client, session, "@writer one").status_code == 201
-    assert post(api_client, session, "@writer two").status_code == 201
+def test_matching_costs_are_matched_and_rollups_built(turn_post, session, user, fake_llm):
+    # The fake server prices like the deepseek entry of the catalog (the writer's): its costs match ours.
+    assert turn_post("@writer one").status_code == 201
+    assert turn_post("@writer two").status_code == 201
     report = usage_reconcile()
     assert (report.checked, report.matched, report.drift) == (2, 2, 0)
     events = LlmCallEvent.objects.filter(session_id=session.pk)
@@ -45,9 +30,9 @@ def test_matching_costs_are_matched_and_rollups_built(api_client, session, user,
     assert again.checked == 0 and UsageDailyRollup.objects.count() == 1  # settled events are not asked twice
 
 
-def test_drift_is_flagged(api_client, session, fake_llm):
-    # qwen is cheaper in our price list than what the fake provider charges: drift.
-    post(api_client, session, "@critic look")
+def test_drift_is_flagged(turn_post, session, fake_llm):
+    # qwen (the researcher's) is cheaper in our price list than what the fake provider charges: drift.
+    assert turn_post("@researcher look").status_code == 201
     report = usage_reconcile()
     event = LlmCallEvent.objects.get(session_id=session.pk)
     assert report.drift == 1 and event.reconciliation == "drift"
@@ -57,9 +42,9 @@ def test_drift_is_flagged(api_client, session, fake_llm):
         call_command("reconcile_usage", "--fail-on-drift", stdout=StringIO())
 
 
-def test_missing_provider_cost_is_filled_in(api_client, session, fake_llm):
+def test_missing_provider_cost_is_filled_in(turn_post, session, fake_llm):
     fake_llm.enqueue(Step(reply="no usage here", no_usage=True))
-    post(api_client, session, "@writer quiet")
+    assert turn_post("@writer quiet").status_code == 201
     event = LlmCallEvent.objects.get(session_id=session.pk)
     assert event.provider_cost_usd is None and event.tokens_estimated
     usage_reconcile()
@@ -68,29 +53,15 @@ def test_missing_provider_cost_is_filled_in(api_client, session, fake_llm):
 
 
 def test_generation_unknown_to_the_provider_is_missing(user, fake_llm):
-    LlmCallEvent.objects.create(
-        user=user,
-        purpose="agent_reply",
-        model_alias="deepseek",
-        provider_model="x",
-        provider_generation_id="gen-never-served",
-        cost_usd=Decimal("0.01"),
-    )
+    LlmCallEventFactory(user=user, provider_generation_id="gen-never-served")
     assert usage_reconcile().missing == 1
     assert LlmCallEvent.objects.get().reconciliation == "missing"
 
 
-def test_offline_and_failed_calls_are_not_applicable(user, api_client, session, settings):
+def test_offline_and_failed_calls_are_not_applicable(user, turn_post, settings):
     settings.LLM_PROVIDER = "offline"
-    post(api_client, session, "@writer offline")
-    LlmCallEvent.objects.create(
-        user=user,
-        purpose="agent_reply",
-        model_alias="deepseek",
-        provider_model="x",
-        status="failed",
-        error_code="provider_timeout",
-    )
+    assert turn_post("@writer offline").status_code == 201
+    LlmCallEventFactory(user=user, failed=True, error_code="provider_timeout")
     report = usage_reconcile()
     assert report.not_applicable == 2 and report.checked == 0
     assert set(LlmCallEvent.objects.values_list("reconciliation", flat=True)) == {"not_applicable"}
@@ -103,16 +74,18 @@ def test_unreachable_provider_leaves_events_pending(user, settings):
         "k",
     )
     settings.LLM_TIMEOUT_SECONDS = 0.5
-    LlmCallEvent.objects.create(
-        user=user,
-        purpose="agent_reply",
-        model_alias="deepseek",
-        provider_model="x",
-        provider_generation_id="gen-1",
-        cost_usd=Decimal("0.01"),
-    )
+    LlmCallEventFactory(user=user, provider_generation_id="gen-1")
     report = usage_reconcile()
     assert report.unavailable == 1 and LlmCallEvent.objects.get().reconciliation == "pending"
+
+
+def test_rollups_are_rebuilt_from_the_events_not_added_to(user):
+    LlmCallEventFactory(user=user, provider_generation_id="")  # nothing to ask the provider: still counted
+    UsageDailyRollupFactory(user=user, model_alias="deepseek", events=99, cost_usd=Decimal("9"))  # stale
+    UsageDailyRollupFactory(user=user, model_alias="qwen")  # no qwen call that day any more
+    usage_reconcile()
+    rollup = UsageDailyRollup.objects.get(user=user)
+    assert (rollup.model_alias, rollup.events, rollup.cost_usd) == ("deepseek", 1, Decimal("0.000725"))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from usage.models import LlmCallEvent, LlmModel, ModelPrice, PricingVersion
+from usage.models import LlmModel, ModelPrice, PricingVersion
+from usage.tests.factories import LlmCallEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -27,9 +28,7 @@ def test_dry_run_shows_differences_and_writes_nothing(fake_llm):
 
 def test_apply_updates_windows_and_publishes_a_new_price_list(fake_llm, user):
     old = PricingVersion.objects.get(is_active=True)
-    event = LlmCallEvent.objects.create(
-        user=user, purpose="agent_reply", model_alias="qwen", provider_model="q", pricing_version=old
-    )
+    event = LlmCallEventFactory(user=user, model_alias="qwen", pricing_version=old)
     call_command("catalog_sync", "--apply", stdout=StringIO())
     new = PricingVersion.objects.get(is_active=True)
     assert new.pk != old.pk and new.name.startswith("sync-")

@@ -7,7 +7,13 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
+from usage.models import CreditAccount, CreditLedgerEntry
+from usage.tests.factories import (
+    PASSWORD,
+    CreditHoldFactory,
+    CreditLedgerEntryFactory,
+    LlmCallEventFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -81,23 +87,19 @@ def test_registration_can_be_closed(anon_client, settings):
 
 
 def test_token_for_good_credentials_is_the_users_token(anon_client, user):
-    response = anon_client.post(
-        TOKEN, {"username": user.username, "password": "correct-horse-battery"}, format="json"
-    )
+    response = anon_client.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
     assert response.status_code == 200 and set(response.json()) == {"token"}
     assert response.json()["token"] == Token.objects.get(user=user).key
-    again = anon_client.post(
-        TOKEN, {"username": user.username, "password": "correct-horse-battery"}, format="json"
-    )
+    again = anon_client.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
     assert again.json()["token"] == response.json()["token"]
 
 
 @pytest.mark.parametrize(
     ("username", "password"),
     [
-        ("user-that-does-not-exist", "correct-horse-battery"),
+        ("user-that-does-not-exist", PASSWORD),
         ("{user}", "wrong"),
-        ("{user}", "Correct-horse-battery"),
+        ("{user}", PASSWORD.capitalize()),
     ],
 )
 def test_bad_credentials_are_400_invalid_credentials(anon_client, user, username, password):
@@ -123,17 +125,13 @@ def test_a_token_request_missing_a_field_is_400_invalid(anon_client, body, field
 def test_an_inactive_user_gets_no_token(anon_client, user):
     user.is_active = False
     user.save()
-    response = anon_client.post(
-        TOKEN, {"username": user.username, "password": "correct-horse-battery"}, format="json"
-    )
+    response = anon_client.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "invalid_credentials"
 
 
 def test_a_stale_token_does_not_block_getting_a_new_one(user):
     client = bearer("stale-token-from-last-week")
-    response = client.post(
-        TOKEN, {"username": user.username, "password": "correct-horse-battery"}, format="json"
-    )
+    response = client.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
     assert response.status_code == 200 and response.json()["token"] == Token.objects.get(user=user).key
 
 
@@ -169,25 +167,18 @@ def test_a_token_of_an_inactive_user_is_401(user):
 # --- Me. ---------------------------------------------------------------------------------------
 
 
-def _event(user, **fields) -> LlmCallEvent:
-    defaults = {
-        "purpose": "agent_reply",
-        "model_alias": "deepseek",
-        "provider_model": "deepseek/deepseek-chat",
-        "input_tokens": 1000,
-        "output_tokens": 500,
-        "oe_tokens": 677,
-        "cost_usd": Decimal("0.000725"),
-        "credits_burned": Decimal("0.7250"),
-    }
-    return LlmCallEvent.objects.create(user=user, **{**defaults, **fields})
-
-
 def test_me_shows_the_user_balance_and_usage_totals(api_client, user, other_user):
-    _event(user)
-    _event(user, purpose="routing", billable=False, input_tokens=200, output_tokens=20, oe_tokens=30,
-           cost_usd=Decimal("0.000077"), credits_burned=Decimal(0))  # fmt: skip
-    _event(other_user, input_tokens=99_999)  # someone else's usage is not counted
+    LlmCallEventFactory(user=user)  # 1,000 in, 500 out, 853 OE: 0.000725 USD, 0.7250 credits
+    LlmCallEventFactory(
+        user=user,
+        purpose="routing",
+        unbilled=True,
+        input_tokens=200,
+        output_tokens=20,
+        oe_tokens=30,
+        cost_usd=Decimal("0.000077"),
+    )
+    LlmCallEventFactory(user=other_user, input_tokens=99_999)  # someone else's usage is not counted
     response = api_client.get(ME)
     assert response.status_code == 200
     body = response.json()
@@ -199,11 +190,22 @@ def test_me_shows_the_user_balance_and_usage_totals(api_client, user, other_user
         2,
         1200,
         520,
-        707,
+        883,
     )
     assert Decimal(usage["cost_usd"]) == Decimal("0.000802")
     assert Decimal(usage["billed_cost_usd"]) == Decimal("0.000725")
     assert Decimal(usage["credits_burned"]) == Decimal("0.725")
+
+
+def test_me_shows_the_ledger_balance_and_what_work_in_flight_holds(api_client, user):
+    CreditLedgerEntryFactory(user=user, amount=Decimal("-100"))  # an adjustment: 1,000 → 900
+    CreditHoldFactory(user=user, amount=Decimal("250"))  # a turn in flight reserved its worst case
+    body = api_client.get(ME).json()
+    assert (body["credit_balance"], body["credits_held"], body["credits_available"]) == (
+        "900.0000",
+        "250.0000",
+        "650.0000",
+    )
 
 
 def test_me_for_a_new_user_has_zero_usage(api_client):
@@ -227,7 +229,7 @@ def test_login_attempts_are_throttled_in_the_auth_scope(anon_client, user, monke
     body = {"username": user.username, "password": "wrong"}
     statuses = [anon_client.post(TOKEN, body, format="json").status_code for _ in range(3)]
     assert statuses == [400, 400, 429]
-    throttled = anon_client.post(TOKEN, {**body, "password": "correct-horse-battery"}, format="json")
+    throttled = anon_client.post(TOKEN, {**body, "password": PASSWORD}, format="json")
     assert throttled.status_code == 429 and throttled.json()["code"] == "throttled"
     assert int(throttled["Retry-After"]) > 0
     cache.clear()

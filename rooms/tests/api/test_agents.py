@@ -136,6 +136,7 @@ class TestAgentOwnership(OwnershipMatrix):
         ("delete", "/api/v1/rooms/{room}/agents/{agent}", None),
     ]
     lists = [("/api/v1/rooms", "id", "{room}")]
+    missing = {"agent": "nobody"}
 
     def make_victim(self):
         agent = AgentFactory(room=RoomFactory(name="Private"), agent_key="writer", name="Writer")
@@ -349,18 +350,10 @@ def test_delete_is_soft_and_the_agent_disappears_from_every_view(api_client, use
     assert writer.name != "back"
 
 
-def test_a_deleted_agent_no_longer_answers_turns(api_client, user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", position=0)
-    AgentFactory(room=room, agent_key="critic", position=1)
+def test_a_deleted_agent_no_longer_answers_turns(api_client, room, session, turn_post):
     assert api_client.delete(f"{agents_url(room)}/writer").status_code == 204
-    session = api_client.post(f"/api/v1/rooms/{room.pk}/sessions", {}, format="json").json()
-    turn = api_client.post(
-        f"/api/v1/sessions/{session['id']}/turns",
-        {"user_input": "@writer hi", "mode": "manual"},
-        format="json",
-    )
-    assert turn.status_code == 422 and turn.json()["agent_keys"] == ["critic"]
+    turn = turn_post("@writer hi")
+    assert turn.status_code == 422 and turn.json()["agent_keys"] == ["researcher", "critic"]
 
 
 # --- Authentication. ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from orchestration.llm.registry import (
     gateway_stream_idle_bound_seconds,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -52,10 +52,12 @@ def gateway_in_a_fresh_process(**environ: str) -> str:
     return done.stdout.strip()
 
 
+@pytest.mark.integration
 def test_offline_is_the_default_with_no_environment():
     assert gateway_in_a_fresh_process() == "OfflineGateway -"
 
 
+@pytest.mark.integration
 def test_openrouter_key_alone_selects_openai_against_openrouter():
     answer = gateway_in_a_fresh_process(OPENROUTER_API_KEY="sk-or-test")
     assert answer == "OpenAIGateway https://openrouter.ai/api/v1/"

@@ -13,7 +13,7 @@ from orchestration.llm.offline import word_pieces
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.llm.tokens import count_messages_tokens, count_text_tokens
 from orchestration.testing.fake_server import Step
-from orchestration.tests.test_llm_openai_provider import request
+from orchestration.tests.llm.test_openai_provider import request
 
 REPLY = "Once upon a time, a lighthouse kept the harbour."
 SLOW_MODEL = "qwen/qwen-2.5-72b-instruct"

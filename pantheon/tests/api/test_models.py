@@ -6,6 +6,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from usage.models import LlmModel, ModelPrice, PricingVersion
+from usage.tests.factories import LlmModelFactory, ModelPriceFactory, PricingVersionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -50,9 +51,8 @@ def test_inactive_models_are_not_listed(api_client):
 
 def test_prices_follow_the_active_price_list(api_client):
     PricingVersion.objects.update(is_active=False)
-    version = PricingVersion.objects.create(name="2099-01", is_active=True)
-    ModelPrice.objects.create(
-        version=version,
+    ModelPriceFactory(
+        version=PricingVersionFactory(name="2099-01", is_active=True),
         model=LlmModel.objects.get(alias="qwen"),
         input_usd_per_million=Decimal("1.5"),
         output_usd_per_million=Decimal("4.25"),
@@ -68,6 +68,18 @@ def test_prices_follow_the_active_price_list(api_client):
     assert models["deepseek"]["pricing_version"] is None
 
 
+def test_a_new_catalog_model_is_listed_with_its_price(api_client):
+    ModelPriceFactory(
+        version=PricingVersion.objects.get(is_active=True),
+        model=LlmModelFactory(
+            alias="mistral", provider_model="mistralai/mistral-small", context_window=32768
+        ),
+    )
+    mistral = by_alias(api_client.get(MODELS))["mistral"]
+    assert (mistral["provider_model"], mistral["context_window"]) == ("mistralai/mistral-small", 32768)
+    assert Decimal(mistral["input_usd_per_million"]) == Decimal("0.30")
+
+
 def test_models_need_credentials(anon_client):
     response = anon_client.get(MODELS)
     assert response.status_code == 401 and response.json()["code"] == "not_authenticated"
@@ -75,5 +87,5 @@ def test_models_need_credentials(anon_client):
 
 def test_exactly_one_price_list_can_be_active():
     with pytest.raises(IntegrityError), transaction.atomic():
-        PricingVersion.objects.create(name="second", is_active=True)
+        PricingVersionFactory(is_active=True)
     assert PricingVersion.objects.filter(is_active=True).count() == 1

@@ -5,32 +5,23 @@ import json
 import pytest
 
 from pantheon.api.throttling import ScopedRateThrottle
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.api.views import TurnViewSet
-from sessions_app.tests.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def test_turns_are_throttled_with_retry_after(api_client, user, monkeypatch):
+def test_turns_are_throttled_with_retry_after(api_client, session, turn_post, monkeypatch):
     from django.core.cache import cache
 
     cache.clear()
     monkeypatch.setattr(TurnViewSet, "throttle_classes", [ScopedRateThrottle])
     monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"turns": "2/min"})
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer")
-    session = SessionFactory(room=room)
-    url = f"/api/v1/sessions/{session.pk}/turns"
-    statuses = [
-        api_client.post(url, {"user_input": "@writer hi", "mode": "manual"}, format="json").status_code
-        for _ in range(3)
-    ]
+    statuses = [turn_post("@writer hi").status_code for _ in range(3)]
     assert statuses == [201, 201, 429]
-    throttled = api_client.post(url, {"user_input": "@writer hi", "mode": "manual"}, format="json")
+    throttled = turn_post("@writer hi")
     assert throttled.json()["code"] == "throttled"
     assert int(throttled["Retry-After"]) > 0
-    assert api_client.get(url).status_code == 200  # reads are not in the turns scope
+    assert api_client.get(f"/api/v1/sessions/{session.pk}/turns").status_code == 200  # reads: not throttled
     cache.clear()
 
 
