@@ -19,7 +19,7 @@ def options_parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=200.0, help="the fake LLM's latency under load")
     parser.add_argument("--clients", type=int, default=32, help="load clients (one user and session each)")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per variant")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of load not counted")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
     parser.add_argument("--output", type=Path, default=stack.ROOT / "var" / "bench.json")
     args = parser.parse_args(argv)
     args.lengths = [int(x) for x in args.lengths.split(",")]

@@ -3,8 +3,9 @@ turns for a fixed time. Light on purpose (it shares the cores with the server): 
 bench runs it in a subprocess of its own (``python -m tools.bench.load`` reads its plan as JSON on
 stdin and writes its figures as JSON on stdout).
 
-Throughput counts the calls completed inside the measured window (after the warm-up); errors
-count every failed call, warm-up included.
+Throughput counts the calls completed inside the measured window (after the warm-up); latencies
+are those of the calls started inside it (a call queued behind a worker's start-up during the
+warm-up is not one); errors count every failed call, warm-up included.
 """
 
 import http.client
@@ -71,21 +72,19 @@ def load_run(plan: dict[str, Any]) -> dict[str, Any]:
 
 def _figures(calls: list[Call], window_start: float, window_end: float, clients: int) -> dict[str, Any]:
     errors = [call.error for call in calls if call.error]
-    counted = [
-        (call.ended - call.started) * 1000
-        for call in calls
-        if not call.error and window_start <= call.ended <= window_end
-    ]
+    succeeded = [call for call in calls if not call.error]
+    completed = sum(1 for call in succeeded if window_start <= call.ended <= window_end)
+    ms = [(call.ended - call.started) * 1000 for call in succeeded if call.started >= window_start]
     duration = window_end - window_start
     return {
         "clients": clients,
         "duration_s": round(duration, 2),
         "calls": len(calls),
-        "completed_in_window": len(counted),
-        "per_second": round(len(counted) / duration, 2),
-        "p50_ms": round(statistics.median(counted), 1) if counted else None,
-        "p95_ms": round(statistics.quantiles(counted, n=20)[-1], 1) if len(counted) > 1 else None,
-        "max_ms": round(max(counted), 1) if counted else None,
+        "completed_in_window": completed,
+        "per_second": round(completed / duration, 2),
+        "p50_ms": round(statistics.median(ms), 1) if ms else None,
+        "p95_ms": round(statistics.quantiles(ms, n=20)[-1], 1) if len(ms) > 1 else None,
+        "max_ms": round(max(ms), 1) if ms else None,
         "errors": len(errors),
         "error_samples": sorted(set(errors))[:ERROR_SAMPLES],
     }

@@ -125,7 +125,7 @@ def _load_lines(load: dict[str, Any]) -> list[str]:
             f" {f['errors']:>7}"
         )
         lines += [f"{'':>12}{sample}" for sample in f["error_samples"]]
-    return [*lines, f"pantheon / floor: {load['ratio']}"]
+    return [*lines, f"pantheon / floor: {load['ratio']} (bar ≥ {GOAL_LOAD_RATIO})"]
 
 
 def _verdict_lines(report: dict[str, Any]) -> list[str]:
