@@ -12,19 +12,28 @@ from tools.bench import load, report, stack
 LOG = stack.ROOT / "var" / "bench-gunicorn.log"
 
 
+def _lengths(text: str) -> list[int]:
+    try:
+        lengths = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError("a comma-separated list of prior turn counts") from None
+    if not lengths or min(lengths) < 0:
+        raise argparse.ArgumentTypeError("prior turn counts are 0 or more")
+    return lengths
+
+
 def options_parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
     parser.add_argument("--turns", type=int, default=30, help="calls of each variant per session length")
-    parser.add_argument("--lengths", default="0,10,1000", help="prior turns of the measured sessions")
+    parser.add_argument("--lengths", type=_lengths, default=[0, 10, 1000], help="prior turns, e.g. 0,10,1000")
     parser.add_argument("--latency-ms", type=float, default=200.0, help="the fake LLM's latency under load")
     parser.add_argument("--clients", type=int, default=32, help="load clients (one user and session each)")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per variant")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
     parser.add_argument("--output", type=Path, default=stack.ROOT / "var" / "bench.json")
     args = parser.parse_args(argv)
-    args.lengths = [int(x) for x in args.lengths.split(",")]
-    if args.turns < 1 or args.clients < 1 or args.duration <= 0 or not args.lengths:
-        parser.error("--turns, --clients and --duration must be positive, --lengths not empty")
+    if args.turns < 1 or args.clients < 1 or args.duration <= 0 or args.warmup < 0:
+        parser.error("--turns, --clients and --duration must be positive, --warmup not negative")
     return args
 
 
@@ -38,31 +47,24 @@ def django_prepare(env: dict[str, str]) -> None:
     call_command("migrate", interactive=False, verbosity=0)
 
 
-def latency_run(port: int, fake: Any, lengths: list[int], turns: int) -> dict[str, Any]:
+def latency_run(port: int, fake: Any, client: Any, lengths: list[int], turns: int) -> dict[str, Any]:
     from openai import OpenAI
 
-    from tools.bench import fixtures
     from tools.bench.calls import Api
     from tools.bench.latency import Probe, latency_measure
 
-    api = Api(port)
     llm = OpenAI(base_url=fake.base_url, api_key="bench-key", max_retries=0, timeout=30)
-    try:
-        return latency_measure(Probe(api, fake, llm, fixtures.latency_client(lengths)), lengths, turns)
-    finally:
-        api.close()
+    with Api(port) as api:
+        return latency_measure(Probe(api, fake, llm, client), lengths, turns)
 
 
 def load_request(port: int, fake: Any, client: Any) -> dict:
     """What a load client's turn sends the LLM (the floor replays it under load)."""
     from tools.bench.calls import Api
 
-    api = Api(port)
     fake.reset()
-    try:
+    with Api(port) as api:
         api.turn(client.token, client.session, "@writer load turn 0")
-    finally:
-        api.close()
     return fake.requests[0].body
 
 
@@ -97,11 +99,16 @@ def measure(args: argparse.Namespace, database_url: str, broker_url: str) -> dic
         django_prepare(env)
         from tools.bench import fixtures
 
-        clients = fixtures.load_clients(args.clients)
+        latency_client = fixtures.latency_client(args.lengths)
+        load_clients = fixtures.load_clients(args.clients)
         server = stack.Gunicorn(env, LOG)
         startup = server.start()
-        latency = latency_run(server.port, fake, args.lengths, args.turns)
-        return {"startup_s": startup, "latency": latency, "load": load_run(server.port, fake, clients, args)}
+        latency = latency_run(server.port, fake, latency_client, args.lengths, args.turns)
+        return {
+            "startup_s": startup,
+            "latency": latency,
+            "load": load_run(server.port, fake, load_clients, args),
+        }
     finally:
         if server is not None:
             server.stop()

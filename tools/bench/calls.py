@@ -60,6 +60,12 @@ class Api:
     def close(self) -> None:
         self.conn.close()
 
+    def __enter__(self) -> "Api":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def post(self, path: str, payload: dict[str, Any], *, authorization: str) -> Timed:
         body = json.dumps(payload)
         headers = {"Authorization": authorization, "Content-Type": "application/json"}
