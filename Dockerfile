@@ -20,7 +20,5 @@ RUN useradd --create-home --uid 1000 pantheon \
 USER pantheon
 
 EXPOSE 8000
-# Threads, not sync workers: a turn waits on the LLM for up to the gateway deadline × agents, and
-# a threaded worker keeps answering (health included) meanwhile instead of being killed at --timeout.
-# gunicorn.conf.py (read from /app) sends gunicorn's lines, the access log included, to the app's log format.
-CMD ["gunicorn", "pantheon.wsgi", "--bind", "0.0.0.0:8000", "--workers", "3", "--worker-class", "gthread", "--threads", "8", "--timeout", "300"]
+# Workers, threads and timeouts: gunicorn.conf.py (shared with docker-compose.yml and `make bench`).
+CMD ["gunicorn", "--config", "gunicorn.conf.py", "pantheon.wsgi", "--bind", "0.0.0.0:8000"]

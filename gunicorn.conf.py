@@ -1,13 +1,28 @@
-"""gunicorn settings read from the working directory (the image's /app): how the web process logs
-and what happens to a worker's metrics when it exits. The command line (Dockerfile, compose) keeps
-the bind, workers, threads and timeout."""
+"""Gunicorn's production settings, in one place: the container (Dockerfile, docker-compose.yml) and
+``make bench`` all run with these. Gunicorn reads this file by itself when started from the
+repository root; the command line adds only what differs per place (``--bind``).
+
+Threads, not sync workers: a turn waits on the LLM for up to the gateway deadline × agents, and a
+threaded worker keeps answering (health included) meanwhile instead of being killed at ``timeout``.
+A plain turn holds one thread while it runs; a streamed turn holds two (the response writing the
+events and the turn's own thread), so 3 × 8 threads serve about 24 plain turns, or 12 streams, at once
+(docs/streaming.md).
+
+It also sends gunicorn's own lines (start-up, worker exits, the access log) to the app's log format —
+JSON lines in production (LOG_FORMAT defaults to json under production settings), key=value
+otherwise — and drops a dead worker's live gauges from the metrics.
+"""
 
 import os
 
 from pantheon.logging import logging_config
 
-# gunicorn's own lines (start-up, worker exits, the access log) in the app's format: JSON lines in
-# production (LOG_FORMAT defaults to json under production settings), key=value otherwise.
+worker_class = "gthread"
+workers = int(os.environ.get("WEB_WORKERS", 3))
+threads = int(os.environ.get("WEB_THREADS", 8))
+timeout = 300
+accesslog = "-"
+
 _production = os.environ.get("DJANGO_SETTINGS_MODULE", "").endswith(".production")
 _config = logging_config(
     log_format=os.environ.get("LOG_FORMAT", "json" if _production else "text"),
