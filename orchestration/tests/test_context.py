@@ -136,25 +136,6 @@ def test_summary_is_used_and_mandatory_trigger_every_eighth_turn(settings):
     assert not plan7.summary_triggered
 
 
-def test_same_turn_replies_follow_the_user_input():
-    plan = context_prepare(
-        system_prompt=SYSTEM,
-        session_context=_ctx([]),
-        user_input="@a @b go",
-        same_turn_replies=[("Alpha", "first!")],
-        budget=Budget(8192, 2048),
-    )
-    assert [(m.role, m.content) for m in plan.messages[-2:]] == [
-        ("user", "@a @b go"),
-        ("assistant", "Alpha: first!"),
-    ]
-
-
-@pytest.mark.parametrize(("window", "max_out", "expected"), [(200000, 8192, 6144), (4096, 1024, 3072)])
-def test_budget_is_model_limits_capped_by_settings(window, max_out, expected):
-    assert Budget.for_model(context_window=window, max_output_tokens=max_out).tokens == expected
-
-
 # Exact figures. A budget of 1,000 tokens makes the ratios read plainly: the summary trigger is at
 # 700 tokens (70 %), pruning starts above 900 (90 %), and anything above 1,000 is rejected.
 BUDGET_1000 = Budget(3000, 2000)
@@ -217,7 +198,7 @@ def _sent(plan) -> int:
 
 @pytest.mark.parametrize(("tokens_before", "triggered"), [(700, True), (699, False)])
 def test_summary_is_triggered_from_exactly_seventy_percent_of_the_budget(tokens_before, triggered):
-    ctx = _ctx([_sized_turn(i, 100) for i in (1, 2, 3)])  # 300 tokens of history: worth summarizing
+    ctx = _ctx([_sized_turn(i, 100) for i in (1, 2, 3, 4)])  # 400 tokens of history: worth a summary
     plan = _plan(ctx, _input_for(ctx, tokens_before))
     assert plan.tokens_before == tokens_before
     assert plan.summary_triggered is triggered
@@ -350,3 +331,22 @@ def test_output_allowance_filling_the_window_leaves_no_budget(window, max_out):
     plan = _plan(_ctx([]), "hi", Budget(window, max_out))
     assert plan.budget.tokens == 0
     assert plan.rejected
+
+
+def test_same_turn_replies_follow_the_user_input():
+    plan = context_prepare(
+        system_prompt=SYSTEM,
+        session_context=_ctx([]),
+        user_input="@a @b go",
+        same_turn_replies=[("Alpha", "first!")],
+        budget=Budget(8192, 2048),
+    )
+    assert [(m.role, m.content) for m in plan.messages[-2:]] == [
+        ("user", "@a @b go"),
+        ("assistant", "Alpha: first!"),
+    ]
+
+
+@pytest.mark.parametrize(("window", "max_out", "expected"), [(200000, 8192, 6144), (4096, 1024, 3072)])
+def test_budget_is_model_limits_capped_by_settings(window, max_out, expected):
+    assert Budget.for_model(context_window=window, max_output_tokens=max_out).tokens == expected
