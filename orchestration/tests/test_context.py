@@ -1,5 +1,7 @@
 """The three budget steps on hand-built histories (no database)."""
 
+from dataclasses import replace
+
 import pytest
 
 from orchestration.context import (
@@ -9,7 +11,8 @@ from orchestration.context import (
     context_prepare,
     turn_context_tokens,
 )
-from orchestration.llm.tokens import count_messages_tokens
+from orchestration.llm.tokens import count_message_tokens, count_messages_tokens, count_text_tokens
+from orchestration.prompts import anchor_message_build, summary_message_build
 
 SYSTEM = "You are Writer (@writer)."
 
@@ -131,6 +134,203 @@ def test_summary_is_used_and_mandatory_trigger_every_eighth_turn(settings):
         budget=Budget(8192, 2048),
     )
     assert not plan7.summary_triggered
+
+
+# Exact figures. A budget of 1,000 tokens makes the ratios read plainly: the summary trigger is at
+# 700 tokens (70 %), pruning starts above 900 (90 %), and anything above 1,000 is rejected.
+BUDGET_1000 = Budget(3000, 2000)
+UNLIMITED = Budget(10**7, 0)
+SUMMARY = "The keeper and the writer agreed the storm ends the story."
+ANCHOR = "Q1 Tell me a story about a lighthouse keeper."
+
+
+def _text(tokens: int, label: str) -> str:
+    """A text of exactly ``tokens`` tokens that starts with ``label``."""
+    text = label + " a" * (tokens - count_text_tokens(label))
+    assert count_text_tokens(text) == tokens
+    return text
+
+
+def _sized_turn(i: int, tokens: int) -> HistoryTurn:
+    """A history turn whose question and reply cost ``tokens`` in a context."""
+    asked = (tokens - 8) // 2
+    user, reply = _text(asked, f"Q{i}"), _text(tokens - 8 - asked, f"Writer: R{i}")
+    turn = HistoryTurn(i, user, reply, turn_context_tokens(user_input=user, assistant_output=reply))
+    assert turn.tokens == tokens
+    return turn
+
+
+def _summarized(turns: list[HistoryTurn], *, covered: int = 1) -> SessionContext:
+    """A session whose summary covers its first turns, the anchor (turn 1) among them."""
+    return SessionContext(
+        summary_text=SUMMARY,
+        summary_covers_through=covered,
+        history=tuple(turns),
+        history_total_tokens=sum(t.tokens for t in turns),
+        history_total_count=len(turns),
+        anchor_turn_index=1,
+        anchor_text=ANCHOR,
+        next_turn_index=turns[-1].turn_index + 1 if turns else covered + 1,
+    )
+
+
+def _plan(ctx: SessionContext, user_input: str, budget: Budget = BUDGET_1000, replies=()):
+    return context_prepare(
+        system_prompt=SYSTEM,
+        session_context=ctx,
+        user_input=user_input,
+        same_turn_replies=list(replies),
+        budget=budget,
+    )
+
+
+def _input_for(ctx: SessionContext, tokens_before: int, replies=()) -> str:
+    """The user input that brings the whole context to exactly ``tokens_before`` tokens."""
+    short = "go on"
+    base = _plan(ctx, short, UNLIMITED, replies).tokens_before
+    assert base <= tokens_before, "the history alone is already larger"
+    return _text(count_text_tokens(short) + tokens_before - base, short)
+
+
+def _sent(plan) -> int:
+    return count_messages_tokens(m.content for m in plan.messages)
+
+
+@pytest.mark.parametrize(("tokens_before", "triggered"), [(700, True), (699, False)])
+def test_summary_is_triggered_from_exactly_seventy_percent_of_the_budget(tokens_before, triggered):
+    ctx = _ctx([_sized_turn(i, 100) for i in (1, 2, 3, 4)])  # 400 tokens of history: worth a summary
+    plan = _plan(ctx, _input_for(ctx, tokens_before))
+    assert plan.tokens_before == tokens_before
+    assert plan.summary_triggered is triggered
+    assert plan.pruned_turn_count == 0 and not plan.rejected
+
+
+@pytest.mark.parametrize(("next_index", "triggered"), [(7, False), (8, True)])
+def test_eighth_turn_of_a_session_without_summary_triggers_one(next_index, triggered):
+    ctx = _ctx([_turn(i, words=5) for i in range(1, next_index)])
+    assert ctx.summary_requested_through == 0  # none requested yet
+    plan = _plan(ctx, "and then?", Budget(8192, 2048))
+    assert plan.tokens_before < 0.7 * plan.budget.tokens  # only the turn count can trigger it
+    assert plan.summary_triggered is triggered
+
+
+@pytest.mark.parametrize(("next_index", "triggered"), [(15, False), (16, True)])
+def test_a_pending_summary_request_restarts_the_eighth_turn_count(next_index, triggered):
+    history = tuple(_turn(i, words=5) for i in range(1, next_index))
+    ctx = replace(_ctx(history), summary_requested_through=8)  # requested at turn 8, not made yet
+    plan = _plan(ctx, "and then?", Budget(8192, 2048))
+    assert plan.tokens_before < 0.7 * plan.budget.tokens
+    assert plan.summary_triggered is triggered
+
+
+@pytest.mark.parametrize(("tokens_before", "kept_from"), [(900, 2), (901, 3)])
+def test_pruning_starts_only_above_ninety_percent(tokens_before, kept_from):
+    ctx = _summarized([_sized_turn(i, 100) for i in range(2, 10)])
+    plan = _plan(ctx, _input_for(ctx, tokens_before))
+    assert plan.tokens_before == tokens_before
+    assert plan.kept_turn_indexes == tuple(range(kept_from, 10))
+    assert plan.pruned_turn_count == kept_from - 2
+    assert plan.tokens_after == _sent(plan) == tokens_before - 100 * (kept_from - 2)
+
+
+def test_pruning_drops_one_turn_at_a_time_and_stops_at_ninety_percent():
+    ctx = _summarized([_sized_turn(i, 100) for i in range(2, 10)])
+    plan = _plan(ctx, _input_for(ctx, 1100))  # two turns of 100 too many
+    assert plan.kept_turn_indexes == (4, 5, 6, 7, 8, 9)
+    assert plan.pruned_turn_count == 2 and plan.pruned_through_turn_index == 3
+    assert plan.tokens_after == _sent(plan) == 900
+    assert not plan.rejected
+
+
+def test_last_four_turns_are_kept_above_ninety_percent_while_they_fit_the_budget():
+    ctx = _summarized([_sized_turn(i, 200) for i in range(2, 8)])
+    plan = _plan(ctx, _input_for(ctx, 150 + 6 * 200))  # the last four alone: 950 tokens
+    assert plan.kept_turn_indexes == (4, 5, 6, 7)
+    assert plan.tokens_after == _sent(plan) == 950
+    assert plan.pruned_turn_count == 2 and plan.pruned_through_turn_index == 3
+    assert not plan.rejected
+
+
+def test_recent_turns_are_dropped_oldest_first_only_until_the_context_fits():
+    ctx = _summarized([_sized_turn(i, 250) for i in range(2, 6)])
+    plan = _plan(ctx, _input_for(ctx, 250 + 4 * 250))  # one recent turn too many
+    assert plan.kept_turn_indexes == (3, 4, 5)
+    assert plan.tokens_after == _sent(plan) == plan.budget.tokens == 1000  # exactly full is fine
+    assert plan.pruned_turn_count == 1 and plan.pruned_through_turn_index == 2
+    assert not plan.rejected
+
+
+def test_history_that_cannot_fit_at_all_is_pruned_through_the_previous_turn():
+    ctx = _summarized([_sized_turn(i, 600) for i in (2, 3)])
+    plan = _plan(ctx, _input_for(ctx, 500 + 2 * 600))
+    assert plan.kept_turn_indexes == ()
+    assert plan.pruned_turn_count == 2
+    assert plan.pruned_through_turn_index == ctx.next_turn_index - 1 == 3
+    contents = [m.content for m in plan.messages]
+    assert contents[2:] == [anchor_message_build(ANCHOR), contents[-1]]  # anchor, then the input
+    assert plan.tokens_after == _sent(plan) == 500 and not plan.rejected
+
+
+@pytest.mark.parametrize(("tokens", "rejected"), [(1000, False), (1001, True)])
+def test_a_context_of_exactly_the_budget_is_sent_and_one_token_more_is_rejected(tokens, rejected):
+    ctx = _ctx([])  # a new session: no history, no anchor yet
+    user_input = _input_for(ctx, tokens)
+    plan = _plan(ctx, user_input)
+    assert [m.content for m in plan.messages] == [SYSTEM, user_input]
+    assert plan.tokens_before == plan.tokens_after == _sent(plan) == tokens
+    assert plan.rejected is rejected
+
+
+@pytest.mark.parametrize("covered", [1, 3])
+def test_anchor_covered_by_the_summary_is_sent_and_counted_once(covered):
+    history = [_sized_turn(i, 100) for i in range(covered + 1, covered + 4)]
+    plan = _plan(_summarized(history, covered=covered), "what next?", Budget(8192, 2048))
+    contents = [m.content for m in plan.messages]
+    assert contents[:3] == [SYSTEM, summary_message_build(SUMMARY), anchor_message_build(ANCHOR)]
+    assert contents.count(anchor_message_build(ANCHOR)) == 1
+    assert plan.tokens_before == plan.tokens_after == _sent(plan)
+    assert plan.pruned_turn_count == 0 and plan.pruned_through_turn_index is None
+
+
+def test_history_the_loader_did_not_fetch_counts_as_pruned():
+    unfetched = [_sized_turn(i, 2000) for i in range(1, 7)]  # could never fit: left in the database
+    fetched = [_sized_turn(i, 100) for i in range(7, 11)]
+    ctx = SessionContext(
+        summary_text=None,
+        summary_covers_through=0,
+        history=tuple(fetched),
+        history_total_tokens=sum(t.tokens for t in unfetched + fetched),
+        history_total_count=10,
+        anchor_turn_index=1,
+        anchor_text=unfetched[0].user_input,
+        next_turn_index=11,
+    )
+    plan = _plan(ctx, "go on", Budget(8192, 2048))
+    # Before the guardrail every turn counts once, the anchor's among them.
+    assert plan.tokens_before == count_messages_tokens([SYSTEM, "go on"]) + 6 * 2000 + 4 * 100
+    assert plan.kept_turn_indexes == (7, 8, 9, 10)
+    assert plan.pruned_turn_count == 6 and plan.pruned_through_turn_index == 6
+    assert plan.messages[1].content == anchor_message_build(unfetched[0].user_input)
+    assert plan.tokens_after == _sent(plan) and not plan.rejected
+
+
+def test_a_turn_without_reply_costs_exactly_its_input():
+    question = "Is anyone there?"
+    assert turn_context_tokens(user_input=question, assistant_output="") == count_message_tokens(question)
+    assert turn_context_tokens(user_input=question, assistant_output="Writer: yes") == count_message_tokens(
+        question
+    ) + count_message_tokens("Writer: yes")
+    unanswered = HistoryTurn(2, question, "", turn_context_tokens(user_input=question, assistant_output=""))
+    plan = _plan(_summarized([unanswered]), "hello?", Budget(8192, 2048))
+    assert [m.content for m in plan.messages][3:] == [question, "hello?"]  # no empty reply is sent
+    assert plan.tokens_before == plan.tokens_after == _sent(plan)
+
+
+@pytest.mark.parametrize(("window", "max_out"), [(2048, 2048), (1024, 2048)])
+def test_output_allowance_filling_the_window_leaves_no_budget(window, max_out):
+    plan = _plan(_ctx([]), "hi", Budget(window, max_out))
+    assert plan.budget.tokens == 0
+    assert plan.rejected
 
 
 def test_same_turn_replies_follow_the_user_input():
