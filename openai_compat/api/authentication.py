@@ -1,6 +1,7 @@
 """API keys (``Authorization: Bearer pan-…``): named, revocable keys a chat client holds instead of
 the user's token, accepted by the OpenAI-compatible endpoint only."""
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from openai_compat.selectors import api_key_get
@@ -25,3 +26,15 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return "Bearer"
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    target_class = "openai_compat.api.authentication.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key (`pan-…`) from `POST /api/v1/openai/keys`.",
+        }

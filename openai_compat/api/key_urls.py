@@ -10,7 +10,7 @@ urlpatterns = [
     ),
     path(
         "openai/keys/<int:key_id>",
-        ApiKeyViewSet.as_view({"delete": "destroy"}, name="API key"),
+        ApiKeyViewSet.as_view({"get": "retrieve", "delete": "destroy"}, name="API key"),
         name="openai-key-detail",
     ),
 ]

@@ -1,4 +1,4 @@
-"""Your API keys for the OpenAI-compatible endpoint: list, create (the key is shown once), revoke.
+"""Your API keys for the OpenAI-compatible endpoint: list, read, create (the key is shown once), revoke.
 Managed with your token or login, never with an API key, so a leaked key cannot make more."""
 
 from drf_spectacular.utils import extend_schema
@@ -13,7 +13,7 @@ from pantheon.api.viewsets import OwnedViewSet
 
 
 @extend_schema(tags=["openai"])
-class ApiKeyViewSet(mixins.ListModelMixin, OwnedViewSet):
+class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedViewSet):
     serializer_class = s.ApiKeySerializer
     lookup_url_kwarg = "key_id"
 

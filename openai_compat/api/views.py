@@ -52,6 +52,7 @@ class OpenAIView(APIView):
 class ModelListView(OpenAIView):
     @extend_schema(
         tags=TAGS,
+        operation_id="openai_models_list",
         summary="Your rooms as models (each in its modes)",
         responses={200: s.OpenAIModelListSerializer, **UNAUTHENTICATED},
     )
@@ -63,6 +64,7 @@ class ModelListView(OpenAIView):
 class ModelDetailView(OpenAIView):
     @extend_schema(
         tags=TAGS,
+        operation_id="openai_models_retrieve",
         summary="One of your rooms as a model",
         parameters=[OpenApiParameter("model_id", OpenApiTypes.STR, OpenApiParameter.PATH)],
         responses={200: s.OpenAIModelSerializer, **UNAUTHENTICATED, **MODEL_NOT_FOUND},
@@ -113,6 +115,7 @@ class ChatCompletionView(OpenAIView):
 
     @extend_schema(
         tags=TAGS,
+        operation_id="openai_chat_completions_create",
         summary="Run one turn of a room, OpenAI style",
         description=(
             "The last user message is the turn's input; the earlier messages find the session "

@@ -188,13 +188,13 @@ def test_sessions_of_other_rooms_and_deleted_sessions_never_match(user, room):
 def test_an_unknown_history_opens_a_session_its_next_request_finds(user, room):
     # A conversation begun elsewhere (another model in the same chat): Pantheon cannot have made it.
     foreign = [TranscriptMessage(U, "hi"), TranscriptMessage(A, "I am another model.")]
-    history, chats = converse(user, room, ["@writer hello", "@writer again"], history=foreign)
+    _, chats = converse(user, room, ["@writer hello", "@writer again"], history=foreign)
     assert chats[0].session.pk == chats[1].session.pk
     assert chats[0].session.turns.count() == 2
 
 
 def test_an_explicit_session_wins_over_the_history(user, room):
-    _, chats = converse(user, room, ["@writer one"])
+    converse(user, room, ["@writer one"])
     target = SessionFactory(room=room)
     chat, outcome = ask(user, room, [], "@writer here", session_id=str(target.pk))
     assert chat.session.pk == target.pk and outcome.turn.session_id == target.pk
