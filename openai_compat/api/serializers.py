@@ -28,7 +28,10 @@ class ChatMessageSerializer(serializers.Serializer):
         if value is None:
             return ""
         if isinstance(value, list):
-            if not all(isinstance(p, dict) and p.get("type") == "text" for p in value):
+            if not all(
+                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+                for p in value
+            ):
                 raise serializers.ValidationError("Only text content is supported.")
             value = "\n".join(p.get("text") for p in value)
         # DRF's own checks of any text: a string, no NUL, no lone surrogate.
@@ -58,12 +61,18 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
     stream = serializers.BooleanField(default=False)
     stream_options = StreamOptionsSerializer(required=False, allow_null=True)
     metadata = serializers.DictField(
-        child=serializers.CharField(allow_blank=True),
         required=False,
         allow_null=True,
-        help_text="`session_id`: run the turn in this session of the room (as `X-Pantheon-Session`).",
+        help_text="`session_id`: run the turn in this session of the room (as `X-Pantheon-Session`); "
+        "other keys are ignored.",
     )
     n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1)
+
+    def validate_metadata(self, value: dict | None) -> dict | None:
+        session_id = (value or {}).get("session_id")
+        if session_id is not None and not isinstance(session_id, str):
+            raise serializers.ValidationError("session_id must be a string.")
+        return value
 
     def validated_messages(self) -> list[TranscriptMessage]:
         child = self.fields["messages"].child

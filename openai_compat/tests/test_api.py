@@ -78,9 +78,21 @@ def test_a_malformed_request_names_the_field_in_param(api_client, room):
         ({"messages": [{"role": "user", "content": "   "}]}, "messages"),
         ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages"),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]}, "messages"),
         ({"metadata": {"session_id": "not-this-one"}}, "metadata"),
+        ({"metadata": {"session_id": 12}}, "metadata"),
     ],
-    ids=["n=2", "image", "assistant last", "blank input", "NUL", "unknown role", "session mismatch"],
+    ids=[
+        "n=2",
+        "image",
+        "assistant last",
+        "blank input",
+        "NUL",
+        "unknown role",
+        "text part not text",
+        "session mismatch",
+        "session not a string",
+    ],
 )
 def test_what_a_room_cannot_honour_is_refused_with_400(api_client, room, body, param):
     session = SessionFactory(room=room)
@@ -102,6 +114,7 @@ def test_text_parts_and_ignored_parameters_are_accepted(api_client, room):
             "max_tokens": 50,
             "user": "someone",
             "n": 1,
+            "metadata": {"chat_id": 42, "tags": ["x"]},
         },
         format="json",
     )
