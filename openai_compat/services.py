@@ -140,6 +140,10 @@ def _session_resolve(
     """``(session, opened by this request, the session it forks)``."""
     room = model.room
     if session_id:
+        try:
+            session_id = uuid.UUID(str(session_id))
+        except ValueError as exc:
+            raise NotFound() from exc
         session = session_get(user=request.user, session_id=session_id)
         if session.room_id != room.pk:
             raise NotFound("This session is not one of the model's room.")

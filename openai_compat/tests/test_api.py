@@ -294,3 +294,10 @@ def test_the_schema_documents_the_endpoint_with_the_openai_error_shape(tmp_path)
     ref = post["responses"]["404"]["content"]["application/json"]["schema"]["$ref"]
     assert ref.endswith("/OpenAIError")
     assert set(paths["/api/openai/v1/models/{model_id}"]) == {"get"}
+
+
+@pytest.mark.parametrize("session_id", ["not-a-uuid", "123", "%00", "0" * 40])
+def test_an_explicit_session_that_is_no_id_is_404(api_client, room, session_id):
+    response = chat(api_client, room, headers={"X-Pantheon-Session": session_id})
+    assert_openai_error(response, 404, "not_found")
+    assert not Turn.objects.exists()
