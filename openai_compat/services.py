@@ -25,6 +25,7 @@ from openai_compat.errors import ConversationInvalid
 from openai_compat.fingerprint import (
     USER,
     TranscriptMessage,
+    content_normalize,
     fingerprint_of,
     transcript_normalize,
     turn_fingerprint,
@@ -116,9 +117,9 @@ def _conversation_split(messages: list[TranscriptMessage]) -> tuple[list[Transcr
         raise ConversationInvalid.messages("at least one message is needed.")
     if messages[-1].role != USER:
         raise ConversationInvalid.messages("the last message must be the user's (the turn's input).")
-    normalized = transcript_normalize(messages)
-    if not normalized or normalized[-1].role != USER:
+    if not content_normalize(messages[-1].content):
         raise ConversationInvalid.messages("the last user message is empty.")
+    normalized = transcript_normalize(messages)  # ends with the last message, as it is not empty
     return normalized[:-1], normalized[-1].content
 
 

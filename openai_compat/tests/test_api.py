@@ -76,6 +76,10 @@ def test_a_malformed_request_names_the_field_in_param(api_client, room):
             "messages",
         ),
         ({"messages": [{"role": "user", "content": "   "}]}, "messages"),
+        (
+            {"messages": [{"role": "user", "content": "@writer hi"}, {"role": "user", "content": ""}]},
+            "messages",
+        ),
         ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages"),
         ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages"),
         ({"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]}, "messages"),
@@ -87,6 +91,7 @@ def test_a_malformed_request_names_the_field_in_param(api_client, room):
         "image",
         "assistant last",
         "blank input",
+        "blank last input",
         "NUL",
         "unknown role",
         "text part not text",
