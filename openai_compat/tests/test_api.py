@@ -306,3 +306,11 @@ def test_an_explicit_session_that_is_no_id_is_404(api_client, room, session_id):
     response = chat(api_client, room, headers={"X-Pantheon-Session": session_id})
     assert_openai_error(response, 404, "not_found")
     assert not Turn.objects.exists()
+
+
+def test_another_users_room_is_not_a_model_of_yours(api_client, other_user):
+    theirs = RoomFactory(owner=other_user)
+    assert_openai_error(api_client.get(f"/api/openai/v1/models/room-{theirs.pk}"), 404, "model_not_found")
+    assert f"room-{theirs.pk}" not in {
+        m["id"] for m in api_client.get("/api/openai/v1/models").json()["data"]
+    }
