@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("pantheon.api.urls")),
     path("", include("rooms.api.urls")),
     path("", include("sessions_app.api.urls")),
+    path("", include("openai_compat.api.key_urls")),
 ]
 
 admin.site.site_header = "Pantheon administration"
@@ -18,6 +19,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="api-root", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
+    path("api/openai/v1/", include("openai_compat.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

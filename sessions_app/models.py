@@ -21,12 +21,16 @@ class ChatSession(models.Model):
     claim_expires_at = models.DateTimeField(null=True, blank=True)
     # The highest turn index a summary has been asked for (summaries cover up to an index).
     summary_due_through = models.PositiveIntegerField(null=True, blank=True)
+    # The fingerprint of the transcript so far as an OpenAI-compatible client resends it (a hash
+    # chain, openai_compat.fingerprint): how a resent history finds its session.
+    transcript_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
 
     objects = LiveQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
         db_table = "sessions_app_session"
+        indexes = [models.Index(fields=["transcript_fingerprint"], name="session_transcript_fp")]
         verbose_name = "session"
 
     def __str__(self) -> str:
@@ -59,11 +63,14 @@ class Turn(models.Model):
     context_tokens = models.PositiveIntegerField(default=0)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True)
+    # The transcript's fingerprint through this turn ("" until recorded; failed turns never get one).
+    transcript_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["session", "turn_index"]
+        indexes = [models.Index(fields=["transcript_fingerprint"], name="turn_transcript_fp")]
         constraints = [
             models.UniqueConstraint(fields=["session", "turn_index"], name="unique_turn_index_per_session"),
             models.UniqueConstraint(

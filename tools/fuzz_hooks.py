@@ -58,8 +58,9 @@ def real_path_parameters(method: str, path: str, ids: dict) -> dict[str, str]:
     real = {"room_id": ids["room_id"], "agent_key": ids["agent_key"], "session_id": ids["session_id"]}
     if method.upper() == "DELETE":
         last = path.rsplit("/", 1)[-1]
-        spare = {"{room_id}": "room_id", "{agent_key}": "agent_key", "{session_id}": "session_id"}[last]
-        real[spare] = ids[f"spare_{spare}"]
+        spare = {"{room_id}": "room_id", "{agent_key}": "agent_key", "{session_id}": "session_id"}.get(last)
+        if spare:  # other DELETEs (an API key) keep their generated id
+            real[spare] = ids[f"spare_{spare}"]
     return real
 
 
@@ -72,6 +73,10 @@ def body_deepen(body: dict, draw: float, choice: str) -> None:
         body["model_alias"] = choice
     if isinstance(body.get("user_input"), str):
         body["user_input"] = f"@{_ids['agent_key']} {body['user_input']}"
+    if isinstance(body.get("model"), str):  # the OpenAI-compatible endpoint: a room of the user …
+        body["model"] = f"room-{_ids['room_id']}"
+    if isinstance(body.get("messages"), list):  # … and a last message that tags its agent
+        body["messages"].append({"role": "user", "content": f"@{_ids['agent_key']} hello"})
 
 
 @schemathesis.hook

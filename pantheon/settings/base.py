@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "rooms",
     "sessions_app",
     "orchestration",
+    "openai_compat",
     "ops",
     "pantheon.telemetry",
 ]

@@ -22,6 +22,7 @@ IDS = {
         ("DELETE", "/api/v1/rooms/{room_id}", {"room_id": "spare-room"}),
         ("DELETE", "/api/v1/rooms/{room_id}/agents/{agent_key}", {"room_id": "room", "agent_key": "spare"}),
         ("delete", "/api/v1/rooms/{room_id}/sessions/{session_id}", {"session_id": "spare-session"}),
+        ("DELETE", "/api/v1/openai/keys/{key_id}", {"room_id": "room"}),  # no spare: the id stays generated
     ],
 )
 def test_delete_operations_get_the_spare_objects_and_others_the_kept_ones(method, path, expected):
@@ -37,3 +38,13 @@ def test_a_deepened_body_names_a_catalog_model_and_tags_an_agent(monkeypatch):
     untouched = {"model_alias": "zz", "user_input": "hello"}
     body_deepen(untouched, draw=0.95, choice="qwen")
     assert untouched == {"model_alias": "zz", "user_input": "hello"}
+
+
+def test_a_deepened_chat_completion_names_a_room_of_the_user_and_ends_with_a_tag(monkeypatch):
+    monkeypatch.setattr("tools.fuzz_hooks._ids", IDS)
+    body = {"model": "gpt-4o", "messages": [{"role": "system", "content": ""}]}
+    body_deepen(body, draw=0.1, choice="qwen")
+    assert body == {
+        "model": "room-room",
+        "messages": [{"role": "system", "content": ""}, {"role": "user", "content": "@writer hello"}],
+    }
