@@ -18,6 +18,7 @@ call: a long answer is not a failure. The SDK retries a stream only before its b
 """
 
 import email.utils
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -26,6 +27,8 @@ from typing import Any
 
 import httpx2
 import openai
+from openai._constants import RAW_RESPONSE_HEADER
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, NonNegativeInt, ValidationError
 
 from orchestration.llm.gateway import LlmCallError, LlmRequest, LlmResponse
@@ -93,28 +96,27 @@ class OpenAIGateway:
 
     def complete(self, request: LlmRequest) -> LlmResponse:
         started = time.perf_counter()
-        raw = self._create(request, started, self._create_kwargs(request))
+        raw = self._create(request, started, self._body(request))
         return _response_read(request, started, raw.content)
 
     def stream(self, request: LlmRequest, *, on_delta: Callable[[str], None]) -> LlmResponse:
-        kwargs = {
-            **self._create_kwargs(request),
+        body = {
+            **self._body(request),
             "stream": True,
             # The last chunk then carries the usage (and OpenRouter's cost).
             "stream_options": {"include_usage": True},
-            "timeout": self._stream_timeout,
         }
         started = time.perf_counter()
-        response = self._create(request, started, kwargs).http_response
+        response = self._create(request, started, body, stream=True).http_response
         if _content_type(response) != _EVENT_STREAM:
             # A provider that ignored ``stream`` answers in one body (bounded like ``complete``).
             try:
-                body = response.read()
+                content = response.read()
             except httpx2.TimeoutException as exc:
                 raise _failure(request, started, "provider_timeout", "no complete answer in time") from exc
             except httpx2.HTTPError as exc:
                 raise _failure(request, started, "provider_connection_error", type(exc).__name__) from exc
-            answer = _response_read(request, started, body)
+            answer = _response_read(request, started, content)
             on_delta(answer.content)
             return answer
         return _stream_read(
@@ -126,25 +128,42 @@ class OpenAIGateway:
             idle_timeout=self.stream_idle_timeout,
         )
 
-    def _create_kwargs(self, request: LlmRequest) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
+    def _body(self, request: LlmRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "model": request.provider_model,
             "messages": [{"role": m.role, "content": m.content} for m in request.messages],
             "max_tokens": request.max_output_tokens,
             # OpenRouter usage accounting: the response then carries usage.cost.
-            "extra_body": {"usage": {"include": True}},
+            "usage": {"include": True},
         }
         if self.temperature is not None:
-            kwargs["temperature"] = self.temperature
+            body["temperature"] = self.temperature
         if request.json_mode:
-            kwargs["response_format"] = {"type": "json_object"}
-        return kwargs
+            body["response_format"] = {"type": "json_object"}
+        return body
 
-    def _create(self, request: LlmRequest, started: float, kwargs: dict[str, Any]) -> Any:
-        """The SDK call, retries included; its failures as ``LlmCallError``. With ``stream=True`` it
-        returns once the headers are in, the body unread."""
+    def _create(
+        self, request: LlmRequest, started: float, body: dict[str, Any], *, stream: bool = False
+    ) -> Any:
+        """``POST /chat/completions`` through the SDK's client — its retries, timeouts and error
+        types — with a body ready to send. The SDK's typed ``chat.completions.create`` would first
+        walk every message through its request transformation (milliseconds per call, growing with
+        the history), for a body that is already plain JSON. Returns the raw response; with
+        ``stream`` it returns once the headers are in, the body unread."""
+        options: dict[str, Any] = {
+            "headers": {RAW_RESPONSE_HEADER: "true", "Content-Type": "application/json"},
+        }
+        if stream:
+            options["timeout"] = self._stream_timeout
         try:
-            return self.client.chat.completions.with_raw_response.create(**kwargs)
+            return self.client.post(
+                "/chat/completions",
+                cast_to=ChatCompletion,
+                content=json.dumps(body, ensure_ascii=False).encode(),
+                options=options,
+                stream=stream,
+                stream_cls=openai.Stream[ChatCompletionChunk] if stream else None,
+            )
         except openai.APITimeoutError as exc:
             raise _failure(request, started, "provider_timeout", "no complete answer in time") from exc
         except openai.APIConnectionError as exc:
