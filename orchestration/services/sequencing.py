@@ -10,8 +10,10 @@ an expired claim's owner come back late.
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db.models import Max, Q
@@ -19,6 +21,8 @@ from django.utils import timezone
 
 from orchestration.errors import TurnConflict
 from sessions_app.models import ChatSession
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -31,15 +35,27 @@ class SessionClaim:
     summary_due_through: int = 0
 
 
-def session_claim(*, session_id: uuid.UUID, token: uuid.UUID, ttl_seconds: float) -> SessionClaim:
-    """Take the session's turn claim, waiting up to ``TURN_CLAIM_WAIT_SECONDS`` for the turn in flight
-    to finish; raise ``TurnConflict`` (409 with Retry-After) past that.
-
-    Waiting is polling (no lock, no transaction), with jitter so waiters don't retry in lockstep.
-    """
+def claim_wait(attempt: Callable[[], T | None]) -> T:
+    """Call ``attempt`` (one try at the claim: a result, or None while the session is busy) until it
+    succeeds, for up to ``TURN_CLAIM_WAIT_SECONDS``; raise ``TurnConflict`` (409 with Retry-After)
+    past that. Waiting is polling — no lock, no transaction — with jitter, so waiters don't retry in
+    lockstep."""
     deadline = time.monotonic() + settings.TURN_CLAIM_WAIT_SECONDS
     pause = 0.01
     while True:
+        result = attempt()
+        if result is not None:
+            return result
+        if time.monotonic() + pause > deadline:
+            raise TurnConflict()
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, 0.2)
+
+
+def session_claim(*, session_id: uuid.UUID, token: uuid.UUID, ttl_seconds: float) -> SessionClaim:
+    """Take the session's turn claim (one conditional UPDATE), waiting for the turn in flight."""
+
+    def attempt() -> SessionClaim | None:
         now = timezone.now()
         expires_at = now + timedelta(seconds=ttl_seconds)
         taken = (
@@ -47,12 +63,9 @@ def session_claim(*, session_id: uuid.UUID, token: uuid.UUID, ttl_seconds: float
             .filter(Q(claim_token__isnull=True) | Q(claim_expires_at__lt=now))
             .update(claim_token=token, claim_expires_at=expires_at)
         )
-        if taken:
-            return _claim_read(session_id=session_id, token=token, expires_at=expires_at)
-        if time.monotonic() + pause > deadline:
-            raise TurnConflict()
-        time.sleep(pause * (0.5 + random.random()))
-        pause = min(pause * 2, 0.2)
+        return _claim_read(session_id=session_id, token=token, expires_at=expires_at) if taken else None
+
+    return claim_wait(attempt)
 
 
 def _claim_read(*, session_id: uuid.UUID, token: uuid.UUID, expires_at: datetime) -> SessionClaim:

@@ -57,15 +57,17 @@ from orchestration.llm.tokens import count_messages_tokens
 from orchestration.modes import agents_select_manual, agents_select_roundtable, routing_decision_parse
 from orchestration.prompts import routing_prompt_build, system_prompt_build
 from orchestration.selectors import session_context_load
+from orchestration.services import turn_sql
 from orchestration.services.calls import CallLog, CallScope, llm_call_staged
 from orchestration.services.sequencing import (
     SessionClaim,
+    claim_wait,
     session_claim,
     session_claim_extend,
     session_claim_release,
 )
 from orchestration.services.summaries import summary_enqueue, summary_worst_case
-from pantheon.errors import ApplicationError
+from pantheon.errors import ApplicationError, NotFound
 from pantheon.limits import slot_acquire, slot_release
 from pantheon.logging import turn_log_context
 from pantheon.observability import TurnObserved, observe
@@ -76,12 +78,19 @@ from sessions_app.selectors import session_get
 from usage.metering import charge_compute
 from usage.models import CreditHold, LlmCallEvent
 from usage.selectors import PricedModel, priced_models_get
-from usage.services.events import usage_events_commit, usage_events_write_orphaned
+from usage.services.events import (
+    usage_events_bill,
+    usage_events_charge,
+    usage_events_commit,
+    usage_events_write_orphaned,
+)
 from usage.services.holds import (
     HoldRequest,
     credit_hold_extend,
     credit_hold_place,
     credit_hold_release,
+    ledger_entry_build,
+    settlement_compute,
     summary_hold_expiry,
 )
 
@@ -249,18 +258,14 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
     ``turn_run`` gives back whatever happens."""
     started = time.perf_counter()
     try:
-        session = session_get(user=request.user, session_id=request.session_id)
-        if replay := _replay_find(session=session, request=request):
-            return replay
-        agents = list(agent_list(room=session.room))
+        session, agents, priced, replay_turn_id = _scope_load(request)
+        if replay_turn_id is not None:
+            return _replay(turn_id=replay_turn_id, request=request)
         progress = TurnProgress(
             request=request,
             session=session,
             agents=agents,
-            priced=priced_models_get(
-                aliases={a.model_alias for a in agents}
-                | {settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS, settings.SUMMARY_MODEL_ALIAS}
-            ),
+            priced=priced,
             candidates=_candidates_select(request=request, agents=agents),
             started=started,
         )
@@ -276,12 +281,42 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
         raise
 
 
-def _replay_find(*, session: ChatSession, request: TurnRequest) -> TurnOutcome | None:
-    if not request.idempotency_key:
-        return None
-    turn = Turn.objects.filter(session=session, idempotency_key=request.idempotency_key).first()
-    if turn is None:
-        return None
+def _scope_load(
+    request: TurnRequest,
+) -> tuple[ChatSession, list[Agent], dict[str, PricedModel], uuid.UUID | None]:
+    """The session (404 unless a live one of a live room the user owns), the room's agents, the
+    catalog with its prices, and the turn stored under the request's Idempotency-Key, if any."""
+    helpers = {settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS, settings.SUMMARY_MODEL_ALIAS}
+    if turn_sql.fast_path():
+        try:
+            session_id = uuid.UUID(str(request.session_id))
+        except ValueError as exc:
+            raise NotFound() from exc
+        scope = turn_sql.scope_load(
+            user_id=request.user.pk,
+            session_id=session_id,
+            idempotency_key=request.idempotency_key,
+            aliases=helpers,
+        )
+        if scope is None:
+            raise NotFound()
+        return scope.session, scope.agents, scope.priced, scope.replay_turn_id
+    session = session_get(user=request.user, session_id=request.session_id)
+    agents = list(agent_list(room=session.room))
+    priced = priced_models_get(aliases={a.model_alias for a in agents} | helpers)
+    replay = None
+    if request.idempotency_key:
+        replay = (
+            Turn.objects.filter(session=session, idempotency_key=request.idempotency_key)
+            .values_list("id", flat=True)
+            .first()
+        )
+    return session, agents, priced, replay
+
+
+def _replay(*, turn_id: uuid.UUID, request: TurnRequest) -> TurnOutcome:
+    """The stored result of an Idempotency-Key: the same body, or the stored refusal."""
+    turn = Turn.objects.get(pk=turn_id)
     if turn.request_fingerprint != request.fingerprint:
         raise IdempotencyKeyReused()
     if turn.status == Turn.Status.FAILED:
@@ -331,14 +366,21 @@ def _claim_ttl(progress: TurnProgress) -> float:
 
 def _claimed_and_held(progress: TurnProgress) -> TurnProgress | TurnOutcome:
     request = progress.request
-    progress.claim = session_claim(
-        session_id=progress.session.pk, token=progress.turn_id, ttl_seconds=_claim_ttl(progress)
-    )
+    progress.budgets = {
+        a.agent_key: Budget.for_agent(
+            context_window_tokens=a.context_window_tokens,
+            model_context_window=m.context_window,
+            model_max_output_tokens=m.max_output_tokens,
+        )
+        for a in progress.candidates
+        if (m := progress.priced.get(a.model_alias))
+    }
+    replay_turn_id = _claim_with_context(progress)
     try:
-        if replay := _replay_find(session=progress.session, request=request):
+        if replay_turn_id is not None:
             session_claim_release(claim=progress.claim)
             slot_release(progress.slot_key)
-            return replay
+            return _replay(turn_id=replay_turn_id, request=request)
         _budget_fit(progress)
         progress.hold = credit_hold_place(hold=_hold_request(progress))
     except BaseException:
@@ -354,28 +396,65 @@ def _claimed_and_held(progress: TurnProgress) -> TurnProgress | TurnOutcome:
     return progress
 
 
+def _claim_with_context(progress: TurnProgress) -> uuid.UUID | None:
+    """Claim the session, then read its past (the latest summary, the history that can still fit
+    the largest budget, the anchor) and whether a twin committed the request's key meanwhile — one
+    statement on PostgreSQL. Returns the twin's turn id, if any."""
+    session_id, key = progress.session.pk, progress.request.idempotency_key
+    max_history_tokens = max((b.tokens for b in progress.budgets.values()), default=0)
+    ttl = _claim_ttl(progress)
+    if turn_sql.fast_path():
+
+        def attempt():
+            now = timezone.now()
+            expires_at = now + timedelta(seconds=ttl)
+            claimed = turn_sql.claim_and_context(
+                session_id=session_id,
+                token=progress.turn_id,
+                expires_at=expires_at,
+                now=now,
+                idempotency_key=key,
+                max_history_tokens=max_history_tokens,
+            )
+            return (claimed, expires_at) if claimed is not None else None
+
+        claimed, expires_at = claim_wait(attempt)
+        progress.claim = SessionClaim(
+            session_id=session_id,
+            token=progress.turn_id,
+            last_turn_index=claimed.last_turn_index,
+            expires_at=expires_at,
+            summary_due_through=claimed.summary_due_through,
+        )
+        progress.context = claimed.context
+        return claimed.replay_turn_id
+    progress.claim = session_claim(session_id=session_id, token=progress.turn_id, ttl_seconds=ttl)
+    try:
+        replay = (
+            Turn.objects.filter(session_id=session_id, idempotency_key=key)
+            .values_list("id", flat=True)
+            .first()
+            if key
+            else None
+        )
+        progress.context = session_context_load(
+            session_id=session_id,
+            next_turn_index=progress.claim.last_turn_index + 1,
+            summary_requested_through=progress.claim.summary_due_through,
+            max_history_tokens=max_history_tokens,
+        )
+    except BaseException:
+        session_claim_release(claim=progress.claim)
+        raise
+    return replay
+
+
 def _budget_fit(progress: TurnProgress) -> None:
-    """Load the history once, and check the bare input against every candidate's budget.
+    """Check the bare input against every candidate's budget.
 
     Manual and roundtable: a candidate that cannot fit refuses the turn (422). Orchestrator: the
     manager is offered only the agents that fit; none → 422.
     """
-    claim = progress.claim
-    progress.budgets = {
-        a.agent_key: Budget.for_agent(
-            context_window_tokens=a.context_window_tokens,
-            model_context_window=m.context_window,
-            model_max_output_tokens=m.max_output_tokens,
-        )
-        for a in progress.candidates
-        if (m := progress.priced.get(a.model_alias))
-    }
-    progress.context = session_context_load(
-        session_id=progress.session.pk,
-        next_turn_index=claim.last_turn_index + 1,
-        summary_requested_through=claim.summary_due_through,
-        max_history_tokens=max((b.tokens for b in progress.budgets.values()), default=0),
-    )
     fitting: list[Agent] = []
     rejected: list[tuple[Agent, ContextPlan]] = []
     for agent in progress.candidates:
@@ -684,93 +763,52 @@ def _turn_commit(progress: TurnProgress) -> TurnOutcome:
     else:
         status = Turn.Status.COMPLETED
     output = "\n\n".join(f"{r.agent.name}: {r.content}" for r in progress.replies)
-
-    with transaction.atomic():
-        # NO KEY UPDATE: a summary committing meanwhile checks its foreign key to this row with a KEY
-        # SHARE lock, which this lock lets through — a plain FOR UPDATE would deadlock with it on
-        # the credit account, which both lock next.
-        locked = (
-            ChatSession.objects.select_for_update(no_key=True)
-            .only("claim_token", "last_turn_index", "summary_due_through")
-            .get(pk=session.pk)
-        )
-        if locked.claim_token != progress.turn_id:
-            # Our claim expired and another turn took the session: this turn cannot be sequenced.
-            raise TurnConflict()
-        index = max(locked.last_turn_index, progress.claim.last_turn_index) + 1
-        summary_triggered = progress.summary_triggered and status != Turn.Status.FAILED
-        turn = Turn.objects.create(
-            id=progress.turn_id,
-            session=session,
-            turn_index=index,
-            mode=request.mode,
-            user_input=request.user_input,
-            assistant_output=output,
-            status=status,
-            responding_agent_keys=[r.agent.agent_key for r in progress.replies],
-            agent_errors=progress.errors,
-            routing_used_fallback=progress.routing_used_fallback,
-            summary_triggered=summary_triggered,
-            context_tokens=turn_context_tokens(user_input=request.user_input, assistant_output=output),
-            idempotency_key=request.idempotency_key,
-            request_fingerprint=request.fingerprint,
-        )
-        messages = [
+    turn = Turn(
+        id=progress.turn_id,
+        session=session,
+        mode=request.mode,
+        user_input=request.user_input,
+        assistant_output=output,
+        status=status,
+        responding_agent_keys=[r.agent.agent_key for r in progress.replies],
+        agent_errors=progress.errors,
+        routing_used_fallback=progress.routing_used_fallback,
+        summary_triggered=progress.summary_triggered and status != Turn.Status.FAILED,
+        context_tokens=turn_context_tokens(user_input=request.user_input, assistant_output=output),
+        idempotency_key=request.idempotency_key,
+        request_fingerprint=request.fingerprint,
+    )
+    messages = [
+        Message(
+            session=session, turn=turn, role=Message.Role.USER, mode=request.mode, content=request.user_input
+        ),
+        *(
             Message(
                 session=session,
                 turn=turn,
-                role=Message.Role.USER,
+                role=Message.Role.ASSISTANT,
+                agent_key=r.agent.agent_key,
+                agent_name=r.agent.name,
+                model_alias=r.model_alias,
                 mode=request.mode,
-                content=request.user_input,
-                order=0,
-            ),
-            *(
-                Message(
-                    session=session,
-                    turn=turn,
-                    role=Message.Role.ASSISTANT,
-                    agent_key=r.agent.agent_key,
-                    agent_name=r.agent.name,
-                    model_alias=r.model_alias,
-                    mode=request.mode,
-                    content=r.content,
-                    order=position,
-                )
-                for position, r in enumerate(progress.replies, start=1)
-            ),
-        ]
-        Message.objects.bulk_create(messages)
-        for audit in progress.audits:
-            audit.turn_id = turn.pk
-        TurnContextAudit.objects.bulk_create(progress.audits)
-        keep = None
-        if summary_triggered and progress.summary_share is not None:
-            keep = HoldRequest(
-                **{
-                    **progress.summary_share.__dict__,
-                    "covers_through_turn_index": index,
-                    "expires_at": summary_hold_expiry(),
-                }
+                content=r.content,
+                order=position,
             )
-        usage_events_commit(
-            user_id=request.user.pk,
-            events=progress.calls.events,
-            hold=progress.hold,
-            turn_id=turn.pk,
-            keep_for_summary=keep,
-        )
-        due = locked.summary_due_through
-        if summary_triggered:
-            due = max(due or 0, index)
-            transaction.on_commit(partial(summary_enqueue, session_id=session.pk, through_index=index))
-        ChatSession.objects.filter(pk=session.pk).update(
-            last_turn_index=index,
-            claim_token=None,
-            claim_expires_at=None,
-            summary_due_through=due,
-            updated_at=timezone.now(),
-        )
-    logger.info("turn committed index=%s status=%s", index, status)
+            for position, r in enumerate(progress.replies, start=1)
+        ),
+    ]
+    for audit in progress.audits:
+        audit.turn_id = turn.pk
+    keep = None
+    if turn.summary_triggered and progress.summary_share is not None:
+        keep = HoldRequest(**{**progress.summary_share.__dict__, "expires_at": summary_hold_expiry()})
+    with transaction.atomic():
+        turn.turn_index = _turn_rows_write(progress, turn=turn, messages=messages, keep=keep)
+        if turn.summary_triggered:
+            transaction.on_commit(
+                partial(summary_enqueue, session_id=session.pk, through_index=turn.turn_index)
+            )
+    logger.info("turn committed index=%s status=%s", turn.turn_index, status)
     return TurnOutcome(
         turn=turn,
         messages=messages,
@@ -778,6 +816,86 @@ def _turn_commit(progress: TurnProgress) -> TurnOutcome:
         usage=TurnUsage.of(progress.calls.events),
         llm_seconds=progress.calls.llm_seconds,
     )
+
+
+def _turn_rows_write(
+    progress: TurnProgress, *, turn: Turn, messages: list[Message], keep: HoldRequest | None
+) -> int:
+    """Inside the commit's transaction: every row of the turn, the hold settled, the claim released.
+    Returns the turn's index; raises ``TurnConflict`` if the claim was lost (another turn took the
+    session after it expired). Two statements on PostgreSQL, the ORM elsewhere."""
+    user_id, events = progress.request.user.pk, progress.calls.events
+    if not turn_sql.fast_path():
+        return _turn_rows_write_orm(progress, turn=turn, messages=messages, keep=keep)
+    balance, held, released = turn_sql.account_lock(user_id=user_id, hold_id=progress.hold.pk)
+    settlement = settlement_compute(
+        balance=balance,
+        held=held,
+        released=released,
+        charge=usage_events_charge(events),
+        keep=keep.amount if keep is not None else Decimal(0),
+    )
+    usage_events_bill(events=events, settlement=settlement, user_id=user_id, turn_id=turn.pk)
+    index = turn_sql.turn_write(
+        turn=turn,
+        claimed_last_index=progress.claim.last_turn_index,
+        messages=messages,
+        audits=progress.audits,
+        events=events,
+        ledger=(
+            ledger_entry_build(user_id=user_id, kind="turn_debit", settlement=settlement, turn_id=turn.pk)
+            if settlement.debited
+            else None
+        ),
+        summary_hold=(
+            CreditHold(**{**keep.__dict__, "amount": settlement.kept}) if keep and settlement.kept else None
+        ),
+        account=(user_id, settlement.balance_after, settlement.held_after),
+        now=timezone.now(),
+    )
+    if index is None:
+        raise TurnConflict()
+    return index
+
+
+def _turn_rows_write_orm(
+    progress: TurnProgress, *, turn: Turn, messages: list[Message], keep: HoldRequest | None
+) -> int:
+    # NO KEY UPDATE: a summary committing meanwhile checks its foreign key to this row with a KEY
+    # SHARE lock, which this lock lets through — a plain FOR UPDATE would deadlock with it on the
+    # credit account, which both lock next.
+    locked = (
+        ChatSession.objects.select_for_update(no_key=True)
+        .only("claim_token", "last_turn_index", "summary_due_through")
+        .get(pk=turn.session_id)
+    )
+    if locked.claim_token != progress.turn_id:
+        raise TurnConflict()
+    index = max(locked.last_turn_index, progress.claim.last_turn_index) + 1
+    turn.turn_index = index
+    turn.save(force_insert=True)
+    Message.objects.bulk_create(messages)
+    TurnContextAudit.objects.bulk_create(progress.audits)
+    usage_events_commit(
+        user_id=progress.request.user.pk,
+        events=progress.calls.events,
+        hold=progress.hold,
+        turn_id=turn.pk,
+        keep_for_summary=(
+            HoldRequest(**{**keep.__dict__, "covers_through_turn_index": index}) if keep else None
+        ),
+    )
+    due = (
+        max(locked.summary_due_through or 0, index) if turn.summary_triggered else locked.summary_due_through
+    )
+    ChatSession.objects.filter(pk=turn.session_id).update(
+        last_turn_index=index,
+        claim_token=None,
+        claim_expires_at=None,
+        summary_due_through=due,
+        updated_at=timezone.now(),
+    )
+    return index
 
 
 def _turn_abandon(progress: TurnProgress, exc: BaseException) -> None:

@@ -6,9 +6,9 @@ from orchestration.services import turns
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
 from sessions_app.tests.factories import SessionFactory
-from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
+from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
 
 
 @pytest.fixture
@@ -22,13 +22,13 @@ def session(user):
 def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
     api_client, session, user, fake_llm, monkeypatch
 ):
-    real_commit = turns.usage_events_commit
+    real_write = turns._turn_rows_write
 
-    def commit_then_fail(**kwargs):
-        real_commit(**kwargs)  # the turn, messages, audits and events are written inside the atomic block…
+    def write_then_fail(*args, **kwargs):
+        real_write(*args, **kwargs)  # the turn, messages, audits and events are written in the atomic block…
         raise RuntimeError("disk full")  # …and then the transaction dies
 
-    monkeypatch.setattr(turns, "usage_events_commit", commit_then_fail)
+    monkeypatch.setattr(turns, "_turn_rows_write", write_then_fail)
     balance = CreditAccount.objects.get(user=user).balance
 
     response = api_client.post(
@@ -44,6 +44,7 @@ def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
     assert TurnContextAudit.objects.count() == 0
     assert CreditLedgerEntry.objects.filter(kind="turn_debit").count() == 0
     assert CreditAccount.objects.get(user=user).balance == balance
+    assert CreditAccount.objects.get(user=user).held == 0 and not CreditHold.objects.exists()
     orphans = LlmCallEvent.objects.all()
     assert orphans.count() == len(fake_llm.requests) == 2
     assert all(e.orphaned and e.turn_id is None and not e.billable and e.credits_burned == 0 for e in orphans)
@@ -53,7 +54,7 @@ def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
     refreshed = ChatSession.objects.get(pk=session.pk)
     assert refreshed.claim_token is None and refreshed.last_turn_index == 0
 
-    monkeypatch.setattr(turns, "usage_events_commit", real_commit)
+    monkeypatch.setattr(turns, "_turn_rows_write", real_write)
     retry = api_client.post(
         f"/api/v1/sessions/{session.pk}/turns",
         {"user_input": "@writer again", "mode": "manual"},

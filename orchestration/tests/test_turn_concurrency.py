@@ -13,7 +13,10 @@ from sessions_app.tests.factories import SessionFactory
 from usage.models import LlmCallEvent
 
 # serialized_rollback: the flush after a transactional test must not lose the seeded catalog.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("turn_sql_path"),
+]
 
 
 def run_simultaneously(count: int, session, token: str, text: str = "@writer hello", headers=None) -> list:

@@ -19,7 +19,7 @@ from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.services.holds import HoldRequest, credit_hold_place, credit_holds_sweep
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
 
 WRITER, CRITIC = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
 

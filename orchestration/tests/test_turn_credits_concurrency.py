@@ -17,7 +17,11 @@ from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 
 # serialized_rollback: the flush after a transactional test must not lose the seeded catalog.
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.integration]
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.integration,
+    pytest.mark.usefixtures("turn_sql_path"),
+]
 
 
 def post_all(token: str, requests: list[tuple[str, dict, dict]]) -> list:

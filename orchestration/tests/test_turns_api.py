@@ -9,7 +9,7 @@ from sessions_app.models import Message, Turn, TurnContextAudit
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
 
 
 @pytest.fixture

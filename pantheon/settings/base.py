@@ -286,6 +286,9 @@ TURNS_IN_FLIGHT_PER_USER = env.int("TURNS_IN_FLIGHT_PER_USER", default=4)
 # A summary's credit hold is freed by the sweep if the summary is not made within this time.
 SUMMARY_HOLD_SECONDS = env.int("SUMMARY_HOLD_SECONDS", default=3600)
 HOLDS_SWEEP_INTERVAL_SECONDS = env.int("HOLDS_SWEEP_INTERVAL_SECONDS", default=60)
+# PostgreSQL: a turn's reads and writes as one statement per step (orchestration/services/turn_sql.py);
+# off, the same steps run through the ORM, as on SQLite.
+TURN_SQL_FAST_PATH = env.bool("TURN_SQL_FAST_PATH", default=True)
 # A streamed turn sends a comment line after this many seconds of silence (proxies close idle streams).
 TURN_STREAM_KEEPALIVE_SECONDS = env.float("TURN_STREAM_KEEPALIVE_SECONDS", default=15.0)
 TURN_CONFLICT_RETRY_AFTER_SECONDS = env.int("TURN_CONFLICT_RETRY_AFTER_SECONDS", default=2)

@@ -132,15 +132,29 @@ def usage_events_commit(
     are debited in order and each keeps what could not be billed in ``credits_unbilled``.
     """
     assert transaction.get_connection().in_atomic_block, "usage must commit with its turn"
-    charge = sum((e.credits_burned for e in events if e.billable), Decimal(0))
     settlement = credit_hold_settle(
         user_id=user_id,
         hold=hold,
-        charge=charge,
+        charge=usage_events_charge(events),
         kind=kind,
         turn_id=turn_id,
         keep_for_summary=keep_for_summary,
     )
+    usage_events_bill(events=events, settlement=settlement, user_id=user_id, turn_id=turn_id)
+    LlmCallEvent.objects.bulk_create(events)
+    return settlement
+
+
+def usage_events_charge(events: Sequence[LlmCallEvent]) -> Decimal:
+    """What the events cost the user: the credits of the billable ones."""
+    return sum((e.credits_burned for e in events if e.billable), Decimal(0))
+
+
+def usage_events_bill(
+    *, events: Sequence[LlmCallEvent], settlement: Settlement, user_id: int, turn_id: uuid.UUID | None
+) -> None:
+    """Give each event its turn and what it was debited: the events are debited in order, and each
+    keeps what could not be billed (beyond the hold and the balance) in ``credits_unbilled``."""
     left = settlement.debited
     for event in events:
         event.turn_id = turn_id
@@ -154,8 +168,6 @@ def usage_events_commit(
             settlement.unbilled,
             user_id,
         )
-    LlmCallEvent.objects.bulk_create(events)
-    return settlement
 
 
 def usage_events_write_orphaned(*, events: Sequence[LlmCallEvent]) -> None:

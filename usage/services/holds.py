@@ -18,10 +18,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from pantheon.db import row_select, table
 from pantheon.errors import PaymentRequired
 from pantheon.observability import HoldsSwept, observe
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
@@ -60,11 +61,37 @@ class HoldRequest:
 
 @dataclass(frozen=True)
 class Settlement:
-    """What a commit debited; ``unbilled`` is what it could not (beyond the hold and the balance)."""
+    """What a commit debited; ``unbilled`` is what it could not (beyond the hold and the balance).
+    ``held_after`` and ``kept`` (the part of the hold moved to the summary's) are the account's new
+    figures."""
 
     debited: Decimal
     unbilled: Decimal
     balance_after: Decimal
+    held_after: Decimal = ZERO
+    kept: Decimal = ZERO
+
+
+def settlement_compute(
+    *, balance: Decimal, held: Decimal, released: Decimal, charge: Decimal, keep: Decimal
+) -> Settlement:
+    """The money of a commit, from the locked account's figures: ``released`` is the hold being
+    settled (0 if the sweep took it), ``charge`` what the calls cost the user, ``keep`` the summary's
+    share to move into a hold of its own (never more than was held).
+
+    The debit is capped at what the balance covers once the *other* holds are kept whole, so the
+    balance never goes below zero and no other turn in flight loses what it reserved.
+    """
+    kept = min(keep, released)
+    coverable = max(balance - (held - released), ZERO)
+    debited = min(charge, coverable)
+    return Settlement(
+        debited=debited,
+        unbilled=charge - debited,
+        balance_after=balance - debited,
+        held_after=held - (released - kept),
+        kept=kept,
+    )
 
 
 def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
@@ -73,17 +100,35 @@ def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
     One conditional UPDATE decides: concurrent turns of one user can never reserve more than
     the balance between them.
     """
-    with transaction.atomic():
-        reserved = CreditAccount.objects.filter(
-            user_id=hold.user_id, balance__gte=F("held") + hold.amount
-        ).update(held=F("held") + hold.amount, updated_at=timezone.now())
-        if not reserved:
-            figures = (
-                CreditAccount.objects.filter(user_id=hold.user_id).values_list("balance", "held").first()
-            )
-            available = figures[0] - figures[1] if figures else ZERO
-            raise InsufficientCredits(available=available, required=hold.amount)
-        return CreditHold.objects.create(**hold.__dict__)
+    row = CreditHold(**hold.__dict__)
+    if connection.vendor == "postgresql":
+        placed = _hold_place_statement(row)
+    else:
+        with transaction.atomic():
+            placed = CreditAccount.objects.filter(
+                user_id=hold.user_id, balance__gte=F("held") + hold.amount
+            ).update(held=F("held") + hold.amount, updated_at=timezone.now())
+            if placed:
+                row.save(force_insert=True)
+    if not placed:
+        figures = CreditAccount.objects.filter(user_id=hold.user_id).values_list("balance", "held").first()
+        available = figures[0] - figures[1] if figures else ZERO
+        raise InsufficientCredits(available=available, required=hold.amount)
+    row._state.adding = False
+    return row
+
+
+def _hold_place_statement(row: CreditHold) -> bool:
+    """PostgreSQL: the conditional UPDATE and the hold's row in one statement."""
+    columns, select, params = row_select(row, computed={"user_id": "reserved.user_id"})
+    sql = (
+        f"WITH reserved AS (UPDATE {table(CreditAccount)} SET held = held + %s, updated_at = %s "
+        "WHERE user_id = %s AND balance - held >= %s RETURNING user_id) "
+        f"INSERT INTO {table(CreditHold)} ({columns}) SELECT {select} FROM reserved RETURNING 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [row.amount, timezone.now(), row.user_id, row.amount, *params])
+        return cursor.fetchone() is not None
 
 
 def credit_hold_release(*, hold: CreditHold) -> None:
@@ -111,40 +156,43 @@ def credit_hold_settle(
     keep_for_summary: HoldRequest | None = None,
     note: str = "",
 ) -> Settlement:
-    """Debit ``charge`` against ``hold`` and release the rest, inside the caller's transaction.
-
-    ``keep_for_summary`` moves part of the hold into a hold of its own for the summary the turn
-    asked for (its amount stays held). The debit is capped at what the balance covers once the
-    other holds are kept whole; anything beyond is returned as ``unbilled``. A hold that is already
-    gone (swept after its expiry) counts as zero.
-    """
+    """Debit ``charge`` against ``hold`` and release the rest, inside the caller's transaction
+    (``settlement_compute`` says how much). ``keep_for_summary`` moves part of the hold into a hold of
+    its own for the summary the turn asked for (its amount stays held)."""
     assert transaction.get_connection().in_atomic_block, "a hold settles with what it paid for"
     account = CreditAccount.objects.select_for_update().only("balance", "held").get(user_id=user_id)
-    held_here = ZERO
+    released = ZERO
     if hold is not None and CreditHold.objects.filter(pk=hold.pk).delete()[0]:
-        held_here = hold.amount
-    kept = ZERO
-    if keep_for_summary is not None and keep_for_summary.amount:
-        # (session, covered index) is unique: only the turn that commits that index writes it.
-        kept = min(keep_for_summary.amount, held_here)
-        CreditHold.objects.create(**{**keep_for_summary.__dict__, "amount": kept})
-    coverable = max(account.balance - (account.held - held_here), ZERO)
-    debit = min(charge, coverable)
-    account.balance -= debit
-    account.held -= held_here - kept
-    CreditAccount.objects.filter(user_id=user_id).update(
-        balance=account.balance, held=account.held, updated_at=timezone.now()
+        released = hold.amount
+    keep = keep_for_summary.amount if keep_for_summary is not None else ZERO
+    settlement = settlement_compute(
+        balance=account.balance, held=account.held, released=released, charge=charge, keep=keep
     )
-    if debit:
-        CreditLedgerEntry.objects.create(
-            user_id=user_id,
-            kind=kind,
-            amount=-debit,
-            balance_after=account.balance,
-            turn_id=turn_id,
-            note=note,
-        )
-    return Settlement(debited=debit, unbilled=charge - debit, balance_after=account.balance)
+    if settlement.kept:
+        # (session, covered index) is unique: only the turn that commits that index writes it.
+        CreditHold.objects.create(**{**keep_for_summary.__dict__, "amount": settlement.kept})
+    CreditAccount.objects.filter(user_id=user_id).update(
+        balance=settlement.balance_after, held=settlement.held_after, updated_at=timezone.now()
+    )
+    if settlement.debited:
+        ledger_entry_build(
+            user_id=user_id, kind=kind, settlement=settlement, turn_id=turn_id, note=note
+        ).save()
+    return settlement
+
+
+def ledger_entry_build(
+    *, user_id: int, kind: str, settlement: Settlement, turn_id: uuid.UUID | None = None, note: str = ""
+) -> CreditLedgerEntry:
+    """The ledger entry of a settlement's debit (unsaved)."""
+    return CreditLedgerEntry(
+        user_id=user_id,
+        kind=kind,
+        amount=-settlement.debited,
+        balance_after=settlement.balance_after,
+        turn_id=turn_id,
+        note=note,
+    )
 
 
 def summary_hold_find(*, session_id: uuid.UUID, through_index: int) -> CreditHold | None:

@@ -1,0 +1,313 @@
+"""A turn's reads and writes as single PostgreSQL statements: the fast path (docs/performance.md).
+
+A turn needs five steps of the database, and on PostgreSQL each is one statement:
+
+1. ``scope_load`` — the session (live, of a live room the user owns), the room's live agents, the
+   active catalog with its prices, and the turn already stored under the request's Idempotency-Key;
+2. ``claim_and_context`` — claim the session and, in the same statement, read its counters, the turn
+   stored under the key (a twin may have committed), the latest summary, the history window and the
+   anchor;
+3. the credit hold (``usage.services.holds.credit_hold_place``);
+4. ``account_lock`` — release the turn's hold row and lock the credit account, reading its figures;
+5. ``turn_write`` — the turn, its messages, audits, usage events, ledger entry and summary hold, the
+   account's new figures, and the session's counter and claim release.
+
+Steps 4 and 5 run in one transaction. Everywhere else (SQLite, the embedded default) the same steps run
+through the ORM (``orchestration.selectors``, ``orchestration.services.sequencing``,
+``usage.services.holds``); the turn tests run both.
+
+Rows are written from model instances, through each field's own database preparation, so a column
+added to a model is written here without a second list of columns to keep in step.
+"""
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, models
+
+from orchestration.context import HistoryTurn, SessionContext
+from pantheon.db import row_select, rows_values, table
+from rooms.models import Agent, Room
+from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
+from usage.metering import Price
+from usage.models import (
+    CreditAccount,
+    CreditHold,
+    CreditLedgerEntry,
+    LlmCallEvent,
+    LlmModel,
+    ModelPrice,
+    PricingVersion,
+)
+from usage.selectors import PricedModel
+
+
+def fast_path() -> bool:
+    return connection.vendor == "postgresql" and settings.TURN_SQL_FAST_PATH
+
+
+_table = table
+
+
+@dataclass(frozen=True)
+class TurnScope:
+    session: ChatSession
+    agents: list[Agent]
+    priced: dict[str, PricedModel]
+    replay_turn_id: uuid.UUID | None
+
+
+_SCOPE_SQL = f"""
+SELECT s.id, s.room_id,
+  (SELECT json_agg(json_build_object(
+      'id', a.id, 'agent_key', a.agent_key, 'name', a.name, 'model_alias', a.model_alias,
+      'role_prompt', a.role_prompt, 'position', a.position,
+      'context_window_tokens', a.context_window_tokens) ORDER BY a.position, a.id)
+   FROM {_table(Agent)} a WHERE a.room_id = s.room_id AND a.deleted_at IS NULL) AS agents,
+  (SELECT json_agg(json_build_object(
+      'alias', m.alias, 'provider_model', m.provider_model, 'context_window', m.context_window,
+      'max_output_tokens', m.max_output_tokens, 'input', p.input_usd_per_million::text,
+      'output', p.output_usd_per_million::text, 'version_id', p.version_id))
+   FROM {_table(LlmModel)} m
+   LEFT JOIN {_table(ModelPrice)} p ON p.model_id = m.id
+     AND p.version_id = (SELECT v.id FROM {_table(PricingVersion)} v WHERE v.is_active)
+   WHERE m.is_active AND (m.alias = ANY(%(aliases)s) OR m.alias IN (
+     SELECT a.model_alias FROM {_table(Agent)} a WHERE a.room_id = s.room_id AND a.deleted_at IS NULL))
+  ) AS models,
+  (SELECT t.id FROM {_table(Turn)} t
+   WHERE t.session_id = s.id AND t.idempotency_key = %(key)s) AS replay
+FROM {_table(ChatSession)} s JOIN {_table(Room)} r ON r.id = s.room_id
+WHERE s.id = %(session)s AND s.deleted_at IS NULL AND r.deleted_at IS NULL AND r.owner_id = %(user)s
+"""
+
+
+def scope_load(
+    *, user_id: int, session_id: uuid.UUID, idempotency_key: str | None, aliases: set[str]
+) -> TurnScope | None:
+    """Everything a turn reads before it claims its session, in one statement; None: not found."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SCOPE_SQL,
+            {"session": session_id, "user": user_id, "key": idempotency_key, "aliases": sorted(aliases)},
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    session_pk, room_id, agents, catalog, replay = row
+    session = ChatSession(id=session_pk, room_id=room_id)
+    session._state.adding = False
+    return TurnScope(
+        session=session,
+        agents=[_agent(room_id, a) for a in agents or ()],
+        priced={m["alias"]: _priced(m) for m in catalog or ()},
+        replay_turn_id=replay,
+    )
+
+
+def _agent(room_id: uuid.UUID, fields: dict) -> Agent:
+    agent = Agent(room_id=room_id, **fields)
+    agent._state.adding = False
+    return agent
+
+
+def _priced(row: dict) -> PricedModel:
+    price = (
+        Price(Decimal(row["input"]), Decimal(row["output"]), row["version_id"])
+        if row["input"] is not None
+        else Price(Decimal(0), Decimal(0), None)
+    )
+    return PricedModel(
+        alias=row["alias"],
+        provider_model=row["provider_model"],
+        context_window=row["context_window"],
+        max_output_tokens=row["max_output_tokens"],
+        price=price,
+    )
+
+
+@dataclass(frozen=True)
+class ClaimedContext:
+    last_turn_index: int
+    summary_due_through: int
+    replay_turn_id: uuid.UUID | None
+    context: SessionContext
+
+
+_CLAIM_SQL = f"""
+WITH claimed AS (
+  UPDATE {_table(ChatSession)} SET claim_token = %(token)s, claim_expires_at = %(expires)s
+  WHERE id = %(session)s AND (claim_token IS NULL OR claim_expires_at < %(now)s)
+  RETURNING id, last_turn_index, summary_due_through
+),
+latest_summary AS (
+  SELECT summary_text, covers_through_turn_index FROM {_table(SessionSummary)}
+  WHERE session_id = %(session)s ORDER BY covers_through_turn_index DESC LIMIT 1
+),
+after_summary AS (
+  SELECT turn_index, user_input, assistant_output, context_tokens,
+    SUM(context_tokens) OVER (ORDER BY turn_index DESC) AS running_tokens,
+    ROW_NUMBER() OVER (ORDER BY turn_index DESC) AS recency,
+    SUM(context_tokens) OVER () AS all_tokens,
+    COUNT(*) OVER () AS all_count
+  FROM {_table(Turn)}
+  WHERE session_id = %(session)s AND status <> 'failed'
+    AND turn_index > COALESCE((SELECT covers_through_turn_index FROM latest_summary), 0)
+)
+SELECT c.last_turn_index, c.summary_due_through,
+  (SELECT MAX(turn_index) FROM {_table(Turn)} WHERE session_id = %(session)s),
+  (SELECT id FROM {_table(Turn)} WHERE session_id = %(session)s AND idempotency_key = %(key)s),
+  (SELECT summary_text FROM latest_summary),
+  (SELECT covers_through_turn_index FROM latest_summary),
+  (SELECT json_agg(json_build_object(
+      'i', turn_index, 'u', user_input, 'a', assistant_output, 't', context_tokens) ORDER BY turn_index)
+   FROM after_summary WHERE running_tokens <= %(max_tokens)s OR recency <= %(recent)s),
+  (SELECT MAX(all_tokens) FROM after_summary),
+  (SELECT MAX(all_count) FROM after_summary),
+  (SELECT json_build_object('i', turn_index, 'u', user_input) FROM {_table(Turn)}
+   WHERE session_id = %(session)s AND status <> 'failed' ORDER BY turn_index LIMIT 1)
+FROM claimed c
+"""
+
+
+def claim_and_context(
+    *,
+    session_id: uuid.UUID,
+    token: uuid.UUID,
+    expires_at: datetime,
+    now: datetime,
+    idempotency_key: str | None,
+    max_history_tokens: int,
+) -> ClaimedContext | None:
+    """Try to claim the session; with the claim, everything of its past a turn may show its agents
+    (``orchestration.selectors.session_context_load`` reads the same). None: the session is busy."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            {
+                "session": session_id,
+                "token": token,
+                "expires": expires_at,
+                "now": now,
+                "key": idempotency_key,
+                "max_tokens": max_history_tokens,
+                "recent": settings.CONTEXT_RECENT_TURNS_TO_KEEP,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    last, due, stored_max, replay, summary_text, covered, history, all_tokens, all_count, anchor = row
+    last_index = max(last, stored_max or 0)
+    return ClaimedContext(
+        last_turn_index=last_index,
+        summary_due_through=due or 0,
+        replay_turn_id=replay,
+        context=SessionContext(
+            summary_text=summary_text,
+            summary_covers_through=covered or 0,
+            history=tuple(HistoryTurn(h["i"], h["u"], h["a"], h["t"]) for h in history or ()),
+            history_total_tokens=all_tokens or 0,
+            history_total_count=all_count or 0,
+            anchor_turn_index=anchor["i"] if anchor else None,
+            anchor_text=anchor["u"] if anchor else None,
+            next_turn_index=last_index + 1,
+            summary_requested_through=max(due or 0, covered or 0),
+        ),
+    )
+
+
+_ACCOUNT_SQL = f"""
+WITH released AS (DELETE FROM {_table(CreditHold)} WHERE id = %(hold)s RETURNING amount)
+SELECT balance, held, (SELECT amount FROM released)
+FROM {_table(CreditAccount)} WHERE user_id = %(user)s FOR UPDATE
+"""
+
+
+def account_lock(*, user_id: int, hold_id: uuid.UUID | None) -> tuple[Decimal, Decimal, Decimal]:
+    """Inside the commit's transaction: delete the turn's hold row (gone already if the sweep took
+    it) and lock the credit account. Returns (balance, held, the hold's amount or 0)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ACCOUNT_SQL, {"hold": hold_id, "user": user_id})
+        balance, held, released = cursor.fetchone()
+    return balance, held, released or Decimal(0)
+
+
+def _insert(name: str, objs: list[models.Model], *, returning: str = "") -> tuple[str, list]:
+    """A CTE inserting ``objs`` (instances of one model)."""
+    columns, values, params = rows_values(objs)
+    suffix = f" RETURNING {returning}" if returning else ""
+    return f"{name} AS (INSERT INTO {table(type(objs[0]))} ({columns}) VALUES {values}{suffix})", params
+
+
+def turn_write(
+    *,
+    turn: Turn,
+    claimed_last_index: int,
+    messages: list[Message],
+    audits: list[TurnContextAudit],
+    events: list[LlmCallEvent],
+    ledger: CreditLedgerEntry | None,
+    summary_hold: CreditHold | None,
+    account: tuple[int, Decimal, Decimal],
+    now: datetime,
+) -> int | None:
+    """Write a turn and everything with it in one statement, inside the commit's transaction. The
+    turn takes the next index only if its claim still holds; returns that index, or None when the
+    claim was lost (the caller rolls the transaction back: nothing is kept)."""
+    turn_columns, turn_select, turn_params = row_select(turn, computed={"turn_index": "s.idx"})
+    ctes = [
+        (
+            f"""s AS (
+  UPDATE {_table(ChatSession)} SET
+    last_turn_index = GREATEST(last_turn_index, %s) + 1,
+    summary_due_through = CASE WHEN %s
+      THEN GREATEST(COALESCE(summary_due_through, 0), GREATEST(last_turn_index, %s) + 1)
+      ELSE summary_due_through END,
+    claim_token = NULL, claim_expires_at = NULL, updated_at = %s
+  WHERE id = %s AND claim_token = %s
+  RETURNING last_turn_index AS idx
+)""",
+            [claimed_last_index, turn.summary_triggered, claimed_last_index, now, turn.session_id, turn.pk],
+        ),
+        (
+            f"t AS (INSERT INTO {_table(Turn)} ({turn_columns}) SELECT {turn_select} FROM s)",
+            turn_params,
+        ),
+    ]
+    if messages:
+        ctes.append(_insert("m", messages, returning="id"))
+    for name, objs in (("a", audits), ("e", events), ("l", [ledger] if ledger else [])):
+        if objs:
+            ctes.append(_insert(name, objs))
+    if summary_hold is not None:
+        columns, select, hold_params = row_select(
+            summary_hold, computed={"covers_through_turn_index": "s.idx"}
+        )
+        ctes.append(
+            (f"h AS (INSERT INTO {_table(CreditHold)} ({columns}) SELECT {select} FROM s)", hold_params)
+        )
+    user_id, balance, held = account
+    ctes.append(
+        (
+            f"acc AS (UPDATE {_table(CreditAccount)} SET balance = %s, held = %s, updated_at = %s "
+            "WHERE user_id = %s)",
+            [balance, held, now, user_id],
+        )
+    )
+    message_ids = "(SELECT array_agg(id ORDER BY id) FROM m)" if messages else "NULL"
+    sql = "WITH " + ",\n".join(c for c, _ in ctes) + f"\nSELECT idx, {message_ids} FROM s"
+    params = [p for _, ps in ctes for p in ps]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    index, ids = row
+    # Ids come from one sequence, in the order the rows were inserted: the messages' own order.
+    for message, pk in zip(messages, ids or (), strict=False):
+        message.pk = pk
+        message._state.adding = False
+    return index

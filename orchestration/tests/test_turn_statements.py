@@ -1,0 +1,84 @@
+"""A turn's database round trips, as Server-Timing counts them (every statement through the
+connection): at most eight, the same for one agent or three, for a new session or one of a thousand
+turns. Transactional, as in production: the commit's transaction is the outermost one (no savepoints)."""
+
+import re
+
+import pytest
+
+from orchestration.context import turn_context_tokens
+from rooms.tests.factories import AgentFactory, RoomFactory
+from sessions_app.models import ChatSession, Turn
+from sessions_app.tests.factories import SessionFactory
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.usefixtures("summaries_queued"),
+]
+
+STATEMENTS_MAX = 8
+
+
+@pytest.fixture
+def summaries_queued():
+    """As in production, a summary a turn asks for is queued for a worker (the tests' in-memory
+    broker), not made inside the request as the embedded default does."""
+    from pantheon.celery import app
+
+    saved, app.conf.task_always_eager = app.conf.task_always_eager, False
+    yield
+    app.conf.task_always_eager = saved
+
+
+def statements_of(response) -> int:
+    return int(re.search(r'db;dur=[0-9.]+;desc="(\d+) queries"', response["Server-Timing"]).group(1))
+
+
+def session_with_history(user, *, agents: int, turns: int):
+    room = RoomFactory(owner=user)
+    for position, key in enumerate(["writer", "critic", "editor"][:agents]):
+        AgentFactory(room=room, agent_key=key, name=key.title(), model_alias="deepseek", position=position)
+    session = SessionFactory(room=room)
+    Turn.objects.bulk_create(
+        Turn(
+            session=session,
+            turn_index=i,
+            mode="manual",
+            user_input=f"question {i}",
+            assistant_output=f"Writer: answer {i}",
+            status="completed",
+            context_tokens=turn_context_tokens(
+                user_input=f"question {i}", assistant_output=f"Writer: answer {i}"
+            ),
+        )
+        for i in range(1, turns + 1)
+    )
+    ChatSession.objects.filter(pk=session.pk).update(last_turn_index=turns)
+    return session
+
+
+def test_a_turn_takes_at_most_eight_statements_whatever_its_agents_and_history(api_client, user, fake_llm):
+    counts = {}
+    for agents, mode in ((1, "manual"), (3, "roundtable")):
+        for turns in (0, 10, 1000):
+            session = session_with_history(user, agents=agents, turns=turns)
+            response = api_client.post(
+                f"/api/v1/sessions/{session.pk}/turns",
+                {"user_input": "@writer go", "mode": mode},
+                format="json",
+            )
+            assert response.status_code == 201, response.content
+            assert len(response.json()["responding_agent_keys"]) == agents
+            counts[(agents, turns)] = statements_of(response)
+    assert max(counts.values()) <= STATEMENTS_MAX, counts
+    assert len(set(counts.values())) == 1, counts  # nor more with agents or history
+
+
+def test_an_orchestrator_turn_and_a_replay_stay_within_the_bound(api_client, user, fake_llm):
+    session = session_with_history(user, agents=3, turns=10)
+    path = f"/api/v1/sessions/{session.pk}/turns"
+    body = {"user_input": "who should answer?", "mode": "orchestrator"}
+    routed = api_client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert routed.status_code == 201 and statements_of(routed) <= STATEMENTS_MAX
+    replayed = api_client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
+    assert replayed.status_code == 200 and statements_of(replayed) <= STATEMENTS_MAX
