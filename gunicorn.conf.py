@@ -4,9 +4,9 @@ repository root; the command line adds only what differs per place (``--bind``).
 
 Threads, not sync workers: a turn waits on the LLM for up to the gateway deadline × agents, and a
 threaded worker keeps answering (health included) meanwhile instead of being killed at ``timeout``.
-A plain turn holds one thread while it runs; a streamed turn holds two (the response writing the
-events and the turn's own thread), so 3 × 8 threads serve about 24 plain turns, or 12 streams, at once
-(docs/streaming.md).
+A turn holds one of these threads while it runs; a streamed turn also runs in a thread of its own,
+outside this pool (the pool's thread writes the events), so 3 × 8 threads serve 24 turns at once,
+plain or streamed (docs/streaming.md, "Serving").
 
 It also sends gunicorn's own lines (start-up, worker exits, the access log) to the app's log format —
 JSON lines in production (LOG_FORMAT defaults to json under production settings), key=value
