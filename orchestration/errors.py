@@ -5,7 +5,6 @@ from django.conf import settings
 from pantheon.errors import (
     Conflict,
     InvalidInput,
-    PaymentRequired,
     RuleViolation,
     ServiceUnavailable,
     TooManyRequests,
@@ -15,7 +14,6 @@ from pantheon.errors import (
 __all__ = [
     "ContextBudgetExceeded",
     "IdempotencyKeyReused",
-    "InsufficientCredits",
     "InvalidInput",
     "LlmUnavailable",
     "NoAgentSelected",
@@ -53,11 +51,6 @@ class ContextBudgetExceeded(RuleViolation):
 class NoAgentSelected(RuleViolation):
     code = "no_agent_selected"
     default_message = "No agent was selected for this turn."
-
-
-class InsufficientCredits(PaymentRequired):
-    code = "insufficient_credits"
-    default_message = "Your available credits cannot cover this turn."
 
 
 class LlmUnavailable(UpstreamUnavailable):

@@ -1,3 +1,5 @@
+"""The WSGI entry point (gunicorn, runserver): the application, warmed before its first request."""
+
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -5,3 +7,19 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "pantheon.settings.base")
 
 application = get_wsgi_application()
+
+
+def warm_up() -> None:
+    """Build now what the first turn would otherwise build while a user waits: every view module
+    (the URL configuration imports them), the tokenizer's tables and the LLM provider's client."""
+    from django.urls import get_resolver
+
+    from orchestration.llm.registry import gateway_get
+    from orchestration.llm.tokens import count_text_tokens
+
+    get_resolver().url_patterns  # noqa: B018 (imports every view, serializer and service)
+    count_text_tokens("warm up")
+    gateway_get()
+
+
+warm_up()

@@ -1,5 +1,7 @@
 """Sessions (nested under rooms) and their turns, summaries and usage. Views route; services decide."""
 
+import threading
+
 from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -184,7 +186,19 @@ def turn_outcome_data(outcome: TurnOutcome, timing: RequestTiming | None = None)
     turn.replayed = outcome.replayed
     timing = timing or request_timing_current()
     turn.timing = timing.snapshot() if timing is not None else None
-    return s.TurnCreateResponseSerializer(turn).data
+    return _turn_body_serializer().to_representation(turn)
+
+
+_serializers = threading.local()
+
+
+def _turn_body_serializer() -> s.TurnCreateResponseSerializer:
+    """One serializer per thread, its fields built once: building them (DRF walks the model's
+    fields for every new serializer) would cost each turn more than writing the body does."""
+    serializer = getattr(_serializers, "turn_body", None)
+    if serializer is None:
+        serializer = _serializers.turn_body = s.TurnCreateResponseSerializer()
+    return serializer
 
 
 def _turn_stream_response(turn_request: TurnRequest) -> StreamingHttpResponse:

@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from sessions_app.models import ChatSession, Message, Turn
-from tools.bench.calls import completion_kwargs
+from tools.bench.calls import completion_send
 from usage.models import LlmCallEvent
 
 
@@ -55,7 +55,7 @@ class FloorTurnView(APIView):
             int(settings.LLM_MAX_RETRIES),
         )
         started = time.perf_counter()
-        completion = client.chat.completions.create(**completion_kwargs(sent))
+        completion = completion_send(client, sent)
         latency_ms = int((time.perf_counter() - started) * 1000)
         reply = completion.choices[0].message.content or ""
         user_input = next(

@@ -79,11 +79,11 @@ def settlement_compute(
     settled (0 if the sweep took it), ``charge`` what the calls cost the user, ``keep`` the summary's
     share to move into a hold of its own (never more than was held).
 
-    The debit is capped at what the balance covers once the *other* holds are kept whole, so the
-    balance never goes below zero and no other turn in flight loses what it reserved.
+    The debit is capped at what the balance covers once the *other* holds — and the share kept for
+    the summary — are kept whole, so the balance never goes below zero, nor below what stays held.
     """
     kept = min(keep, released)
-    coverable = max(balance - (held - released), ZERO)
+    coverable = max(balance - (held - released) - kept, ZERO)
     debited = min(charge, coverable)
     return Settlement(
         debited=debited,

@@ -29,7 +29,7 @@ def _client_of(user, keyword: str = "Token") -> APIClient:
     return client
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_floor_writes_a_turn_two_messages_and_a_usage_event_in_six_statements(fake_llm):
     session = SessionFactory()
     client = _client_of(session.room.owner)
