@@ -5,13 +5,14 @@ whoever asks: the API, the OpenAI-compatible endpoint, a command) and a ``TurnPr
 turn has learned and done so far). Read top to bottom:
 
 ``turn_prepare`` — refusals happen here, before any LLM call:
-    session (404) → idempotent replay → a slot among the user's turns in flight (429) → the candidate
-    agents (422) → claim the session (409) → replay again (a twin may have committed while we
-    waited) → history → the input fits every candidate's budget (422) → credit hold (402).
+    session, agents and catalog (404) → idempotent replay → the candidate agents (422) → a slot among
+    the user's turns in flight (429) → claim the session (409), with its history → replay again (a
+    twin may have committed while we waited) → the input fits every candidate's budget (422) → credit
+    hold (402). On PostgreSQL, four statements (``turn_sql``).
 ``turn_run`` — the paid part:
     routing (orchestrator) → each agent's call, seeing the replies before it (streamed to
     ``on_event`` when asked) → one commit: turn, messages, audits, usage, hold settlement, ledger,
-    claim release. Any failure goes through ``_turn_abandon`` (orphaned usage written, hold and claim
+    claim release (two statements on PostgreSQL). Any failure goes through ``_turn_abandon`` (orphaned usage written, hold and claim
     released) — the one place a failed turn cleans up.
 
 ``turn_execute`` runs both for a plain request/response turn.
@@ -665,7 +666,9 @@ def _agents_answer(progress: TurnProgress, gateway: LlmGateway, on_event: TurnEv
             progress.errors.append({"agent_key": agent.agent_key, "code": "model_unavailable"})
             emit("agent.failed", {"agent_key": agent.agent_key, "code": "model_unavailable"})
             continue
-        plan = _plan_for(progress, agent)
+        # The first agent sees no reply of this turn: its context is the one the budget check built.
+        plan = progress.bare_plans.get(agent.agent_key) if not progress.replies else None
+        plan = plan or _plan_for(progress, agent)
         progress.summary_triggered |= plan.summary_triggered
         progress.audits.append(_audit_build(session=progress.session, agent=agent, plan=plan))
         if plan.rejected:  # the replies before it pushed this agent over its budget
