@@ -7,6 +7,7 @@ from pantheon.telemetry.views import metrics_view
 
 api_v1 = [
     path("", include("pantheon.api.urls")),
+    path("", include("usage.api.urls")),
     path("", include("rooms.api.urls")),
     path("", include("sessions_app.api.urls")),
     path("", include("openai_compat.api.key_urls")),

@@ -12,8 +12,8 @@ turn has learned and done so far). Read top to bottom:
 ``turn_run`` — the paid part:
     routing (orchestrator) → each agent's call, seeing the replies before it (streamed to
     ``on_event`` when asked) → one commit: turn, messages, audits, usage, hold settlement, ledger,
-    claim release (two statements on PostgreSQL). Any failure goes through ``_turn_abandon`` (orphaned usage written, hold and claim
-    released) — the one place a failed turn cleans up.
+    claim release (two statements on PostgreSQL). Any failure goes through ``_turn_abandon``
+    (orphaned usage written, hold and claim released) — the one place a failed turn cleans up.
 
 ``turn_execute`` runs both for a plain request/response turn.
 """

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from pantheon.api.views import ApiRootView, HealthView, MeView, ModelListView, RegisterView, TokenView
+from pantheon.api.views import ApiRootView, HealthView, MeView, RegisterView, TokenView
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
@@ -8,5 +8,4 @@ urlpatterns = [
     path("auth/register", RegisterView.as_view(), name="auth-register"),
     path("auth/token", TokenView.as_view(), name="auth-token"),
     path("auth/me", MeView.as_view(), name="auth-me"),
-    path("models", ModelListView.as_view(), name="model-list"),
 ]

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 from pantheon.api import serializers as s
 from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
 from pantheon.errors import Forbidden, InvalidInput
-from usage.selectors import catalog_list_active, pricing_active_get, user_usage_summary
+from usage.selectors import user_usage_summary
 from usage.services.accounts import user_register
 
 logger = logging.getLogger(__name__)
@@ -184,18 +184,6 @@ class MeView(APIView):
             **user_usage_summary(user=user),
         }
         return Response(s.MeSerializer(data).data)
-
-
-class ModelListView(APIView):
-    @extend_schema(
-        tags=["models"],
-        summary="The active model catalog with context windows and current prices",
-        responses={200: s.CatalogModelSerializer(many=True), **UNAUTHENTICATED},
-    )
-    def get(self, request: Request) -> Response:
-        pricing = pricing_active_get()
-        models = catalog_list_active(pricing=pricing)
-        return Response(s.CatalogModelSerializer(models, many=True, context={"pricing": pricing}).data)
 
 
 # Link name → URL name of the API root's entries.
