@@ -77,6 +77,7 @@ def test_after_a_failure_the_cache_is_left_alone_for_a_while(cache_down, setting
 # --- One round trip per operation, on the cache's own keys ------------------------------------
 
 
+@pytest.mark.integration  # a redis-server of its own
 def test_each_counter_operation_is_one_redis_command(own_redis):
     """A window hit, a slot taken, a slot refused, a slot given back: one round trip each (once the
     process has connected and the server knows the scripts)."""

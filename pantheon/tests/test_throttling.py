@@ -96,6 +96,7 @@ def test_a_new_window_starts_from_zero(anon_client, user, redis_cache, monkeypat
     assert anon_client.post("/api/v1/auth/token", body).status_code == 400
 
 
+@pytest.mark.integration  # a redis-server of its own
 @pytest.mark.django_db
 def test_a_turn_sends_redis_four_commands_at_most(turn_post, own_redis, fake_llm, monkeypatch, caplog):
     """The production throttles (anon: not counted for a user; user; the turns scope), the user's
