@@ -9,7 +9,7 @@ from django.core.servers.basehttp import ThreadedWSGIServer
 from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 from pantheon import limits
-from pantheon.testing.processes import database_url_of, free_port
+from pantheon.testing.processes import database_url_of, free_port, redis_server
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.tests.factories import SessionFactory
 
@@ -48,6 +48,14 @@ def cache_at(settings, limits_fresh):
 def redis_cache(cache_at, redis_url):
     """The cache on the real Redis, as in production."""
     cache_at(redis_url)
+
+
+@pytest.fixture
+def own_redis(cache_at, tmp_path):
+    """The cache on a redis-server of the test's own, which nothing else talks to; its URL."""
+    with redis_server(log=tmp_path / "redis.log") as server:
+        cache_at(server.url)
+        yield server.url
 
 
 @pytest.fixture

@@ -1,6 +1,13 @@
 """Counters shared by every web process, through the cache: rate-limit windows and concurrent slots
-(e.g. a user's turns in flight). Counted atomically (``cache.add`` then ``incr``/``decr``), never
-read-modify-write, so concurrent requests cannot all read the same count and all pass.
+(e.g. a user's turns in flight). Counted atomically, never read-modify-write, so concurrent requests
+cannot all read the same count and all pass.
+
+On Redis each operation is one round trip: a small Lua script (loaded once, then sent by its SHA)
+increments a counter and gives it its lifetime when it is new, or takes a slot and gives it back at
+once when all were taken (docs/decisions.md says why scripts and not a pipeline). They go through
+one ``redis.Redis`` client per process, on the configured cache's connection pool and shared by
+every thread, with the cache's own keys (prefix, version), so ``cache.get`` reads the counters. Any
+other cache (the embedded default's LocMemCache) counts with ``cache.add`` then ``incr``/``decr``.
 
 The cache (Redis) is optional at run time. When it cannot be reached the counters fall back to this
 process's memory: limits then hold per process (weaker, but never open — a limit that disappears with
@@ -15,10 +22,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import DEFAULT_CACHE_ALIAS, cache, caches
+from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -32,6 +40,30 @@ WARNING_INTERVAL_SECONDS = 60.0
 
 _CACHE_ERRORS = (RedisError, OSError)
 
+# KEYS[1] the counter, ARGV[1] its lifetime in seconds. A count of 1 is a counter just created (or,
+# for a slot, one that held nothing), which gets its lifetime.
+_INCR_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+# KEYS[1] the slots' counter, ARGV[1] its lifetime, ARGV[2] the limit: 1 taken, 0 all were taken.
+_SLOT_ACQUIRE_SCRIPT = """
+local taken = redis.call('INCR', KEYS[1])
+if taken == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if taken > tonumber(ARGV[2]) then
+  redis.call('DECR', KEYS[1])
+  return 0
+end
+return 1
+"""
+# A counter that expired meanwhile is left alone: a bare DECR would recreate it at -1 without a
+# lifetime, one slot too many for good.
+_SLOT_RELEASE_SCRIPT = """
+if (tonumber(redis.call('GET', KEYS[1])) or 0) > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+"""
+
 
 @dataclass(frozen=True)
 class WindowHit:
@@ -41,6 +73,14 @@ class WindowHit:
     allowed: bool
     count: int
     retry_after_seconds: int
+
+
+class _Counters(Protocol):
+    def add_and_incr(self, key: str, *, ttl_seconds: float) -> int: ...
+
+    def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool: ...
+
+    def decr(self, key: str) -> None: ...
 
 
 class _LocalCounters:
@@ -61,6 +101,12 @@ class _LocalCounters:
             self._counts[key] = (count + 1, expires)
             return count + 1
 
+    def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool:
+        if self.add_and_incr(key, ttl_seconds=ttl_seconds) > limit:
+            self.decr(key)
+            return False
+        return True
+
     def decr(self, key: str) -> None:
         with self._lock:
             count, expires = self._counts.get(key, (0, 0.0))
@@ -75,6 +121,81 @@ class _LocalCounters:
     def _prune(self, now: float) -> None:
         for key in [k for k, (_, expires) in self._counts.items() if expires <= now]:
             del self._counts[key]
+
+
+class _CacheCounters:
+    """Any Django cache (the embedded default's LocMemCache): ``add`` then ``incr``/``decr``, each
+    atomic in the backend."""
+
+    def add_and_incr(self, key: str, *, ttl_seconds: float) -> int:
+        cache.add(key, 0, timeout=ttl_seconds)
+        try:
+            return cache.incr(key)
+        except ValueError:  # evicted between add and incr (a full cache): count afresh
+            cache.add(key, 0, timeout=ttl_seconds)
+            return cache.incr(key)
+
+    def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool:
+        cache.add(key, 0, timeout=ttl_seconds)
+        if cache.incr(key) > limit:
+            cache.decr(key)
+            return False
+        return True
+
+    def decr(self, key: str) -> None:
+        with contextlib.suppress(ValueError):  # the counter expired meanwhile: nothing to give back
+            cache.decr(key)
+
+
+def _whole(seconds: float) -> int:
+    """EXPIRE takes whole seconds: rounded up, so a lifetime is never cut short."""
+    return max(1, math.ceil(seconds))
+
+
+class _RedisCounters:
+    """The configured Redis cache, one round trip per operation (the scripts above) through one
+    client for the whole process. ``config`` is the cache's settings it was made from."""
+
+    def __init__(self, config: dict, backend: RedisCache) -> None:
+        self.config = config
+        # Django's RedisCache wraps its connection pool in a new redis.Redis for every operation
+        # (building ~1,200 response callbacks each time); this client is made once, on the same pool.
+        self.client = backend._cache.get_client(write=True)
+        self._incr = self.client.register_script(_INCR_SCRIPT)
+        self._acquire = self.client.register_script(_SLOT_ACQUIRE_SCRIPT)
+        self._release = self.client.register_script(_SLOT_RELEASE_SCRIPT)
+
+    def add_and_incr(self, key: str, *, ttl_seconds: float) -> int:
+        return int(self._incr(keys=[cache.make_and_validate_key(key)], args=[_whole(ttl_seconds)]))
+
+    def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool:
+        taken = self._acquire(keys=[cache.make_and_validate_key(key)], args=[_whole(ttl_seconds), limit])
+        return taken == 1
+
+    def decr(self, key: str) -> None:
+        self._release(keys=[cache.make_and_validate_key(key)])
+
+
+class _SharedCounters:
+    """The counters of the configured cache, made once per process and remade only when the cache's
+    settings change (tests do; caches themselves are per thread in Django)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: _RedisCounters | None = None
+
+    def get(self) -> _Counters:
+        config = caches.settings[DEFAULT_CACHE_ALIAS]
+        counters = self._counters
+        if counters is not None and counters.config is config:
+            return counters
+        backend = caches[DEFAULT_CACHE_ALIAS]
+        if not isinstance(backend, RedisCache):
+            return _CACHE_COUNTERS
+        with self._lock:
+            if self._counters is None or self._counters.config is not config:
+                self._counters = _RedisCounters(config, backend)
+            return self._counters
 
 
 class _CacheState:
@@ -103,17 +224,21 @@ class _CacheState:
         return time.monotonic() < self.skip_until
 
 
+_CACHE_COUNTERS = _CacheCounters()
+_shared = _SharedCounters()
 _local = _LocalCounters()
 _state = _CacheState()
 
 
-def _with_fallback(shared: Callable[[], T], local: Callable[[], T]) -> T:
+def _with_fallback(shared: Callable[[_Counters], T], local: Callable[[_Counters], T]) -> T:
+    """``shared`` on the cache's counters, or ``local`` on this process's when the cache fails or
+    is being left alone."""
     if not _state.skipping():
         try:
-            return shared()
+            return shared(_shared.get())
         except _CACHE_ERRORS as exc:
             _state.failed(exc)
-    return local()
+    return local(_local)
 
 
 def _clock() -> float:
@@ -131,38 +256,23 @@ def window_hit(key: str, *, limit: int, window_seconds: int) -> WindowHit:
     name = f"{key}:w{number}"
     ttl = window_seconds + WINDOW_EXPIRY_MARGIN_SECONDS
 
-    def shared() -> int:
-        cache.add(name, 0, timeout=ttl)
-        try:
-            return cache.incr(name)
-        except ValueError:  # evicted between add and incr (a full cache): count afresh
-            cache.add(name, 0, timeout=ttl)
-            return cache.incr(name)
+    def hit(counters: _Counters) -> int:
+        return counters.add_and_incr(name, ttl_seconds=ttl)
 
-    count = _with_fallback(shared, lambda: _local.add_and_incr(name, ttl_seconds=ttl))
+    count = _with_fallback(hit, hit)
     retry_after = max(1, math.ceil((number + 1) * window_seconds - now))
     return WindowHit(allowed=count <= limit, count=count, retry_after_seconds=retry_after)
 
 
-def slot_acquire(key: str, *, limit: int, ttl_seconds: int) -> bool:
+def slot_acquire(key: str, *, limit: int, ttl_seconds: float) -> bool:
     """Take one of ``limit`` slots named ``key``; False when all are taken. The counter expires
-    ``ttl_seconds`` after its creation, so slots lost by a killed process come back by themselves."""
+    ``ttl_seconds`` after the first of its slots was taken (while none were held), so slots lost by
+    a killed process come back by themselves."""
 
-    def shared() -> bool:
-        cache.add(key, 0, timeout=ttl_seconds)
-        taken = cache.incr(key)
-        if taken > limit:
-            cache.decr(key)
-            return False
-        return True
+    def acquire(counters: _Counters) -> bool:
+        return counters.slot_acquire(key, limit=limit, ttl_seconds=ttl_seconds)
 
-    def local() -> bool:
-        if _local.add_and_incr(key, ttl_seconds=ttl_seconds) > limit:
-            _local.decr(key)
-            return False
-        return True
-
-    return _with_fallback(shared, local)
+    return _with_fallback(acquire, acquire)
 
 
 def slot_release(key: str) -> None:
@@ -170,9 +280,4 @@ def slot_release(key: str) -> None:
     if _local.holds(key):
         _local.decr(key)
         return
-
-    def shared() -> None:
-        with contextlib.suppress(ValueError):  # the counter expired meanwhile: nothing to give back
-            cache.decr(key)
-
-    _with_fallback(shared, lambda: None)
+    _with_fallback(lambda counters: counters.decr(key), lambda counters: None)

@@ -3,7 +3,8 @@
 DRF's own ``SimpleRateThrottle`` reads the request history from the cache, appends and writes it
 back: concurrent requests all read the same history and all pass (120 simultaneous turns at 60/min
 let 89 through). These count each request with one atomic increment in a fixed window
-(``pantheon.limits.window_hit``), which also keeps counting per process when the cache is down.
+(``pantheon.limits.window_hit``: one Redis round trip per throttle), which also keeps counting per
+process when the cache is down.
 """
 
 from rest_framework import throttling

@@ -5,10 +5,12 @@ import logging
 from functools import partial
 
 import pytest
-from django.core.cache import caches
+import redis
+from django.core.cache import cache
 
 from pantheon import limits
 from pantheon.testing.processes import concurrently
+from pantheon.testing.redis_commands import commands_sent
 
 
 def _acquire_together(key: str, *, threads: int, limit: int) -> list[bool]:
@@ -60,13 +62,72 @@ def test_after_a_failure_the_cache_is_left_alone_for_a_while(cache_down, setting
     """An unreachable Redis costs one failed attempt per CACHE_RETRY_SECONDS, not one per request."""
     settings.CACHE_RETRY_SECONDS = 5
     attempts = []
+    connect = redis.connection.Connection.connect
 
-    class CountedCache:
-        def __getattr__(self, name):
-            attempts.append(name)
-            return getattr(caches["default"], name)
+    def counted_connect(connection):
+        attempts.append(connection.port)
+        return connect(connection)
 
-    monkeypatch.setattr(limits, "cache", CountedCache())
+    monkeypatch.setattr(redis.connection.Connection, "connect", counted_connect)
     for _ in range(10):
         assert limits.window_hit("login:2", limit=100, window_seconds=60).allowed
-    assert attempts == ["add"]
+    assert len(attempts) == 1
+
+
+# --- One round trip per operation, on the cache's own keys ------------------------------------
+
+
+@pytest.mark.integration  # a redis-server of its own
+def test_each_counter_operation_is_one_redis_command(own_redis):
+    """A window hit, a slot taken, a slot refused, a slot given back: one round trip each (once the
+    process has connected and the server knows the scripts)."""
+    limits.window_hit("warm-up", limit=1, window_seconds=60)
+    limits.slot_acquire("warm-up", limit=1, ttl_seconds=60)
+    limits.slot_release("warm-up")
+    operations = [
+        lambda: limits.window_hit("login:7", limit=5, window_seconds=60).count,
+        lambda: limits.slot_acquire("inflight:7", limit=1, ttl_seconds=60),
+        lambda: limits.slot_acquire("inflight:7", limit=1, ttl_seconds=60),
+        lambda: limits.slot_release("inflight:7"),
+    ]
+    results = []
+    for operation in operations:
+        with commands_sent(own_redis) as sent:
+            result = operation()
+        results.append((result, [command.split()[0] for command in sent]))
+    assert results == [(1, ["EVALSHA"]), (True, ["EVALSHA"]), (False, ["EVALSHA"]), (None, ["EVALSHA"])]
+
+
+def test_counters_are_the_caches_own_keys_and_expire(redis_cache, redis_url, one_window):
+    """Same prefix and version as ``cache.get`` reads, and every counter has its lifetime (whole
+    seconds, rounded up)."""
+    server = redis.Redis.from_url(redis_url)
+    for _ in range(2):
+        limits.window_hit("login:8", limit=5, window_seconds=60)
+    window = "login:8:w30000000"  # 1_800_000_030 // 60
+    assert cache.get(window) == 2
+    assert 60 < server.ttl(cache.make_and_validate_key(window)) <= 60 + limits.WINDOW_EXPIRY_MARGIN_SECONDS
+
+    assert limits.slot_acquire("inflight:8", limit=2, ttl_seconds=29.2)  # turns' lifetimes are floats
+    assert cache.get("inflight:8") == 1
+    assert 0 < server.ttl(cache.make_and_validate_key("inflight:8")) <= 30
+    limits.slot_release("inflight:8")
+    assert cache.get("inflight:8") == 0
+
+
+def test_giving_back_a_slot_whose_counter_expired_leaves_no_counter_behind(redis_cache):
+    """Otherwise the counter would come back at -1 without a lifetime: one slot too many for good."""
+    assert limits.slot_acquire("inflight:9", limit=1, ttl_seconds=60)
+    cache.delete("inflight:9")  # expired while the turn ran
+    limits.slot_release("inflight:9")
+    assert cache.get("inflight:9") is None
+    assert limits.slot_acquire("inflight:9", limit=1, ttl_seconds=60)
+    assert not limits.slot_acquire("inflight:9", limit=1, ttl_seconds=60)
+
+
+def test_every_thread_counts_through_one_redis_client(redis_cache):
+    """Django's caches are per thread and build a client per operation; the counters' client is one
+    per process, on one connection pool."""
+    counters = concurrently(*[limits._shared.get] * 8)
+    assert len({id(c.client) for c in counters}) == 1
+    assert isinstance(counters[0].client, redis.Redis)

@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from pantheon.api import throttling
 from pantheon.api.views import RegisterView, TokenView
 from pantheon.testing.processes import concurrently, http
+from pantheon.testing.redis_commands import commands_sent
 from rooms.api.views import RoomViewSet
 from rooms.tests.factories import RoomFactory
 from sessions_app.api.views import TurnViewSet
@@ -93,6 +94,24 @@ def test_a_new_window_starts_from_zero(anon_client, user, redis_cache, monkeypat
     assert [anon_client.post("/api/v1/auth/token", body).status_code for _ in range(2)] == [400, 429]
     now[0] += 2  # the next minute
     assert anon_client.post("/api/v1/auth/token", body).status_code == 400
+
+
+@pytest.mark.integration  # a redis-server of its own
+@pytest.mark.django_db
+def test_a_turn_sends_redis_four_commands_at_most(turn_post, own_redis, fake_llm, monkeypatch, caplog):
+    """The production throttles (anon: not counted for a user; user; the turns scope), the user's
+    in-flight slot taken and given back: one round trip each, once connected and the scripts known."""
+    monkeypatch.setattr(
+        TurnViewSet,
+        "throttle_classes",
+        [throttling.AnonRateThrottle, throttling.UserRateThrottle, throttling.ScopedRateThrottle],
+    )
+    assert turn_post("@writer warm up").status_code == 201
+    with caplog.at_level(logging.WARNING, logger="pantheon.limits"), commands_sent(own_redis) as sent:
+        assert turn_post("@writer hello").status_code == 201
+    assert len(sent) <= 4, sent
+    assert sent, "the throttles and the slot went through Redis"
+    assert not [r for r in caplog.records if r.name == "pantheon.limits"]  # counted on Redis, not locally
 
 
 # --- Redis unreachable ---------------------------------------------------------------------------
