@@ -70,7 +70,17 @@ class Turn(models.Model):
 
     class Meta:
         ordering = ["session", "turn_index"]
-        indexes = [models.Index(fields=["transcript_fingerprint"], name="turn_transcript_fp")]
+        indexes = [
+            models.Index(fields=["transcript_fingerprint"], name="turn_transcript_fp"),
+            # The history window of a turn's context (newest first, with each turn's cached token
+            # count and status), read from the index alone: no table access for a long session's
+            # turns that do not make it into the context.
+            models.Index(
+                fields=["session", "-turn_index"],
+                include=["context_tokens", "status"],
+                name="turn_history_window",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["session", "turn_index"], name="unique_turn_index_per_session"),
             models.UniqueConstraint(

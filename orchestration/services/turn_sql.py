@@ -146,26 +146,30 @@ latest_summary AS (
   SELECT summary_text, covers_through_turn_index FROM {_table(SessionSummary)}
   WHERE session_id = %(session)s ORDER BY covers_through_turn_index DESC LIMIT 1
 ),
-after_summary AS (
-  SELECT turn_index, user_input, assistant_output, context_tokens,
+after_summary AS MATERIALIZED (
+  -- Newest first, from the history index alone: the running total that decides which turns still fit.
+  SELECT turn_index, context_tokens,
     SUM(context_tokens) OVER (ORDER BY turn_index DESC) AS running_tokens,
-    ROW_NUMBER() OVER (ORDER BY turn_index DESC) AS recency,
-    SUM(context_tokens) OVER () AS all_tokens,
-    COUNT(*) OVER () AS all_count
+    ROW_NUMBER() OVER (ORDER BY turn_index DESC) AS recency
   FROM {_table(Turn)}
   WHERE session_id = %(session)s AND status <> 'failed'
     AND turn_index > COALESCE((SELECT covers_through_turn_index FROM latest_summary), 0)
+  ORDER BY turn_index DESC
 )
 SELECT c.last_turn_index, c.summary_due_through,
   (SELECT MAX(turn_index) FROM {_table(Turn)} WHERE session_id = %(session)s),
   (SELECT id FROM {_table(Turn)} WHERE session_id = %(session)s AND idempotency_key = %(key)s),
   (SELECT summary_text FROM latest_summary),
   (SELECT covers_through_turn_index FROM latest_summary),
-  (SELECT json_agg(json_build_object(
-      'i', turn_index, 'u', user_input, 'a', assistant_output, 't', context_tokens) ORDER BY turn_index)
-   FROM after_summary WHERE running_tokens <= %(max_tokens)s OR recency <= %(recent)s),
-  (SELECT MAX(all_tokens) FROM after_summary),
-  (SELECT MAX(all_count) FROM after_summary),
+  (SELECT json_agg((
+      -- One lookup per turn that fits: a long session's other turns are never read.
+      SELECT json_build_object('i', t.turn_index, 'u', t.user_input, 'a', t.assistant_output,
+                               't', t.context_tokens)
+      FROM {_table(Turn)} t WHERE t.session_id = %(session)s AND t.turn_index = k.turn_index
+    ) ORDER BY k.turn_index)
+   FROM after_summary k WHERE k.running_tokens <= %(max_tokens)s OR k.recency <= %(recent)s),
+  (SELECT SUM(context_tokens) FROM after_summary),
+  (SELECT COUNT(*) FROM after_summary),
   (SELECT json_build_object('i', turn_index, 'u', user_input) FROM {_table(Turn)}
    WHERE session_id = %(session)s AND status <> 'failed' ORDER BY turn_index LIMIT 1)
 FROM claimed c

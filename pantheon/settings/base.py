@@ -80,12 +80,27 @@ TEMPLATES = [
     },
 ]
 
+
 # --- Database ----------------------------------------------------------------------------------
+def postgres_options() -> dict:
+    """psycopg binds parameters on the server and prepares a statement the second time a connection
+    runs it: a turn's statements are the same every time, and planning them again (their CTEs, the
+    history window) would cost each turn more than running them. Behind a transaction-pooling proxy
+    (pgbouncer < 1.21) prepared statements break: set DATABASE_PREPARE_THRESHOLD= (empty) to turn
+    them off."""
+    threshold = env("DATABASE_PREPARE_THRESHOLD", default="2")
+    return {
+        "server_side_binding": True,
+        "prepare_threshold": int(threshold) if threshold else None,
+    }
+
+
 # PostgreSQL (psycopg 3) when DATABASE_URL is set; SQLite under var/ otherwise.
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"]["OPTIONS"] = postgres_options()
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES = {

@@ -7,7 +7,7 @@ import sys
 import warnings
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, postgres_options
 
 TEST_DATABASE_URL = env("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/pantheon")
 IN_CI = env.bool("CI", default=False)
@@ -32,7 +32,7 @@ def _postgres_reachable(url: str) -> bool:
 
 
 if _postgres_reachable(TEST_DATABASE_URL):
-    DATABASES = {"default": env.db_url_config(TEST_DATABASE_URL)}
+    DATABASES = {"default": {**env.db_url_config(TEST_DATABASE_URL), "OPTIONS": postgres_options()}}
 elif IN_CI:
     sys.exit(f"CI=true but PostgreSQL is not reachable at {TEST_DATABASE_URL}")
 else:

@@ -5,13 +5,14 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from orchestration.context import turn_context_tokens
 from rooms.models import Room
 from rooms.services import agent_create, room_create
-from sessions_app.models import ChatSession, Message, Turn
+from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 from sessions_app.services import session_create
 from usage.services.accounts import credit_account_open
 
@@ -49,8 +50,18 @@ def _room_make(owner, name: str, agents: tuple[dict, ...]) -> Room:
     return room
 
 
+SUMMARY_TEXT = (
+    "The writer and the user are drafting a novel about a lighthouse keeper on a northern island. "
+    "Each chapter follows the keeper through one storm; the user asks what each chapter should cover "
+    "and the writer proposes its arc, its weather and the keeper's doubts. Decided so far: first "
+    "person, present tense, one storm per chapter, the keeper's daughter appears from chapter three. "
+) * 2
+
+
 def _session_with_prior_turns(room: Room, length: int) -> str:
-    """A session with ``length`` completed single-agent turns behind it."""
+    """A session with ``length`` completed single-agent turns behind it — and, as production would
+    have made (every ``CONTEXT_MANDATORY_SUMMARY_TURN``-th turn asks for one), the summary of those
+    turns up to the last multiple of that number."""
     session = session_create(room=room, title=f"{length} prior turns")
     turns, messages = [], []
     for i in range(1, length + 1):
@@ -83,7 +94,14 @@ def _session_with_prior_turns(room: Room, length: int) -> str:
         ]
     Turn.objects.bulk_create(turns, batch_size=500)
     Message.objects.bulk_create(messages, batch_size=1000)
-    ChatSession.objects.filter(pk=session.pk).update(last_turn_index=length)
+    covered = length - length % settings.CONTEXT_MANDATORY_SUMMARY_TURN
+    if covered:
+        SessionSummary.objects.create(
+            session=session, covers_through_turn_index=covered, summary_text=SUMMARY_TEXT.strip()
+        )
+    ChatSession.objects.filter(pk=session.pk).update(
+        last_turn_index=length, summary_due_through=covered or None
+    )
     return str(session.pk)
 
 
