@@ -38,3 +38,33 @@ def rows_values(objs: list[models.Model]) -> tuple[str, str, list]:
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     return columns, ", ".join([placeholders] * len(objs)), params
+
+
+def rows_select(
+    objs: list[models.Model],
+    *,
+    alias: str,
+    computed: dict[str, str] | None = None,
+    extra: dict[str, tuple[str, list]] | None = None,
+) -> tuple[str, str, list]:
+    """``(columns, "SELECT … FROM (VALUES …) AS alias(…)", params)`` to ``INSERT … SELECT`` instances
+    of one model, so the insert can be made conditional (``WHERE``) or joined to other CTEs.
+    ``computed`` maps an attname to an SQL expression written in its place; ``extra`` adds columns to
+    the VALUES (name → (SQL type, one value per instance)) for those expressions to use. Every value
+    is cast to its column's type: a VALUES list has no target columns to infer types from."""
+    computed = computed or {}
+    extra = extra or {}
+    fields = row_fields(type(objs[0]))
+    valued = [f for f in fields if f.attname not in computed]
+    types = [f.db_type(connection) for f in valued] + [sql_type for sql_type, _ in extra.values()]
+    names = [f"v{i}" for i in range(len(valued))] + list(extra)
+    row = "(" + ", ".join(f"%s::{t}" for t in types) + ")"
+    params: list = []
+    for index, obj in enumerate(objs):
+        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in valued]
+        params += [values[index] for _, values in extra.values()]
+    by_field = dict(zip([f.attname for f in valued], names[: len(valued)], strict=True))
+    select = ", ".join(computed.get(f.attname) or f"{alias}.{by_field[f.attname]}" for f in fields)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    values = ", ".join([row] * len(objs))
+    return columns, f"SELECT {select} FROM (VALUES {values}) AS {alias}({', '.join(names)})", params

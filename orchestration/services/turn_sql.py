@@ -1,6 +1,6 @@
 """A turn's reads and writes as single PostgreSQL statements: the fast path (docs/performance.md).
 
-A turn needs five steps of the database, and on PostgreSQL each is one statement:
+A turn needs four steps of the database, and on PostgreSQL each is one statement:
 
 1. ``scope_load`` — the session (live, of a live room the user owns), the room's live agents, the
    active catalog with its prices, and the turn already stored under the request's Idempotency-Key;
@@ -8,11 +8,10 @@ A turn needs five steps of the database, and on PostgreSQL each is one statement
    stored under the key (a twin may have committed), the latest summary, the history window and the
    anchor;
 3. the credit hold (``usage.services.holds.credit_hold_place``);
-4. ``account_lock`` — release the turn's hold row and lock the credit account, reading its figures;
-5. ``turn_write`` — the turn, its messages, audits, usage events, ledger entry and summary hold, the
-   account's new figures, and the session's counter and claim release.
-
-Steps 4 and 5 run in one transaction. Everywhere else (SQLite, the embedded default) the same steps run
+4. ``turn_write`` — the commit: the turn, its messages, audits and usage events, the hold's
+   settlement on the locked credit account, the ledger entry and the summary's hold, and the
+   session's counter and claim release — atomic as one statement, with no transaction around it.
+ Everywhere else (SQLite, the embedded default) the same steps run
 through the ORM (``orchestration.selectors``, ``orchestration.services.sequencing``,
 ``usage.services.holds``); the turn tests run both.
 
@@ -26,10 +25,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import connection, models
+from django.db import connection
 
 from orchestration.context import HistoryTurn, SessionContext
-from pantheon.db import row_select, rows_values, table
+from pantheon.db import row_select, rows_select, table
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
 from usage.metering import Price
@@ -223,29 +222,6 @@ def claim_and_context(
     )
 
 
-_ACCOUNT_SQL = f"""
-WITH released AS (DELETE FROM {_table(CreditHold)} WHERE id = %(hold)s RETURNING amount)
-SELECT balance, held, (SELECT amount FROM released)
-FROM {_table(CreditAccount)} WHERE user_id = %(user)s FOR UPDATE
-"""
-
-
-def account_lock(*, user_id: int, hold_id: uuid.UUID | None) -> tuple[Decimal, Decimal, Decimal]:
-    """Inside the commit's transaction: delete the turn's hold row (gone already if the sweep took
-    it) and lock the credit account. Returns (balance, held, the hold's amount or 0)."""
-    with connection.cursor() as cursor:
-        cursor.execute(_ACCOUNT_SQL, {"hold": hold_id, "user": user_id})
-        balance, held, released = cursor.fetchone()
-    return balance, held, released or Decimal(0)
-
-
-def _insert(name: str, objs: list[models.Model], *, returning: str = "") -> tuple[str, list]:
-    """A CTE inserting ``objs`` (instances of one model)."""
-    columns, values, params = rows_values(objs)
-    suffix = f" RETURNING {returning}" if returning else ""
-    return f"{name} AS (INSERT INTO {table(type(objs[0]))} ({columns}) VALUES {values}{suffix})", params
-
-
 def turn_write(
     *,
     turn: Turn,
@@ -253,16 +229,26 @@ def turn_write(
     messages: list[Message],
     audits: list[TurnContextAudit],
     events: list[LlmCallEvent],
-    ledger: CreditLedgerEntry | None,
+    charge: Decimal,
+    hold_id: uuid.UUID | None,
+    ledger: CreditLedgerEntry,
     summary_hold: CreditHold | None,
-    account: tuple[int, Decimal, Decimal],
     now: datetime,
-) -> int | None:
-    """Write a turn and everything with it in one statement, inside the commit's transaction. The
-    turn takes the next index only if its claim still holds; returns that index, or None when the
-    claim was lost (the caller rolls the transaction back: nothing is kept)."""
+) -> tuple[int, Decimal] | None:
+    """Commit a turn in one statement (atomic by itself: no transaction around it).
+
+    Every write depends on the session's claim still being the turn's: the session's counter and
+    claim release, the turn, its messages, audits and usage events, the hold's release and the
+    account's settlement, the ledger entry and the summary's hold. The money is settled on the locked
+    account row by the same rule as ``usage.services.holds.settlement_compute`` (the debit capped at
+    the balance less the other holds and the summary's share), and each event's ``credits_burned`` /
+    ``credits_unbilled`` follow from the debit, in order. Returns ``(turn index, credits debited)``,
+    or None when the claim was lost — and then nothing at all was written.
+    """
+    user_id = ledger.user_id
+    keep = summary_hold.amount if summary_hold is not None else Decimal(0)
     turn_columns, turn_select, turn_params = row_select(turn, computed={"turn_index": "s.idx"})
-    ctes = [
+    ctes: list[tuple[str, list]] = [
         (
             f"""s AS (
   UPDATE {_table(ChatSession)} SET
@@ -277,41 +263,91 @@ def turn_write(
             [claimed_last_index, turn.summary_triggered, claimed_last_index, now, turn.session_id, turn.pk],
         ),
         (
-            f"t AS (INSERT INTO {_table(Turn)} ({turn_columns}) SELECT {turn_select} FROM s)",
-            turn_params,
+            f"""released AS (
+  DELETE FROM {_table(CreditHold)} WHERE id = %s AND EXISTS (SELECT 1 FROM s) RETURNING amount
+),
+account AS (
+  SELECT balance, held FROM {_table(CreditAccount)} WHERE user_id = %s AND EXISTS (SELECT 1 FROM s)
+  FOR UPDATE
+),
+calc AS (
+  SELECT a.balance, a.held, r.amount AS released, LEAST(%s::numeric, r.amount) AS kept,
+    LEAST(%s::numeric, GREATEST(a.balance - (a.held - r.amount) - LEAST(%s::numeric, r.amount), 0)) AS debit
+  FROM account a, (SELECT COALESCE((SELECT amount FROM released), 0) AS amount) r
+),
+settled AS (
+  UPDATE {_table(CreditAccount)} SET balance = calc.balance - calc.debit,
+    held = calc.held - (calc.released - calc.kept), updated_at = %s
+  FROM calc WHERE user_id = %s RETURNING {_table(CreditAccount)}.balance AS balance_after
+)""",
+            [hold_id, user_id, keep, charge, keep, now, user_id],
         ),
+        (f"t AS (INSERT INTO {_table(Turn)} ({turn_columns}) SELECT {turn_select} FROM s)", turn_params),
     ]
     if messages:
-        ctes.append(_insert("m", messages, returning="id"))
-    for name, objs in (("a", audits), ("e", events), ("l", [ledger] if ledger else [])):
-        if objs:
-            ctes.append(_insert(name, objs))
-    if summary_hold is not None:
-        columns, select, hold_params = row_select(
-            summary_hold, computed={"covers_through_turn_index": "s.idx"}
-        )
+        columns, select, params = rows_select(messages, alias="v")
         ctes.append(
-            (f"h AS (INSERT INTO {_table(CreditHold)} ({columns}) SELECT {select} FROM s)", hold_params)
+            (
+                f"m AS (INSERT INTO {_table(Message)} ({columns}) {select} WHERE EXISTS (SELECT 1 FROM s) "
+                "RETURNING id)",
+                params,
+            )
         )
-    user_id, balance, held = account
+    if audits:
+        columns, select, params = rows_select(audits, alias="v")
+        ctes.append(
+            (
+                f"a AS (INSERT INTO {_table(TurnContextAudit)} ({columns}) {select} "
+                "WHERE EXISTS (SELECT 1 FROM s))",
+                params,
+            )
+        )
+    if events:
+        charges, prefixes, running = [], [], Decimal(0)
+        for event in events:
+            owed = event.credits_burned if event.billable else Decimal(0)
+            charges.append(owed)
+            prefixes.append(running)
+            running += owed
+        burned = "LEAST(e.charge, GREATEST(calc.debit - e.prefix, 0))"
+        columns, select, params = rows_select(
+            events,
+            alias="e",
+            computed={"credits_burned": burned, "credits_unbilled": f"e.charge - {burned}"},
+            extra={"charge": ("numeric", charges), "prefix": ("numeric", prefixes)},
+        )
+        ctes.append((f"e AS (INSERT INTO {_table(LlmCallEvent)} ({columns}) {select}, calc)", params))
+    columns, select, params = row_select(
+        ledger, computed={"amount": "-calc.debit", "balance_after": "settled.balance_after"}
+    )
     ctes.append(
         (
-            f"acc AS (UPDATE {_table(CreditAccount)} SET balance = %s, held = %s, updated_at = %s "
-            "WHERE user_id = %s)",
-            [balance, held, now, user_id],
+            f"l AS (INSERT INTO {_table(CreditLedgerEntry)} ({columns}) SELECT {select} FROM calc, settled "
+            "WHERE calc.debit > 0)",
+            params,
         )
     )
+    if summary_hold is not None:
+        columns, select, params = row_select(
+            summary_hold, computed={"amount": "calc.kept", "covers_through_turn_index": "s.idx"}
+        )
+        ctes.append(
+            (
+                f"h AS (INSERT INTO {_table(CreditHold)} ({columns}) SELECT {select} FROM s, calc "
+                "WHERE calc.kept > 0)",
+                params,
+            )
+        )
     message_ids = "(SELECT array_agg(id ORDER BY id) FROM m)" if messages else "NULL"
-    sql = "WITH " + ",\n".join(c for c, _ in ctes) + f"\nSELECT idx, {message_ids} FROM s"
-    params = [p for _, ps in ctes for p in ps]
+    sql = "WITH " + ",\n".join(c for c, _ in ctes) + f"\nSELECT s.idx, calc.debit, {message_ids} FROM s, calc"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [p for _, ps in ctes for p in ps])
         row = cursor.fetchone()
     if row is None:
         return None
-    index, ids = row
+    index, debited, ids = row
     # Ids come from one sequence, in the order the rows were inserted: the messages' own order.
     for message, pk in zip(messages, ids or (), strict=False):
         message.pk = pk
         message._state.adding = False
-    return index
+    return index, debited

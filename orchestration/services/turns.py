@@ -77,7 +77,7 @@ from rooms.selectors import agent_list
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
 from sessions_app.selectors import session_get
 from usage.metering import charge_compute
-from usage.models import CreditHold, LlmCallEvent
+from usage.models import CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.selectors import PricedModel, priced_models_get
 from usage.services.events import (
     usage_events_bill,
@@ -90,8 +90,6 @@ from usage.services.holds import (
     credit_hold_extend,
     credit_hold_place,
     credit_hold_release,
-    ledger_entry_build,
-    settlement_compute,
     summary_hold_expiry,
 )
 
@@ -192,6 +190,8 @@ class TurnProgress:
     # end (its tokens are paid for), no further agent is called, the turn commits as partial.
     cancelled: threading.Event = field(default_factory=threading.Event)
     slot_key: str = ""
+    # Set once the turn's rows are committed: from then on nothing may be written for it again.
+    committed: bool = False
 
     @property
     def scope(self) -> CallScope:
@@ -805,12 +805,14 @@ def _turn_commit(progress: TurnProgress) -> TurnOutcome:
     keep = None
     if turn.summary_triggered and progress.summary_share is not None:
         keep = HoldRequest(**{**progress.summary_share.__dict__, "expires_at": summary_hold_expiry()})
-    with transaction.atomic():
+    if turn_sql.fast_path():  # one statement, atomic by itself
         turn.turn_index = _turn_rows_write(progress, turn=turn, messages=messages, keep=keep)
-        if turn.summary_triggered:
-            transaction.on_commit(
-                partial(summary_enqueue, session_id=session.pk, through_index=turn.turn_index)
-            )
+    else:
+        with transaction.atomic():
+            turn.turn_index = _turn_rows_write_orm(progress, turn=turn, messages=messages, keep=keep)
+    progress.committed = True
+    if turn.summary_triggered:
+        transaction.on_commit(partial(summary_enqueue, session_id=session.pk, through_index=turn.turn_index))
     logger.info("turn committed index=%s status=%s", turn.turn_index, status)
     return TurnOutcome(
         turn=turn,
@@ -824,46 +826,45 @@ def _turn_commit(progress: TurnProgress) -> TurnOutcome:
 def _turn_rows_write(
     progress: TurnProgress, *, turn: Turn, messages: list[Message], keep: HoldRequest | None
 ) -> int:
-    """Inside the commit's transaction: every row of the turn, the hold settled, the claim released.
-    Returns the turn's index; raises ``TurnConflict`` if the claim was lost (another turn took the
-    session after it expired). Two statements on PostgreSQL, the ORM elsewhere."""
+    """PostgreSQL: every row of the turn, the hold settled and the claim released, in one statement
+    (``turn_sql.turn_write``). Returns the turn's index; raises ``TurnConflict`` if the claim was lost
+    (another turn took the session after it expired) — and then nothing was written."""
     user_id, events = progress.request.user.pk, progress.calls.events
-    if not turn_sql.fast_path():
-        return _turn_rows_write_orm(progress, turn=turn, messages=messages, keep=keep)
-    balance, held, released = turn_sql.account_lock(user_id=user_id, hold_id=progress.hold.pk)
-    settlement = settlement_compute(
-        balance=balance,
-        held=held,
-        released=released,
-        charge=usage_events_charge(events),
-        keep=keep.amount if keep is not None else Decimal(0),
-    )
-    usage_events_bill(events=events, settlement=settlement, user_id=user_id, turn_id=turn.pk)
-    index = turn_sql.turn_write(
+    charge = usage_events_charge(events)
+    for event in events:
+        event.turn_id = turn.pk
+    written = turn_sql.turn_write(
         turn=turn,
         claimed_last_index=progress.claim.last_turn_index,
         messages=messages,
         audits=progress.audits,
         events=events,
-        ledger=(
-            ledger_entry_build(user_id=user_id, kind="turn_debit", settlement=settlement, turn_id=turn.pk)
-            if settlement.debited
-            else None
+        charge=charge,
+        hold_id=progress.hold.pk,
+        # Their money (the debit, what stays held for the summary) is settled by the statement itself.
+        ledger=CreditLedgerEntry(
+            user_id=user_id,
+            kind=CreditLedgerEntry.Kind.TURN_DEBIT,
+            amount=0,
+            balance_after=0,
+            turn_id=turn.pk,
         ),
-        summary_hold=(
-            CreditHold(**{**keep.__dict__, "amount": settlement.kept}) if keep and settlement.kept else None
-        ),
-        account=(user_id, settlement.balance_after, settlement.held_after),
+        summary_hold=CreditHold(**keep.__dict__) if keep is not None else None,
         now=timezone.now(),
     )
-    if index is None:
+    if written is None:
         raise TurnConflict()
+    progress.committed = True
+    index, debited = written
+    usage_events_bill(events=events, debited=debited, user_id=user_id, turn_id=turn.pk)
     return index
 
 
 def _turn_rows_write_orm(
     progress: TurnProgress, *, turn: Turn, messages: list[Message], keep: HoldRequest | None
 ) -> int:
+    """The same writes through the ORM (SQLite, or ``TURN_SQL_FAST_PATH`` off), inside the caller's
+    transaction."""
     # NO KEY UPDATE: a summary committing meanwhile checks its foreign key to this row with a KEY
     # SHARE lock, which this lock lets through — a plain FOR UPDATE would deadlock with it on the
     # credit account, which both lock next.
@@ -904,6 +905,9 @@ def _turn_rows_write_orm(
 def _turn_abandon(progress: TurnProgress, exc: BaseException) -> None:
     """The one clean-up of a turn that will not commit: its calls' usage is written alone (the
     provider charged for them), its hold and its claim are given back. Never raises."""
+    if progress.committed:  # a failure after the commit: the turn and its usage are written already
+        logger.exception("turn failed after its commit: %s", type(exc).__name__)
+        return
     if not isinstance(exc, ApplicationError):
         logger.error(
             "turn failed before commit after %d LLM calls: %s: %s",

@@ -1,8 +1,9 @@
 """A failure after the LLM calls but before commit leaves nothing half-written."""
 
 import pytest
+from django.db import DatabaseError
 
-from orchestration.services import turns
+from orchestration.services import turn_sql, turns
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
 from sessions_app.tests.factories import SessionFactory
@@ -19,16 +20,30 @@ def session(user):
     return SessionFactory(room=room)
 
 
+def _commit_fails(monkeypatch, turn_sql_path):
+    """Make the commit fail: the one statement of the PostgreSQL path errors out; the ORM path writes
+    every row inside its transaction, then the transaction dies. Returns what undoes it."""
+    if turn_sql_path == "fast":
+        real, name, owner = turn_sql.turn_write, "turn_write", turn_sql
+
+        def failing(**kwargs):
+            raise DatabaseError("could not extend file: No space left on device")
+
+    else:
+        real, name, owner = turns._turn_rows_write_orm, "_turn_rows_write_orm", turns
+
+        def failing(*args, **kwargs):
+            real(*args, **kwargs)  # the turn, messages, audits and events are written in the atomic block…
+            raise RuntimeError("disk full")  # …and then the transaction dies
+
+    monkeypatch.setattr(owner, name, failing)
+    return lambda: monkeypatch.setattr(owner, name, real)
+
+
 def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
-    api_client, session, user, fake_llm, monkeypatch
+    api_client, session, user, fake_llm, monkeypatch, turn_sql_path
 ):
-    real_write = turns._turn_rows_write
-
-    def write_then_fail(*args, **kwargs):
-        real_write(*args, **kwargs)  # the turn, messages, audits and events are written in the atomic block…
-        raise RuntimeError("disk full")  # …and then the transaction dies
-
-    monkeypatch.setattr(turns, "_turn_rows_write", write_then_fail)
+    undo = _commit_fails(monkeypatch, turn_sql_path)
     balance = CreditAccount.objects.get(user=user).balance
 
     response = api_client.post(
@@ -54,7 +69,7 @@ def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
     refreshed = ChatSession.objects.get(pk=session.pk)
     assert refreshed.claim_token is None and refreshed.last_turn_index == 0
 
-    monkeypatch.setattr(turns, "_turn_rows_write", real_write)
+    undo()
     retry = api_client.post(
         f"/api/v1/sessions/{session.pk}/turns",
         {"user_input": "@writer again", "mode": "manual"},

@@ -140,7 +140,7 @@ def usage_events_commit(
         turn_id=turn_id,
         keep_for_summary=keep_for_summary,
     )
-    usage_events_bill(events=events, settlement=settlement, user_id=user_id, turn_id=turn_id)
+    usage_events_bill(events=events, debited=settlement.debited, user_id=user_id, turn_id=turn_id)
     LlmCallEvent.objects.bulk_create(events)
     return settlement
 
@@ -151,21 +151,23 @@ def usage_events_charge(events: Sequence[LlmCallEvent]) -> Decimal:
 
 
 def usage_events_bill(
-    *, events: Sequence[LlmCallEvent], settlement: Settlement, user_id: int, turn_id: uuid.UUID | None
+    *, events: Sequence[LlmCallEvent], debited: Decimal, user_id: int, turn_id: uuid.UUID | None
 ) -> None:
-    """Give each event its turn and what it was debited: the events are debited in order, and each
-    keeps what could not be billed (beyond the hold and the balance) in ``credits_unbilled``."""
-    left = settlement.debited
+    """Give each event its turn and its share of the ``debited`` credits: the events are debited in
+    order, and each keeps what could not be billed (beyond the hold and the balance) in
+    ``credits_unbilled``."""
+    unbilled = usage_events_charge(events) - debited
+    left = debited
     for event in events:
         event.turn_id = turn_id
         if event.billable and event.credits_burned > left:
             event.credits_unbilled = event.credits_burned - left
             event.credits_burned = left
         left -= event.credits_burned if event.billable else 0
-    if settlement.unbilled:
+    if unbilled:
         logger.error(
             "usage beyond the hold: %s credits could not be billed to user %s (flagged on the events)",
-            settlement.unbilled,
+            unbilled,
             user_id,
         )
 
