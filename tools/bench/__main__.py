@@ -28,7 +28,8 @@ def options_parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lengths", type=_lengths, default=[0, 10, 1000], help="prior turns, e.g. 0,10,1000")
     parser.add_argument("--latency-ms", type=float, default=200.0, help="the fake LLM's latency under load")
     parser.add_argument("--clients", type=int, default=32, help="load clients (one user and session each)")
-    parser.add_argument("--duration", type=float, default=15.0, help="seconds of load per variant")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds of load per variant and round")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating load rounds of each variant")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
     parser.add_argument("--output", type=Path, default=stack.ROOT / "var" / "bench.json")
     args = parser.parse_args(argv)
@@ -69,23 +70,28 @@ def load_request(port: int, fake: Any, client: Any) -> dict:
 
 
 def load_run(port: int, fake: Any, clients: list, args: argparse.Namespace) -> dict[str, Any]:
-    """Pantheon's turns, then the floor's, each for the same time against the same server."""
+    """Pantheon's turns and the floor's, each for the same time against the same server, in
+    alternating rounds (turn, floor, floor, turn, …): how gunicorn's workers happen to share the
+    clients' keep-alive connections varies from one round to the next, and so does the machine, so
+    neither variant gets the luckier draw every time."""
     sent = load_request(port, fake, clients[0])
     fake.set_latency(args.latency_ms)
+    rounds: dict[str, list[dict]] = {"turn": [], "floor": []}
     try:
-        figures = {
-            variant: load.load_measure(
-                load.load_plan(
+        for index in range(args.rounds):
+            for variant in ("turn", "floor") if index % 2 == 0 else ("floor", "turn"):
+                plan = load.load_plan(
                     port, clients, variant=variant, sent=sent, warmup=args.warmup, duration=args.duration
                 )
-            )
-            for variant in ("turn", "floor")
-        }
+                rounds[variant].append(load.load_measure(plan))
     finally:
         fake.set_latency(0)
         fake.reset()
     return report.load_figures(
-        figures["turn"], figures["floor"], gunicorn=stack.gunicorn_settings(), latency_ms=args.latency_ms
+        load.rounds_merge(rounds["turn"]),
+        load.rounds_merge(rounds["floor"]),
+        gunicorn=stack.gunicorn_settings(),
+        latency_ms=args.latency_ms,
     )
 
 

@@ -90,6 +90,32 @@ def _figures(calls: list[Call], window_start: float, window_end: float, clients:
     }
 
 
+def rounds_merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One variant's figures over its rounds: throughput over the whole measured time, latencies as
+    the rounds' means, every error."""
+    duration = sum(r["duration_s"] for r in rounds)
+    completed = sum(r["completed_in_window"] for r in rounds)
+
+    def mean(name: str) -> float | None:
+        values = [r[name] for r in rounds if r[name] is not None]
+        return round(statistics.fmean(values), 1) if values else None
+
+    return {
+        "clients": rounds[0]["clients"],
+        "rounds": len(rounds),
+        "duration_s": round(duration, 2),
+        "calls": sum(r["calls"] for r in rounds),
+        "completed_in_window": completed,
+        "per_second": round(completed / duration, 2) if duration else 0.0,
+        "per_second_by_round": [r["per_second"] for r in rounds],
+        "p50_ms": mean("p50_ms"),
+        "p95_ms": mean("p95_ms"),
+        "max_ms": max((r["max_ms"] for r in rounds if r["max_ms"] is not None), default=None),
+        "errors": sum(r["errors"] for r in rounds),
+        "error_samples": sorted({s for r in rounds for s in r["error_samples"]})[:ERROR_SAMPLES],
+    }
+
+
 def load_plan(
     port: int, clients: list, *, variant: str, sent: dict, warmup: float, duration: float
 ) -> dict[str, Any]:

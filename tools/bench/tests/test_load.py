@@ -47,3 +47,27 @@ def test_load_measure_runs_the_plan_in_a_subprocess():
 
     assert figures["errors"] == 0
     assert figures["calls"] == calls > 0
+
+
+def test_rounds_merge_counts_throughput_over_the_whole_measured_time():
+    from tools.bench.load import rounds_merge
+
+    def round_(completed, p95, errors=0):
+        return {
+            "clients": 4,
+            "duration_s": 10.0,
+            "calls": completed + 2,
+            "completed_in_window": completed,
+            "per_second": completed / 10,
+            "p50_ms": 200.0,
+            "p95_ms": p95,
+            "max_ms": p95 + 50,
+            "errors": errors,
+            "error_samples": ["500 boom"] if errors else [],
+        }
+
+    merged = rounds_merge([round_(600, 300.0), round_(400, 500.0, errors=1)])
+    assert merged["per_second"] == 50.0 and merged["per_second_by_round"] == [60.0, 40.0]
+    assert (merged["duration_s"], merged["completed_in_window"], merged["calls"]) == (20.0, 1000, 1004)
+    assert (merged["p95_ms"], merged["max_ms"], merged["errors"]) == (400.0, 550.0, 1)
+    assert merged["error_samples"] == ["500 boom"]
