@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection
 
 from orchestration.context import HistoryTurn, SessionContext
-from pantheon.db import row_select, rows_select, table
+from pantheon.db import row_select, rows_json, rows_recordset, table
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
 from usage.metering import Price
@@ -232,7 +232,7 @@ def turn_write(
     charge: Decimal,
     hold_id: uuid.UUID | None,
     ledger: CreditLedgerEntry,
-    summary_hold: CreditHold | None,
+    summary_hold: CreditHold,
     now: datetime,
 ) -> tuple[int, Decimal] | None:
     """Commit a turn in one statement (atomic by itself: no transaction around it).
@@ -246,7 +246,7 @@ def turn_write(
     or None when the claim was lost — and then nothing at all was written.
     """
     user_id = ledger.user_id
-    keep = summary_hold.amount if summary_hold is not None else Decimal(0)
+    keep = summary_hold.amount  # 0: no summary asked for (the hold's part of the statement adds no row)
     turn_columns, turn_select, turn_params = row_select(turn, computed={"turn_index": "s.idx"})
     ctes: list[tuple[str, list]] = [
         (
@@ -284,39 +284,40 @@ settled AS (
         ),
         (f"t AS (INSERT INTO {_table(Turn)} ({turn_columns}) SELECT {turn_select} FROM s)", turn_params),
     ]
-    if messages:
-        columns, select, params = rows_select(messages, alias="v")
-        ctes.append(
-            (
-                f"m AS (INSERT INTO {_table(Message)} ({columns}) {select} WHERE EXISTS (SELECT 1 FROM s) "
-                "RETURNING id)",
-                params,
-            )
+    columns, select = rows_recordset(Message)
+    ctes.append(
+        (
+            f"m AS (INSERT INTO {_table(Message)} ({columns}) {select} WHERE EXISTS (SELECT 1 FROM s) "
+            "RETURNING id)",
+            [rows_json(Message, messages)],
         )
-    if audits:
-        columns, select, params = rows_select(audits, alias="v")
-        ctes.append(
-            (
-                f"a AS (INSERT INTO {_table(TurnContextAudit)} ({columns}) {select} "
-                "WHERE EXISTS (SELECT 1 FROM s))",
-                params,
-            )
+    )
+    columns, select = rows_recordset(TurnContextAudit)
+    ctes.append(
+        (
+            f"a AS (INSERT INTO {_table(TurnContextAudit)} ({columns}) {select} "
+            "WHERE EXISTS (SELECT 1 FROM s))",
+            [rows_json(TurnContextAudit, audits)],
         )
-    if events:
-        charges, prefixes, running = [], [], Decimal(0)
-        for event in events:
-            owed = event.credits_burned if event.billable else Decimal(0)
-            charges.append(owed)
-            prefixes.append(running)
-            running += owed
-        burned = "LEAST(e.charge, GREATEST(calc.debit - e.prefix, 0))"
-        columns, select, params = rows_select(
-            events,
-            alias="e",
-            computed={"credits_burned": burned, "credits_unbilled": f"e.charge - {burned}"},
-            extra={"charge": ("numeric", charges), "prefix": ("numeric", prefixes)},
+    )
+    charges, prefixes, running = [], [], Decimal(0)
+    for event in events:
+        owed = event.credits_burned if event.billable else Decimal(0)
+        charges.append(owed)
+        prefixes.append(running)
+        running += owed
+    burned = "LEAST(r.charge, GREATEST(calc.debit - r.prefix, 0))"
+    columns, select = rows_recordset(
+        LlmCallEvent,
+        computed={"credits_burned": burned, "credits_unbilled": f"r.charge - {burned}"},
+        extra={"charge": "numeric", "prefix": "numeric"},
+    )
+    ctes.append(
+        (
+            f"e AS (INSERT INTO {_table(LlmCallEvent)} ({columns}) {select}, calc)",
+            [rows_json(LlmCallEvent, events, extra={"charge": charges, "prefix": prefixes})],
         )
-        ctes.append((f"e AS (INSERT INTO {_table(LlmCallEvent)} ({columns}) {select}, calc)", params))
+    )
     columns, select, params = row_select(
         ledger, computed={"amount": "-calc.debit", "balance_after": "settled.balance_after"}
     )
@@ -327,19 +328,22 @@ settled AS (
             params,
         )
     )
-    if summary_hold is not None:
-        columns, select, params = row_select(
-            summary_hold, computed={"amount": "calc.kept", "covers_through_turn_index": "s.idx"}
+    # Always written as a statement part (the text stays the same): no row unless a share is kept.
+    columns, select, params = row_select(
+        summary_hold, computed={"amount": "calc.kept", "covers_through_turn_index": "s.idx"}
+    )
+    ctes.append(
+        (
+            f"h AS (INSERT INTO {_table(CreditHold)} ({columns}) SELECT {select} FROM s, calc "
+            "WHERE calc.kept > 0)",
+            params,
         )
-        ctes.append(
-            (
-                f"h AS (INSERT INTO {_table(CreditHold)} ({columns}) SELECT {select} FROM s, calc "
-                "WHERE calc.kept > 0)",
-                params,
-            )
-        )
-    message_ids = "(SELECT array_agg(id ORDER BY id) FROM m)" if messages else "NULL"
-    sql = "WITH " + ",\n".join(c for c, _ in ctes) + f"\nSELECT s.idx, calc.debit, {message_ids} FROM s, calc"
+    )
+    sql = (
+        "WITH "
+        + ",\n".join(c for c, _ in ctes)
+        + "\nSELECT s.idx, calc.debit, (SELECT array_agg(id ORDER BY id) FROM m) FROM s, calc"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [p for _, ps in ctes for p in ps])
         row = cursor.fetchone()

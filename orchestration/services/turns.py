@@ -849,7 +849,7 @@ def _turn_rows_write(
             balance_after=0,
             turn_id=turn.pk,
         ),
-        summary_hold=CreditHold(**keep.__dict__) if keep is not None else None,
+        summary_hold=CreditHold(**(keep or _no_summary_share(progress)).__dict__),
         now=timezone.now(),
     )
     if written is None:
@@ -858,6 +858,15 @@ def _turn_rows_write(
     index, debited = written
     usage_events_bill(events=events, debited=debited, user_id=user_id, turn_id=turn.pk)
     return index
+
+
+def _no_summary_share(progress: TurnProgress) -> HoldRequest:
+    return HoldRequest(
+        user_id=progress.request.user.pk,
+        kind=CreditHold.Kind.SUMMARY,
+        amount=Decimal(0),
+        expires_at=timezone.now(),
+    )
 
 
 def _turn_rows_write_orm(
