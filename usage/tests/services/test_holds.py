@@ -14,10 +14,12 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from pantheon.observability import HoldsSwept, listen, unlisten
+from pantheon.testing.processes import concurrently
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.services.holds import (
     HoldRequest,
     InsufficientCredits,
+    Settlement,
     credit_hold_extend,
     credit_hold_place,
     credit_hold_release,
@@ -358,41 +360,30 @@ def test_a_sweep_of_summary_holds_alone_is_logged_and_one_of_nothing_is_quiet(us
 TRANSACTIONAL = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
 
-def _in_threads(*targets) -> list[BaseException]:
-    """Run each target in its own thread and connection; return what they raised."""
-    raised: list[BaseException] = []
+def _own_connection(call):
+    """``call`` as a thread runs it: on a connection of its own, closed when it is done."""
 
-    def run(target):
+    def run():
         try:
-            target()
-        except BaseException as error:  # reported to the test
-            raised.append(error)
+            return call()
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=run, args=(t,)) for t in targets]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a thread is stuck"
-    return raised
+    return run
 
 
 @TRANSACTIONAL
 def test_simultaneous_holds_never_reserve_more_than_the_balance(user):
-    barrier = threading.Barrier(10)
-    placed: list[CreditHold] = []
-    refused: list[InsufficientCredits] = []
-
-    def turn():
-        barrier.wait()
+    @_own_connection
+    def turn() -> CreditHold | InsufficientCredits:
         try:
-            placed.append(credit_hold_place(hold=_request(user, "3")))
-        except InsufficientCredits as error:
-            refused.append(error)
+            return credit_hold_place(hold=_request(user, "3"))
+        except InsufficientCredits as refused:
+            return refused
 
-    assert _in_threads(*[turn] * 10) == []
+    results = concurrently(*[turn] * 10)
+    placed = [r for r in results if isinstance(r, CreditHold)]
+    refused = [r for r in results if isinstance(r, InsufficientCredits)]
     assert (len(placed), len(refused)) == (3, 7)  # 10 credits: three worst cases of 3
     assert {Decimal(e.extra["available"]) for e in refused} == {Decimal(1)}
     assert (_account(user).balance, _account(user).held) == (10, 9)
@@ -410,7 +401,8 @@ def test_a_hold_its_turn_settles_while_the_sweep_frees_it_is_released_once(user)
     second = CreditHoldFactory(user=user, amount=Decimal("3"), expires_at=now - timedelta(seconds=1))
     locked, swept = threading.Event(), threading.Event()
 
-    def turn_settles():
+    @_own_connection
+    def turn_settles() -> Settlement:
         with transaction.atomic():
             list(CreditHold.objects.select_for_update().filter(pk=second.pk))
             locked.set()
@@ -422,16 +414,19 @@ def test_a_hold_its_turn_settles_while_the_sweep_frees_it_is_released_once(user)
                     )
                     if cursor.fetchone()[0]:
                         break
-            credit_hold_settle(user_id=user.pk, hold=second, charge=Decimal("1"), kind="turn_debit")
+            return credit_hold_settle(user_id=user.pk, hold=second, charge=Decimal("1"), kind="turn_debit")
 
-    def sweep():
-        assert locked.wait(30)
+    @_own_connection
+    def sweep() -> HoldsSwept | None:
         try:
-            credit_holds_sweep(now=now)
+            return credit_holds_sweep(now=now) if locked.wait(30) else None
         finally:
             swept.set()
 
-    assert _in_threads(turn_settles, sweep) == []
+    settlement, report = concurrently(turn_settles, sweep)
+    assert settlement is not None and report is not None, "a thread failed (its traceback is above)"
+    assert (settlement.debited, settlement.unbilled) == (1, 0)
+    assert (report.turn_holds, report.summary_holds, report.credits_released) == (1, 0, 2)  # the first only
     assert not CreditHold.objects.filter(pk__in=[first.pk, second.pk]).exists()
     assert (_account(user).balance, _account(user).held) == (9, 0)
     assert LlmCallEvent.objects.get(abandoned=True).turn_id == first.turn_id
