@@ -1,5 +1,6 @@
 """The WSGI entry point (gunicorn, runserver): the application, warmed before its first request."""
 
+import logging
 import os
 
 from django.core.wsgi import get_wsgi_application
@@ -22,4 +23,7 @@ def warm_up() -> None:
     gateway_get()
 
 
-warm_up()
+try:
+    warm_up()
+except Exception:  # a cold first request is better than a process that does not start
+    logging.getLogger(__name__).exception("warm-up failed; the first requests will build what is missing")
