@@ -27,6 +27,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from pantheon.testing.processes import die_with_parent
+
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1"
 # Environment that would point the served app elsewhere than the offline provider and this database.
@@ -199,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,
         )
     try:
         api = Api(base_url)

@@ -13,6 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from pantheon.testing.processes import die_with_parent
 from tools.bench.calls import BenchError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,6 +118,7 @@ class Gunicorn:
                 env={**os.environ, **self.env, "BENCH_READY_DIR": self._ready_dir.name},
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=die_with_parent,
             )
         while self.workers_ready() < self.workers:
             if self.process.poll() is not None or time.perf_counter() - started > timeout:
