@@ -275,7 +275,7 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
             try:
                 return _claimed_and_held(progress)
             except BaseException:
-                slot_release(progress.slot_key)
+                _slot_give_back(progress)
                 raise
     except ApplicationError as exc:
         _refusal_observe(request=request, exc=exc, started=started)
@@ -358,6 +358,13 @@ def _slot_take(progress: TurnProgress) -> None:
     progress.slot_key = key
 
 
+def _slot_give_back(progress: TurnProgress) -> None:
+    """Give the in-flight slot back, once: a second release would free another turn's slot."""
+    key, progress.slot_key = progress.slot_key, ""
+    if key:
+        slot_release(key)
+
+
 def _claim_ttl(progress: TurnProgress) -> float:
     """A claim outlives the turn's worst case (each call at its deadline, routing included), so a
     turn never loses it while working; a dead worker's claim frees the session by itself."""
@@ -380,7 +387,7 @@ def _claimed_and_held(progress: TurnProgress) -> TurnProgress | TurnOutcome:
     try:
         if replay_turn_id is not None:
             session_claim_release(claim=progress.claim)
-            slot_release(progress.slot_key)
+            _slot_give_back(progress)
             return _replay(turn_id=replay_turn_id, request=request)
         _budget_fit(progress)
         progress.hold = credit_hold_place(hold=_hold_request(progress))
@@ -609,7 +616,7 @@ def turn_run(
             raise TurnWriteFailed() from exc
         raise
     finally:
-        slot_release(progress.slot_key)
+        _slot_give_back(progress)
     _turn_observe(progress, outcome, streamed=on_event is not None)
     if outcome.turn.status == Turn.Status.FAILED:
         raise _llm_unavailable(outcome.turn)

@@ -1,12 +1,14 @@
 """Simultaneous turns on one session, with real threads and transactions on the test database."""
 
 import threading
+import time
 
 import pytest
 from django.db import connection, connections
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from pantheon import limits
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
@@ -119,3 +121,47 @@ def test_simultaneous_requests_with_one_idempotency_key_run_the_turn_once(user, 
     assert Turn.objects.filter(session=session).count() == 1
     assert len(fake_llm.requests) == 1
     assert LlmCallEvent.objects.filter(session_id=session.pk).count() == 1
+
+
+def test_a_twin_with_other_text_is_refused_and_gives_its_in_flight_slot_back_once(
+    user, session, fake_llm, settings
+):
+    """The second request waits for the session, then finds the key committed for other text: 422,
+    and its in-flight slot is returned exactly once — the user's other turn keeps its own."""
+    settings.TURNS_IN_FLIGHT_PER_USER = 3
+    fake_llm.set_latency(300)
+    key = f"turns-in-flight:{user.pk}"
+    assert limits.slot_acquire(key, limit=3, ttl_seconds=60)  # another turn of this user, running
+    token = Token.objects.create(user=user).key
+    responses: dict[str, object] = {}
+
+    def post(name: str, text: str, delay: float) -> None:
+        time.sleep(delay)
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+        try:
+            responses[name] = client.post(
+                f"/api/v1/sessions/{session.pk}/turns",
+                {"user_input": text, "mode": "manual"},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY="same-key",
+            )
+        finally:
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=post, args=("first", "@writer hello", 0)),
+        threading.Thread(target=post, args=("second", "@writer something else", 0.1)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+
+    assert responses["first"].status_code == 201
+    assert responses["second"].status_code == 422
+    assert responses["second"].json()["code"] == "idempotency_key_reused"
+    # Both requests gave their slot back, and only theirs: two more fit beside the running turn.
+    assert limits.slot_acquire(key, limit=3, ttl_seconds=60)
+    assert limits.slot_acquire(key, limit=3, ttl_seconds=60)
+    assert not limits.slot_acquire(key, limit=3, ttl_seconds=60)
