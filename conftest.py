@@ -103,15 +103,14 @@ def room(request, user):
 
     A test, a class or a module (``pytestmark``) whose assertions depend on other agents or models
     says which, in position order, and any field of the room:
-    ``@pytest.mark.room(("writer", "deepseek"), ("critic", "qwen"), name="Salon")``. The fake
-    server's script is keyed by provider model, so the models are part of what a test checks."""
+    ``@pytest.mark.room(("writer", "deepseek"), ("critic", "qwen"), name="Salon")``; with no agents
+    (``@pytest.mark.room(name="Salon")``) the three above. The fake server's script is keyed by
+    provider model, so the models are part of what a test checks."""
     marker = request.node.get_closest_marker("room")
     agents = (marker.args if marker else ()) or ROOM_AGENTS
     room = RoomFactory(owner=user, **(marker.kwargs if marker else {}))
     for position, (key, model_alias) in enumerate(agents):
-        AgentFactory(
-            room=room, agent_key=key, name=key.capitalize(), model_alias=model_alias, position=position
-        )
+        AgentFactory(room=room, agent_key=key, model_alias=model_alias, position=position)
     return room
 
 
