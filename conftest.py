@@ -1,6 +1,6 @@
 """Fixtures every test wants: users with credit accounts, authenticated API clients, a room of three
-agents with a session, a helper that posts turns, the fake OpenAI-compatible server, and Redis for
-the integration tests."""
+agents (or the ones a test names with ``@pytest.mark.room``) with a session, a helper that posts
+turns, the fake OpenAI-compatible server, and Redis for the integration tests."""
 
 from collections.abc import Callable
 
@@ -17,12 +17,17 @@ from usage.tests.factories import UserFactory
 REFERER = "https://pantheon.test"
 TITLE = "Pantheon tests"
 
-# The ``room`` fixture's agents, in position order: the demo room's line-up (seed_demo).
-ROOM_AGENTS = (
-    ("writer", "Writer", "deepseek"),
-    ("researcher", "Researcher", "qwen"),
-    ("critic", "Critic", "gpt-4o-mini"),
-)
+# The ``room`` fixture's agents, as (key, model alias) in position order: the demo room's line-up
+# (seed_demo). A test that needs others says so with ``@pytest.mark.room(...)`` (see ``room``).
+ROOM_AGENTS = (("writer", "deepseek"), ("researcher", "qwen"), ("critic", "gpt-4o-mini"))
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "room(*agents, **fields): the agents of the room fixture as (key, model alias) pairs in "
+        "position order, and the room's own fields (name=...)",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -92,12 +97,20 @@ def anon_client() -> APIClient:
 
 
 @pytest.fixture
-def room(user):
+def room(request, user):
     """The user's room with ``writer`` (deepseek), ``researcher`` (qwen) and ``critic`` (gpt-4o-mini),
-    at positions 0, 1, 2."""
-    room = RoomFactory(owner=user)
-    for position, (key, name, model_alias) in enumerate(ROOM_AGENTS):
-        AgentFactory(room=room, agent_key=key, name=name, model_alias=model_alias, position=position)
+    at positions 0, 1, 2, each named after its key (Writer, …).
+
+    A test, a class or a module (``pytestmark``) whose assertions depend on other agents or models
+    says which, in position order, and any field of the room:
+    ``@pytest.mark.room(("writer", "deepseek"), ("critic", "qwen"), name="Salon")``; with no agents
+    (``@pytest.mark.room(name="Salon")``) the three above. The fake server's script is keyed by
+    provider model, so the models are part of what a test checks."""
+    marker = request.node.get_closest_marker("room")
+    agents = (marker.args if marker else ()) or ROOM_AGENTS
+    room = RoomFactory(owner=user, **(marker.kwargs if marker else {}))
+    for position, (key, model_alias) in enumerate(agents):
+        AgentFactory(room=room, agent_key=key, model_alias=model_alias, position=position)
     return room
 
 

@@ -10,8 +10,6 @@ from django.test.testcases import LiveServerThread, _StaticFilesHandler
 
 from pantheon import limits
 from pantheon.testing.processes import database_url_of, free_port, redis_server
-from rooms.tests.factories import AgentFactory, RoomFactory
-from sessions_app.tests.factories import SessionFactory
 
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
 
@@ -98,13 +96,3 @@ def database_url(transactional_db, django_db_serialized_rollback) -> str:
     from django.db import connection
 
     return database_url_of(connection)
-
-
-@pytest.fixture
-def session(user):
-    """A session of the user's room with two agents on two models: ``writer`` (deepseek), then
-    ``critic`` (gpt-4o-mini)."""
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="gpt-4o-mini", position=1)
-    return SessionFactory(room=room)

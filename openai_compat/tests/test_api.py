@@ -19,7 +19,7 @@ from orchestration.services.calls import reply_clean
 from pantheon import limits
 from pantheon.api import throttling
 from pantheon.tests.ownership import OwnershipMatrix
-from rooms.tests.factories import AgentFactory, RoomFactory
+from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditLedgerEntry
@@ -28,13 +28,6 @@ from usage.tests.factories import UserFactory
 pytestmark = pytest.mark.django_db
 
 URL = "/api/openai/v1/chat/completions"
-
-
-@pytest.fixture
-def room(user):
-    room = RoomFactory(owner=user, name="Salon")
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    return room
 
 
 def chat(client, room, text="@writer hello", suffix="", headers=None, **body):

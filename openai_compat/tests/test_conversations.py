@@ -14,22 +14,14 @@ from orchestration.errors import LlmUnavailable, NoAgentSelected
 from orchestration.services.turns import TurnOutcome, turn_execute, turn_request_build, turn_run
 from orchestration.testing.fake_server import Step
 from pantheon.errors import NotFound
-from rooms.tests.factories import AgentFactory, RoomFactory
+from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 from sessions_app.tests.factories import SessionFactory
 from usage.models import LlmCallEvent
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.room(("writer", "deepseek"), ("critic", "qwen"))]
 
 U, A = "user", "assistant"
-
-
-@pytest.fixture
-def room(user):
-    room = RoomFactory(owner=user, name="Salon")
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="qwen", position=1)
-    return room
 
 
 def ask(user, room, history, text, suffix="", **options):

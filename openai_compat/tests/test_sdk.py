@@ -14,22 +14,19 @@ from rest_framework.authtoken.models import Token
 
 from openai_compat.fingerprint import EMPTY, turn_fingerprint
 from orchestration.testing.fake_server import Step
-from rooms.tests.factories import AgentFactory, RoomFactory
+from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Turn
 from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.room(
+        ("writer", "deepseek"), ("critic", "qwen"), name="Salon", description="Stories, argued."
+    ),
+]
 
 WRITER, CRITIC = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
 COMPLETIONS = ("POST", "/api/openai/v1/chat/completions")
-
-
-@pytest.fixture
-def room(user):
-    room = RoomFactory(owner=user, name="Salon", description="Stories, argued.")
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="qwen", position=1)
-    return room
 
 
 @pytest.fixture

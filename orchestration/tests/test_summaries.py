@@ -8,7 +8,6 @@ from orchestration.selectors import summaries_due
 from orchestration.services.summaries import session_summary_generate
 from orchestration.tasks import summaries_due_sweep
 from orchestration.testing.fake_server import Step
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, SessionSummary
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
@@ -24,21 +23,14 @@ EXTRACTED = {
 
 
 @pytest.fixture
-def session(user, api_client, fake_llm):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    session = SessionFactory(room=room)
+def three_turns(turn_post, fake_llm):
+    """Turns 1 to 3 (``@writer part 1`` …) on ``session``, then the fake server's log emptied."""
     for i in range(1, 4):
-        api_client.post(
-            f"/api/v1/sessions/{session.pk}/turns",
-            {"user_input": f"@writer part {i}", "mode": "manual"},
-            format="json",
-        )
+        turn_post(f"@writer part {i}")
     fake_llm.reset()
-    return session
 
 
-def test_two_stages_write_a_metered_summary(session, user, fake_llm):
+def test_two_stages_write_a_metered_summary(session, three_turns, user, fake_llm):
     fake_llm.enqueue(
         Step(reply=json.dumps({"summary_text": "Ada keeps the light; the story is set in 1920."})),
         Step(reply=json.dumps(EXTRACTED)),
@@ -69,7 +61,7 @@ def test_two_stages_write_a_metered_summary(session, user, fake_llm):
     assert CreditLedgerEntry.objects.get(kind="summary_debit").amount == -debit
 
 
-def test_rerun_for_the_same_index_creates_nothing_and_calls_nothing(session, fake_llm):
+def test_rerun_for_the_same_index_creates_nothing_and_calls_nothing(session, three_turns, fake_llm):
     first = session_summary_generate(session_id=session.pk, through_index=3)
     calls = len(fake_llm.requests)
     again = session_summary_generate(session_id=session.pk, through_index=3)
@@ -85,7 +77,7 @@ def test_rerun_for_the_same_index_creates_nothing_and_calls_nothing(session, fak
         (Step(status=500), Step(status=500)),
     ],
 )
-def test_bad_answers_fall_back_deterministically(session, fake_llm, stage_one, stage_two):
+def test_bad_answers_fall_back_deterministically(session, three_turns, fake_llm, stage_one, stage_two):
     fake_llm.enqueue(stage_one, stage_two)
     summary = session_summary_generate(session_id=session.pk, through_index=3)
     assert summary.summary_used_fallback is True
@@ -97,7 +89,7 @@ def test_bad_answers_fall_back_deterministically(session, fake_llm, stage_one, s
         assert summary.extraction_used_fallback is True
 
 
-def test_missing_extraction_keys_default_to_empty(session, fake_llm):
+def test_missing_extraction_keys_default_to_empty(session, three_turns, fake_llm):
     fake_llm.enqueue(Step(reply='{"summary_text": "Short."}'), Step(reply='{"decisions": ["Go north."]}'))
     summary = session_summary_generate(session_id=session.pk, through_index=3)
     assert (
@@ -107,7 +99,7 @@ def test_missing_extraction_keys_default_to_empty(session, fake_llm):
     )
 
 
-def test_next_summary_builds_on_the_previous_one(session, api_client, fake_llm):
+def test_next_summary_builds_on_the_previous_one(session, three_turns, fake_llm):
     fake_llm.enqueue(Step(reply='{"summary_text": "FIRST-SUMMARY"}'), Step(reply="{}"))
     session_summary_generate(session_id=session.pk, through_index=2)
     fake_llm.reset()
@@ -116,7 +108,7 @@ def test_next_summary_builds_on_the_previous_one(session, api_client, fake_llm):
     assert "FIRST-SUMMARY" in prompt and "@writer part 3" in prompt and "@writer part 1" not in prompt
 
 
-def test_sweep_finds_due_summaries_that_were_never_made(session, settings):
+def test_sweep_finds_due_summaries_that_were_never_made(session, three_turns, settings):
     ChatSession.objects.filter(pk=session.pk).update(summary_due_through=3)
     assert summaries_due() == [(session.pk, 3)]
     assert summaries_due_sweep() == 1  # eager in tests: the summary is produced right away
@@ -125,24 +117,13 @@ def test_sweep_finds_due_summaries_that_were_never_made(session, settings):
 
 
 def test_eighth_turn_enqueues_the_summary_after_commit(
-    user, api_client, fake_llm, django_capture_on_commit_callbacks
+    session, api_client, fake_llm, turn_post, django_capture_on_commit_callbacks
 ):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", model_alias="deepseek")
-    session = SessionFactory(room=room)
     for i in range(1, 8):
-        api_client.post(
-            f"/api/v1/sessions/{session.pk}/turns",
-            {"user_input": f"@writer {i}", "mode": "manual"},
-            format="json",
-        )
+        turn_post(f"@writer {i}")
     assert not SessionSummary.objects.exists()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = api_client.post(
-            f"/api/v1/sessions/{session.pk}/turns",
-            {"user_input": "@writer 8", "mode": "manual"},
-            format="json",
-        )
+        response = turn_post("@writer 8")
     assert response.json()["summary_triggered"] is True and len(callbacks) == 1
     summary = SessionSummary.objects.get(session=session)
     assert summary.covers_through_turn_index == 8
@@ -151,7 +132,7 @@ def test_eighth_turn_enqueues_the_summary_after_commit(
 
 
 def test_enqueue_failure_does_not_fail_the_turn(
-    user, api_client, fake_llm, django_capture_on_commit_callbacks, monkeypatch
+    room, fake_llm, turn_post, django_capture_on_commit_callbacks, monkeypatch
 ):
     from orchestration import tasks
 
@@ -159,14 +140,8 @@ def test_enqueue_failure_does_not_fail_the_turn(
         raise ConnectionError("broker down")
 
     monkeypatch.setattr(tasks.session_summary_generate, "delay", broker_down)
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", model_alias="deepseek")
     session = SessionFactory(room=room, last_turn_index=7)
     with django_capture_on_commit_callbacks(execute=True):
-        response = api_client.post(
-            f"/api/v1/sessions/{session.pk}/turns",
-            {"user_input": "@writer 8", "mode": "manual"},
-            format="json",
-        )
+        response = turn_post("@writer 8", session=session)
     assert response.status_code == 201
     assert summaries_due() == [(session.pk, 8)]  # still due: the sweep will make it

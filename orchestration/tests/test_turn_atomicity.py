@@ -4,20 +4,10 @@ import pytest
 from django.db import DatabaseError
 
 from orchestration.services import turn_sql, turns
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
-from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
-
-
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="qwen", position=1)
-    return SessionFactory(room=room)
 
 
 def _commit_fails(monkeypatch, turn_sql_path):
@@ -41,16 +31,12 @@ def _commit_fails(monkeypatch, turn_sql_path):
 
 
 def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
-    api_client, session, user, fake_llm, monkeypatch, turn_sql_path
+    session, user, fake_llm, monkeypatch, turn_sql_path, turn_post
 ):
     undo = _commit_fails(monkeypatch, turn_sql_path)
     balance = CreditAccount.objects.get(user=user).balance
 
-    response = api_client.post(
-        f"/api/v1/sessions/{session.pk}/turns",
-        {"user_input": "@writer @critic go", "mode": "manual"},
-        format="json",
-    )
+    response = turn_post("@writer @critic go")
 
     assert response.status_code == 503
     assert response.json()["code"] == "turn_write_failed"
@@ -70,9 +56,5 @@ def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
     assert refreshed.claim_token is None and refreshed.last_turn_index == 0
 
     undo()
-    retry = api_client.post(
-        f"/api/v1/sessions/{session.pk}/turns",
-        {"user_input": "@writer again", "mode": "manual"},
-        format="json",
-    )
+    retry = turn_post("@writer again")
     assert retry.status_code == 201 and retry.json()["turn_index"] == 1

@@ -9,9 +9,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from pantheon import limits
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Turn
-from sessions_app.tests.factories import SessionFactory
 from usage.models import LlmCallEvent
 
 # serialized_rollback: the flush after a transactional test must not lose the seeded catalog.
@@ -43,13 +41,6 @@ def run_simultaneously(count: int, session, token: str, text: str = "@writer hel
     for t in threads:
         t.join(timeout=60)
     return responses
-
-
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    return SessionFactory(room=room)
 
 
 def test_ten_simultaneous_turns_get_indexes_one_to_ten(user, session, fake_llm, settings):

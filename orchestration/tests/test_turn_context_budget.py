@@ -4,18 +4,16 @@ import pytest
 
 from orchestration.context import turn_context_tokens
 from orchestration.llm.tokens import count_messages_tokens
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, SessionSummary, Turn, TurnContextAudit
 from sessions_app.tests.factories import SessionFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
-
-
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    return SessionFactory(room=room)
+# The writer alone: the system prompt names the other agents of the room, and the figures below are
+# a lone writer's.
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("turn_sql_path"),
+    pytest.mark.room(("writer", "deepseek")),
+]
 
 
 def add_history(session, count: int, *, start: int = 1, failed: set[int] = frozenset()) -> None:
@@ -38,15 +36,9 @@ def add_history(session, count: int, *, start: int = 1, failed: set[int] = froze
     ChatSession.objects.filter(pk=session.pk).update(last_turn_index=start + count - 1)
 
 
-def post(client, session, text="@writer continue"):
-    return client.post(
-        f"/api/v1/sessions/{session.pk}/turns", {"user_input": text, "mode": "manual"}, format="json"
-    )
-
-
-def test_long_session_prunes_oldest_keeping_anchor_and_last_four(api_client, session, fake_llm, settings):
+def test_long_session_prunes_oldest_keeping_anchor_and_last_four(session, fake_llm, settings, turn_post):
     add_history(session, 300)
-    response = post(api_client, session)
+    response = turn_post("@writer continue")
     assert response.status_code == 201, response.content
     assert response.json()["turn_index"] == 301
 
@@ -70,9 +62,9 @@ def test_long_session_prunes_oldest_keeping_anchor_and_last_four(api_client, ses
     assert response.json()["summary_triggered"] is True
 
 
-def test_tokens_before_counts_every_history_turn(api_client, session, fake_llm):
+def test_tokens_before_counts_every_history_turn(session, fake_llm, turn_post):
     add_history(session, 200)
-    response = post(api_client, session)
+    response = turn_post("@writer continue")
     audit = TurnContextAudit.objects.get(turn_id=response.json()["id"])
     history_tokens = sum(
         Turn.objects.filter(session=session, turn_index__lte=200).values_list("context_tokens", flat=True)
@@ -91,12 +83,12 @@ def test_tokens_before_counts_every_history_turn(api_client, session, fake_llm):
     )  # count_messages_tokens adds the 2 reply tokens once
 
 
-def test_summary_replaces_covered_history(api_client, session, fake_llm):
+def test_summary_replaces_covered_history(session, fake_llm, turn_post):
     add_history(session, 12)
     SessionSummary.objects.create(
         session=session, covers_through_turn_index=10, summary_text="SUMMARY-OF-TEN"
     )
-    response = post(api_client, session)
+    response = turn_post("@writer continue")
     sent = fake_llm.requests[-1].messages
     assert sent[1] == {"role": "system", "content": "Summary of the conversation so far:\nSUMMARY-OF-TEN"}
     text = "\n".join(m["content"] for m in sent)
@@ -106,33 +98,33 @@ def test_summary_replaces_covered_history(api_client, session, fake_llm):
     assert audit.summary_used and audit.pruned_turn_count == 0
 
 
-def test_every_eighth_turn_marks_a_summary_due(api_client, session, fake_llm):
+def test_every_eighth_turn_marks_a_summary_due(session, fake_llm, turn_post):
     for i in range(1, 9):
-        body = post(api_client, session, f"@writer part {i}").json()
+        body = turn_post(f"@writer part {i}").json()
         assert body["summary_triggered"] is (i == 8), i
     assert ChatSession.objects.get(pk=session.pk).summary_due_through == 8
 
 
-def test_failed_history_turns_are_not_counted(api_client, session, fake_llm):
+def test_failed_history_turns_are_not_counted(session, fake_llm, turn_post):
     add_history(session, 5, failed={3})
-    post(api_client, session)
+    turn_post("@writer continue")
     text = "\n".join(m["content"] for m in fake_llm.requests[-1].messages)
     assert "USER-3:" not in text and "USER-4:" in text
 
 
-def test_queries_per_turn_do_not_grow_with_session_length(api_client, user, fake_llm, turn_sql_path):
+def test_queries_per_turn_do_not_grow_with_session_length(
+    api_client, room, fake_llm, turn_sql_path, turn_post
+):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    counts = {}
+    counts = {}  # api_client asked for above: its token is made before the queries are counted
     for length in (0, 10, 300):
-        room = RoomFactory(owner=user)
-        AgentFactory(room=room, agent_key="writer", model_alias="deepseek")
         session = SessionFactory(room=room)
         if length:
             add_history(session, length)
         with CaptureQueriesContext(connection) as queries:
-            assert post(api_client, session, "@writer go").status_code == 201
+            assert turn_post("@writer go", session=session).status_code == 201
         counts[length] = len(queries), session.turns.get(turn_index=length + 1).summary_triggered
     # The sessions with history also ask for a summary (every 8th turn / 70 %), whose credit hold is
     # one more row: in the one-statement write on PostgreSQL, no more statements; through the ORM, one.

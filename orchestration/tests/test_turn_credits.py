@@ -13,34 +13,18 @@ from orchestration.services.summaries import session_summary_generate
 from orchestration.services.turns import turn_execute, turn_request_build
 from orchestration.testing.fake_server import Step
 from pantheon.limits import slot_acquire
-from rooms.tests.factories import AgentFactory, RoomFactory
+from rooms.tests.factories import AgentFactory
 from sessions_app.models import Message, SessionSummary, Turn, TurnContextAudit
-from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.services.holds import HoldRequest, credit_hold_place, credit_holds_sweep
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.usefixtures("turn_sql_path"),
+    pytest.mark.room(("writer", "deepseek"), ("critic", "qwen")),
+]
 
 WRITER, CRITIC = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
-
-
-@pytest.fixture
-def room(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="qwen", position=1)
-    return room
-
-
-@pytest.fixture
-def session(room):
-    return SessionFactory(room=room)
-
-
-def post(client, session, text="@writer go", mode="manual", **extra):
-    return client.post(
-        f"/api/v1/sessions/{session.pk}/turns", {"user_input": text, "mode": mode}, format="json", **extra
-    )
 
 
 def balance_set(user, amount: Decimal) -> None:
@@ -65,9 +49,9 @@ def assert_books_balance(user) -> None:
     assert account.held == 0 and not CreditHold.objects.filter(user=user).exists()
 
 
-def required_credits(client, session, text="@writer go", mode="manual") -> Decimal:
+def required_credits(turn_post, text="@writer go", mode="manual") -> Decimal:
     """The worst case of a turn, as the 402 of a user with no credits reports it."""
-    response = post(client, session, text, mode)
+    response = turn_post(text, mode=mode)
     assert response.status_code == 402, response.content
     return Decimal(response.json()["required_credits"])
 
@@ -83,9 +67,9 @@ class HoldWatchingGateway(OfflineGateway):
         return super().complete(request)
 
 
-def test_the_hold_is_in_place_during_the_calls_and_settles_to_the_metered_cost(user, session, api_client):
+def test_the_hold_is_in_place_during_the_calls_and_settles_to_the_metered_cost(user, session, turn_post):
     balance_set(user, Decimal(0))
-    worst = required_credits(api_client, session, "@writer @critic go")
+    worst = required_credits(turn_post, "@writer @critic go")
     balance_set(user, Decimal(100))
     gateway = HoldWatchingGateway(user)
 
@@ -104,11 +88,9 @@ def test_the_hold_is_in_place_during_the_calls_and_settles_to_the_metered_cost(u
     assert_books_balance(user)
 
 
-def test_a_turn_the_available_credits_cannot_cover_is_402_and_makes_no_call(
-    user, session, api_client, fake_llm
-):
+def test_a_turn_the_available_credits_cannot_cover_is_402_and_makes_no_call(user, fake_llm, turn_post):
     balance_set(user, Decimal("0.05"))
-    response = post(api_client, session, "@writer @critic go")
+    response = turn_post("@writer @critic go")
 
     assert response.status_code == 402
     body = response.json()
@@ -119,16 +101,16 @@ def test_a_turn_the_available_credits_cannot_cover_is_402_and_makes_no_call(
     assert_books_balance(user)
 
 
-def test_available_is_the_balance_minus_what_other_turns_hold(user, session, api_client, fake_llm):
+def test_available_is_the_balance_minus_what_other_turns_hold(user, api_client, fake_llm, turn_post):
     balance_set(user, Decimal(0))
-    worst = required_credits(api_client, session)
+    worst = required_credits(turn_post)
     balance_set(user, worst * 2)
     held = worst + Decimal("0.0001")  # another turn in flight leaves a ten-thousandth too little
     credit_hold_place(
         hold=HoldRequest(user_id=user.pk, kind="turn", amount=held, expires_at=timezone.now() + timedelta(60))
     )
 
-    response = post(api_client, session)
+    response = turn_post("@writer go")
 
     assert response.status_code == 402
     assert Decimal(response.json()["available"]) == worst - Decimal("0.0001")
@@ -139,33 +121,31 @@ def test_available_is_the_balance_minus_what_other_turns_hold(user, session, api
     assert Decimal(me["credits_available"]) == worst - Decimal("0.0001")
 
 
-def test_an_orchestrator_turn_at_zero_credits_makes_no_routing_call(user, session, api_client, fake_llm):
+def test_an_orchestrator_turn_at_zero_credits_makes_no_routing_call(user, fake_llm, turn_post):
     balance_set(user, Decimal(0))
-    response = post(api_client, session, "Who should answer?", mode="orchestrator")
+    response = turn_post("Who should answer?", mode="orchestrator")
     assert response.status_code == 402
     assert fake_llm.requests == [] and not LlmCallEvent.objects.exists()
 
 
-def test_a_failed_turn_releases_its_hold_and_debits_nothing(user, session, api_client, fake_llm):
+def test_a_failed_turn_releases_its_hold_and_debits_nothing(user, fake_llm, turn_post):
     fake_llm.enqueue(Step(status=503), Step(status=503))
     balance = CreditAccount.objects.get(user=user).balance
-    response = post(api_client, session, "@writer @critic go")
+    response = turn_post("@writer @critic go")
     assert response.status_code == 502
     assert CreditAccount.objects.get(user=user).balance == balance
     assert_books_balance(user)
 
 
-def test_a_provider_reporting_more_than_the_hold_is_debited_only_what_is_available(
-    user, session, api_client, fake_llm
-):
+def test_a_provider_reporting_more_than_the_hold_is_debited_only_what_is_available(user, fake_llm, turn_post):
     balance_set(user, Decimal(0))
-    worst = required_credits(api_client, session)
+    worst = required_credits(turn_post)
     balance_set(user, worst)
     fake_llm.enqueue(
         Step(usage={"prompt_tokens": 900_000, "completion_tokens": 2048, "total_tokens": 902_048})
     )
 
-    response = post(api_client, session)
+    response = turn_post("@writer go")
 
     assert response.status_code == 201
     event = LlmCallEvent.objects.get(turn_id=response.json()["id"])
@@ -177,59 +157,57 @@ def test_a_provider_reporting_more_than_the_hold_is_debited_only_what_is_availab
     assert_books_balance(user)
 
 
-def test_provider_figures_beyond_the_columns_are_clamped_and_the_turn_commits(
-    user, session, api_client, fake_llm
-):
+def test_provider_figures_beyond_the_columns_are_clamped_and_the_turn_commits(user, fake_llm, turn_post):
     fake_llm.enqueue(
         Step(usage={"prompt_tokens": 3_000_000_000, "completion_tokens": 12, "total_tokens": 3_000_000_012})
     )
-    response = post(api_client, session)
+    response = turn_post("@writer go")
     assert response.status_code == 201, response.content
     event = LlmCallEvent.objects.get(turn_id=response.json()["id"])
     assert event.figures_clamped and event.input_tokens == 2**31 - 1
     assert_books_balance(user)
 
 
-def test_a_nul_in_a_reply_is_removed_and_the_other_agent_keeps_its_reply(user, session, api_client, fake_llm):
+def test_a_nul_in_a_reply_is_removed_and_the_other_agent_keeps_its_reply(user, fake_llm, turn_post):
     fake_llm.enqueue(Step(model=WRITER, reply="Hello\x00 world\x00"), Step(model=CRITIC, reply="Fine."))
-    response = post(api_client, session, "@writer @critic go")
+    response = turn_post("@writer @critic go")
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "completed"
     assert [m["content"] for m in body["messages"][1:]] == ["Hello world", "Fine."]
 
 
-def test_a_reply_of_nothing_but_nul_counts_as_a_failed_call(user, session, api_client, fake_llm):
+def test_a_reply_of_nothing_but_nul_counts_as_a_failed_call(user, fake_llm, turn_post):
     fake_llm.enqueue(Step(model=WRITER, reply="\x00\x00"), Step(model=CRITIC, reply="Fine."))
-    response = post(api_client, session, "@writer @critic go")
+    response = turn_post("@writer @critic go")
     assert response.json()["status"] == "partial"
     assert response.json()["agent_errors"] == [{"agent_key": "writer", "code": "provider_empty_response"}]
 
 
-def test_a_stray_turn_row_at_the_next_index_is_found_before_any_call(user, session, api_client, fake_llm):
+def test_a_stray_turn_row_at_the_next_index_is_found_before_any_call(user, session, fake_llm, turn_post):
     Turn.objects.create(session=session, turn_index=1, mode="manual", user_input="stray", status="completed")
-    response = post(api_client, session)
+    response = turn_post("@writer go")
     assert response.status_code == 201, response.content
     assert response.json()["turn_index"] == 2
     assert len(fake_llm.requests) == 1
 
 
-def test_more_turns_in_flight_than_the_cap_is_429_at_once(user, session, api_client, fake_llm, settings):
+def test_more_turns_in_flight_than_the_cap_is_429_at_once(user, fake_llm, settings, turn_post):
     settings.TURNS_IN_FLIGHT_PER_USER = 1
     assert slot_acquire(f"turns-in-flight:{user.pk}", limit=1, ttl_seconds=60)  # a turn of the user in flight
-    response = post(api_client, session)
+    response = turn_post("@writer go")
     assert response.status_code == 429 and response.json()["code"] == "throttled"
     assert int(response["Retry-After"]) >= 1
     assert fake_llm.requests == []
 
 
-def test_a_long_orchestrator_input_is_refused_before_the_routing_call(user, session, api_client, fake_llm):
-    response = post(api_client, session, "word " * 10_000, mode="orchestrator")
+def test_a_long_orchestrator_input_is_refused_before_the_routing_call(user, fake_llm, turn_post):
+    response = turn_post("word " * 10_000, mode="orchestrator")
     assert response.status_code == 422 and response.json()["code"] == "context_budget_exceeded"
     assert fake_llm.requests == [] and not LlmCallEvent.objects.exists()
 
 
-def test_the_manager_is_offered_only_the_agents_whose_budget_fits(user, room, session, api_client, fake_llm):
+def test_the_manager_is_offered_only_the_agents_whose_budget_fits(user, room, fake_llm, turn_post):
     AgentFactory(
         room=room,
         agent_key="reader",
@@ -239,14 +217,14 @@ def test_the_manager_is_offered_only_the_agents_whose_budget_fits(user, room, se
         context_window_tokens=120_000,
     )
     fake_llm.enqueue(Step(reply='{"selected_agent_keys": ["reader"]}'))
-    response = post(api_client, session, "word " * 10_000, mode="orchestrator")
+    response = turn_post("word " * 10_000, mode="orchestrator")
     assert response.status_code == 201, response.content
     routing = fake_llm.requests[0].messages[0]["content"]
     assert "AGENT_KEYS: reader" in routing
     assert response.json()["responding_agent_keys"] == ["reader"]
 
 
-def test_an_agent_with_its_own_window_takes_a_long_input(user, room, session, api_client, fake_llm):
+def test_an_agent_with_its_own_window_takes_a_long_input(user, room, fake_llm, turn_post):
     AgentFactory(
         room=room,
         agent_key="reader",
@@ -255,7 +233,7 @@ def test_an_agent_with_its_own_window_takes_a_long_input(user, room, session, ap
         position=2,
         context_window_tokens=120_000,
     )
-    response = post(api_client, session, "@reader " + "lorem ipsum " * 5_000)
+    response = turn_post("@reader " + "lorem ipsum " * 5_000)
     assert response.status_code == 201, response.content
     audit = TurnContextAudit.objects.get(turn_id=response.json()["id"])
     assert (audit.context_window, audit.budget_tokens) == (120_000, 120_000 - 2048)
@@ -263,21 +241,21 @@ def test_an_agent_with_its_own_window_takes_a_long_input(user, room, session, ap
 
 
 def test_four_long_inputs_make_at_most_one_summary(
-    user, session, api_client, fake_llm, django_capture_on_commit_callbacks
+    user, session, fake_llm, django_capture_on_commit_callbacks, turn_post
 ):
     """Anchor + input alone near 78 % of the budget: a summary could not shrink them."""
     text = "@writer " + "the lighthouse keeper writes " * 480  # ~2,400 tokens
     triggered = []
     for _ in range(4):
         with django_capture_on_commit_callbacks(execute=True):  # summaries are made as in production
-            triggered.append(post(api_client, session, text).json()["summary_triggered"])
+            triggered.append(turn_post(text).json()["summary_triggered"])
     assert sum(triggered) <= 1, triggered
     assert SessionSummary.objects.filter(session=session).count() <= 1
 
 
-def test_a_summary_never_overdraws_the_balance(user, session, api_client, fake_llm):
+def test_a_summary_never_overdraws_the_balance(user, session, fake_llm, turn_post):
     for i in range(3):
-        post(api_client, session, f"@writer part {i}")
+        turn_post(f"@writer part {i}")
     balance_set(user, Decimal("0.01"))
     summary = session_summary_generate(session_id=session.pk, through_index=3)
     assert summary is not None
@@ -289,12 +267,12 @@ def test_a_summary_never_overdraws_the_balance(user, session, api_client, fake_l
 
 
 def test_the_summary_share_moves_into_a_hold_the_summary_settles(
-    user, session, api_client, fake_llm, django_capture_on_commit_callbacks
+    user, session, fake_llm, django_capture_on_commit_callbacks, turn_post
 ):
     for i in range(1, 8):
-        post(api_client, session, f"@writer part {i}")
+        turn_post(f"@writer part {i}")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = post(api_client, session, "@writer part 8")
+        response = turn_post("@writer part 8")
     assert response.json()["summary_triggered"]
     hold = CreditHold.objects.get()
     assert (hold.kind, hold.covers_through_turn_index) == ("summary", 8) and hold.amount > 0
@@ -338,11 +316,11 @@ def test_the_sweep_frees_an_abandoned_turn_hold_and_reports_it(user, session):
     assert (event.cost_usd, event.turn_id, event.model_alias) == (Decimal("0.0035"), hold.turn_id, "deepseek")
 
 
-def test_a_replayed_turn_makes_no_call_and_holds_nothing(user, session, api_client, fake_llm):
-    first = post(api_client, session, HTTP_IDEMPOTENCY_KEY="k1")
+def test_a_replayed_turn_makes_no_call_and_holds_nothing(user, fake_llm, turn_post):
+    first = turn_post("@writer go", HTTP_IDEMPOTENCY_KEY="k1")
     fake_llm.reset()
     balance_set(user, Decimal(0))  # a replay needs no credit
-    again = post(api_client, session, HTTP_IDEMPOTENCY_KEY="k1")
+    again = turn_post("@writer go", HTTP_IDEMPOTENCY_KEY="k1")
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     assert again.json()["usage"] == first.json()["usage"]
     assert fake_llm.requests == []

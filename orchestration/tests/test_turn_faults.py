@@ -6,9 +6,7 @@ from decimal import Decimal
 import pytest
 
 from orchestration.testing.fake_server import Step
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import Turn
-from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, LlmCallEvent
 
 pytestmark = pytest.mark.django_db
@@ -16,23 +14,9 @@ pytestmark = pytest.mark.django_db
 WRITER, CRITIC = "deepseek/deepseek-chat", "openai/gpt-4o-mini"
 
 
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="gpt-4o-mini", position=1)
-    return SessionFactory(room=room)
-
-
-def post(client, session, text, mode="manual"):
-    return client.post(
-        f"/api/v1/sessions/{session.pk}/turns", {"user_input": text, "mode": mode}, format="json"
-    )
-
-
-def test_later_agent_sees_earlier_reply_of_the_same_turn(api_client, session, fake_llm):
+def test_later_agent_sees_earlier_reply_of_the_same_turn(fake_llm, turn_post):
     fake_llm.enqueue(Step(model=WRITER, reply="The keeper lit the lamp."))
-    response = post(api_client, session, "@writer @critic begin")
+    response = turn_post("@writer @critic begin")
     assert response.status_code == 201
     writer_call, critic_call = fake_llm.requests
     assert writer_call.model == WRITER and critic_call.model == CRITIC
@@ -43,10 +27,10 @@ def test_later_agent_sees_earlier_reply_of_the_same_turn(api_client, session, fa
     ]
 
 
-def test_one_agent_failing_gives_partial_turn_with_the_others_reply(api_client, session, user, fake_llm):
+def test_one_agent_failing_gives_partial_turn_with_the_others_reply(user, fake_llm, turn_post):
     fake_llm.enqueue(Step(model=WRITER, status=500))
     balance = CreditAccount.objects.get(user=user).balance
-    response = post(api_client, session, "@writer @critic go", mode="manual")
+    response = turn_post("@writer @critic go", mode="manual")
     assert response.status_code == 201
     body = response.json()
     assert body["status"] == "partial"
@@ -60,10 +44,10 @@ def test_one_agent_failing_gives_partial_turn_with_the_others_reply(api_client, 
     assert CreditAccount.objects.get(user=user).balance == balance - events["critic"].credits_burned
 
 
-def test_all_agents_failing_is_502_with_the_failed_turn_recorded(api_client, session, user, fake_llm):
+def test_all_agents_failing_is_502_with_the_failed_turn_recorded(user, fake_llm, turn_post):
     fake_llm.enqueue(Step(status=503), Step(status=429, retry_after=1))
     balance = CreditAccount.objects.get(user=user).balance
-    response = post(api_client, session, "@writer @critic go")
+    response = turn_post("@writer @critic go")
     assert response.status_code == 502
     body = response.json()
     assert body["code"] == "llm_unavailable"
@@ -74,10 +58,10 @@ def test_all_agents_failing_is_502_with_the_failed_turn_recorded(api_client, ses
     assert CreditAccount.objects.get(user=user).balance == balance
 
 
-def test_failed_turns_stay_out_of_later_context(api_client, session, fake_llm):
+def test_failed_turns_stay_out_of_later_context(session, fake_llm, turn_post):
     fake_llm.enqueue(Step(status=500))
-    assert post(api_client, session, "@writer SECRET-FAILED-INPUT").status_code == 502
-    assert post(api_client, session, "@writer next").status_code == 201
+    assert turn_post("@writer SECRET-FAILED-INPUT").status_code == 502
+    assert turn_post("@writer next").status_code == 201
     sent = " ".join(m["content"] for m in fake_llm.requests[-1].messages)
     assert "SECRET-FAILED-INPUT" not in sent
     assert Turn.objects.filter(session=session).order_by("turn_index").values_list("turn_index", "status")[
@@ -88,30 +72,30 @@ def test_failed_turns_stay_out_of_later_context(api_client, session, fake_llm):
     )
 
 
-def test_slow_provider_is_cut_at_the_timeout(api_client, session, settings, fake_llm):
+def test_slow_provider_is_cut_at_the_timeout(settings, fake_llm, turn_post):
     settings.LLM_TIMEOUT_SECONDS = 0.4
     fake_llm.enqueue(Step(model=WRITER, delay=2.0))
     started = time.monotonic()
-    response = post(api_client, session, "@writer @critic quickly")
+    response = turn_post("@writer @critic quickly")
     elapsed = time.monotonic() - started
     assert response.status_code == 201
     assert response.json()["agent_errors"] == [{"agent_key": "writer", "code": "provider_timeout"}]
     assert elapsed < 0.4 * (settings.LLM_MAX_RETRIES + 1) + 1.0
 
 
-def test_missing_usage_is_billed_on_estimated_tokens(api_client, session, fake_llm):
+def test_missing_usage_is_billed_on_estimated_tokens(fake_llm, turn_post):
     fake_llm.enqueue(Step(reply="An estimated reply.", no_usage=True))
-    response = post(api_client, session, "@writer estimate")
+    response = turn_post("@writer estimate")
     event = LlmCallEvent.objects.get(turn_id=response.json()["id"])
     assert event.tokens_estimated and event.input_tokens > 0 and event.output_tokens == 4
     assert event.credits_burned > 0 and event.provider_cost_usd is None
 
 
-def test_provider_cost_and_generation_id_are_stored_beside_ours(api_client, session, fake_llm):
+def test_provider_cost_and_generation_id_are_stored_beside_ours(fake_llm, turn_post):
     fake_llm.enqueue(
         Step(reply="ok", usage={"prompt_tokens": 100, "completion_tokens": 10, "cost": 0.0000385})
     )
-    response = post(api_client, session, "@writer cost")
+    response = turn_post("@writer cost")
     event = LlmCallEvent.objects.get(turn_id=response.json()["id"])
     assert event.provider_cost_usd == Decimal("0.0000385")
     assert event.provider_generation_id.startswith("gen-fake-")
@@ -123,9 +107,9 @@ def test_provider_cost_and_generation_id_are_stored_beside_ours(api_client, sess
     "answer",
     ['{"selected_agent_keys": ["ghost"]}', "not json at all", '{"selected_agent_keys": []}', '{"keys": 1}'],
 )
-def test_orchestrator_falls_back_to_first_agent_on_bad_routing(api_client, session, fake_llm, answer):
+def test_orchestrator_falls_back_to_first_agent_on_bad_routing(fake_llm, answer, turn_post):
     fake_llm.enqueue(Step(model=WRITER, reply=answer))  # the manager model is deepseek too
-    response = post(api_client, session, "who should answer?", mode="orchestrator")
+    response = turn_post("who should answer?", mode="orchestrator")
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["routing_used_fallback"] is True and body["responding_agent_keys"] == ["writer"]
@@ -133,12 +117,12 @@ def test_orchestrator_falls_back_to_first_agent_on_bad_routing(api_client, sessi
     assert routing.billable is False
 
 
-def test_orchestrator_accepts_legacy_single_key_and_dedupes(api_client, session, fake_llm):
+def test_orchestrator_accepts_legacy_single_key_and_dedupes(fake_llm, turn_post):
     fake_llm.enqueue(Step(model=WRITER, reply='{"selected_agent_key": "critic"}'))
-    body = post(api_client, session, "critique please", mode="orchestrator").json()
+    body = turn_post("critique please", mode="orchestrator").json()
     assert body["responding_agent_keys"] == ["critic"] and body["routing_used_fallback"] is False
     fake_llm.enqueue(Step(model=WRITER, reply='{"selected_agent_keys": ["critic", "writer", "critic"]}'))
-    body = post(api_client, session, "both please", mode="orchestrator").json()
+    body = turn_post("both please", mode="orchestrator").json()
     assert body["responding_agent_keys"] == ["critic", "writer"]
 
 

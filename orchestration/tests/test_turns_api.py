@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from rooms.tests.factories import AgentFactory, RoomFactory
+from rooms.tests.factories import RoomFactory
 from sessions_app.models import Message, Turn, TurnContextAudit
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
@@ -12,28 +12,8 @@ from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
 
 
-@pytest.fixture
-def room(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="researcher", name="Researcher", model_alias="qwen", position=1)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="gpt-4o-mini", position=2)
-    return room
-
-
-@pytest.fixture
-def session(room):
-    return SessionFactory(room=room)
-
-
-def post_turn(client, session, text, mode="manual", **extra):
-    return client.post(
-        f"/api/v1/sessions/{session.pk}/turns", {"user_input": text, "mode": mode}, format="json", **extra
-    )
-
-
-def test_manual_mode_dispatches_tags_in_order_each_once(api_client, session):
-    response = post_turn(api_client, session, "@critic then @writer, and @critic again, @nobody")
+def test_manual_mode_dispatches_tags_in_order_each_once(turn_post):
+    response = turn_post("@critic then @writer, and @critic again, @nobody")
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["turn_index"] == 1 and body["status"] == "completed"
@@ -48,32 +28,32 @@ def test_manual_mode_dispatches_tags_in_order_each_once(api_client, session):
     assert "llm;dur=" in response["Server-Timing"] and "app;dur=" in response["Server-Timing"]
 
 
-def test_roundtable_answers_every_agent_by_position(api_client, session, room):
+def test_roundtable_answers_every_agent_by_position(room, turn_post):
     room.agents.filter(agent_key="writer").update(position=5)
-    response = post_turn(api_client, session, "Thoughts on the ending?", mode="roundtable")
+    response = turn_post("Thoughts on the ending?", mode="roundtable")
     assert response.status_code == 201
     assert response.json()["responding_agent_keys"] == ["researcher", "critic", "writer"]
 
 
-def test_orchestrator_mode_routes_through_the_manager_unbilled(api_client, session, user):
-    response = post_turn(api_client, session, "I need @researcher on this", mode="orchestrator")
+def test_orchestrator_mode_routes_through_the_manager_unbilled(user, turn_post):
+    response = turn_post("I need @researcher on this", mode="orchestrator")
     assert response.status_code == 201, response.content
     assert response.json()["responding_agent_keys"] == ["researcher"]
     routing = LlmCallEvent.objects.get(purpose="routing", turn_id=response.json()["id"])
     assert routing.billable is False and routing.credits_burned == 0 and routing.cost_usd > 0
 
 
-def test_manual_without_valid_tag_is_422_with_agent_keys(api_client, session):
-    response = post_turn(api_client, session, "hello @nobody")
+def test_manual_without_valid_tag_is_422_with_agent_keys(turn_post):
+    response = turn_post("hello @nobody")
     assert response.status_code == 422
     assert response.json()["code"] == "no_agent_selected"
     assert response.json()["agent_keys"] == ["writer", "researcher", "critic"]
     assert Turn.objects.count() == 0 and LlmCallEvent.objects.count() == 0
 
 
-def test_room_without_agents_is_422(api_client, user):
+def test_room_without_agents_is_422(user, turn_post):
     session = SessionFactory(room=RoomFactory(owner=user))
-    response = post_turn(api_client, session, "hello", mode="roundtable")
+    response = turn_post("hello", mode="roundtable", session=session)
     assert response.status_code == 422
     assert response.json() == {
         "detail": response.json()["detail"],
@@ -106,9 +86,9 @@ def test_malformed_json_is_400(api_client, session):
     assert response.status_code == 400 and response.json()["code"] == "invalid"
 
 
-def test_turn_writes_messages_audits_usage_and_debit_together(api_client, session, user):
+def test_turn_writes_messages_audits_usage_and_debit_together(user, turn_post):
     before = CreditAccount.objects.get(user=user).balance
-    response = post_turn(api_client, session, "@writer @researcher draft the opening")
+    response = turn_post("@writer @researcher draft the opening")
     assert response.status_code == 201
     turn = Turn.objects.get(pk=response.json()["id"])
     events = LlmCallEvent.objects.filter(turn_id=turn.pk)
@@ -124,51 +104,51 @@ def test_turn_writes_messages_audits_usage_and_debit_together(api_client, sessio
     assert Decimal(usage["credits_burned"]) == debit and usage["llm_calls"] == 2
 
 
-def test_second_agent_sees_the_first_agents_reply(api_client, session):
-    response = post_turn(api_client, session, "@writer @critic go")
+def test_second_agent_sees_the_first_agents_reply(turn_post):
+    response = turn_post("@writer @critic go")
     audits = TurnContextAudit.objects.filter(turn_id=response.json()["id"]).order_by("id")
     writer, critic = audits
     assert critic.tokens_before > writer.tokens_before  # the writer's reply is in the critic's context
 
 
-def test_turn_indexes_follow_and_history_lists_in_order(api_client, session):
+def test_turn_indexes_follow_and_history_lists_in_order(api_client, session, turn_post):
     for i in range(3):
-        assert post_turn(api_client, session, f"@writer part {i}").status_code == 201
+        assert turn_post(f"@writer part {i}").status_code == 201
     listed = api_client.get(f"/api/v1/sessions/{session.pk}/turns").json()["results"]
     assert [t["turn_index"] for t in listed] == [1, 2, 3]
     assert all(t["messages"][0]["role"] == "user" for t in listed)
 
 
-def test_idempotent_repeat_returns_stored_turn_and_bills_nothing(api_client, session, user):
-    first = post_turn(api_client, session, "@writer once", HTTP_IDEMPOTENCY_KEY="abc-1")
+def test_idempotent_repeat_returns_stored_turn_and_bills_nothing(user, turn_post):
+    first = turn_post("@writer once", HTTP_IDEMPOTENCY_KEY="abc-1")
     assert first.status_code == 201
     balance = CreditAccount.objects.get(user=user).balance
-    again = post_turn(api_client, session, "@writer once", HTTP_IDEMPOTENCY_KEY="abc-1")
+    again = turn_post("@writer once", HTTP_IDEMPOTENCY_KEY="abc-1")
     assert again.status_code == 200 and again["Idempotent-Replayed"] == "true"
     assert again.json()["id"] == first.json()["id"] and again.json()["replayed"] is True
     assert Turn.objects.count() == 1 and LlmCallEvent.objects.count() == 1
     assert CreditAccount.objects.get(user=user).balance == balance
 
 
-def test_idempotency_key_with_another_body_is_422(api_client, session):
-    assert post_turn(api_client, session, "@writer once", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
-    response = post_turn(api_client, session, "@writer twice", HTTP_IDEMPOTENCY_KEY="k")
+def test_idempotency_key_with_another_body_is_422(turn_post):
+    assert turn_post("@writer once", HTTP_IDEMPOTENCY_KEY="k").status_code == 201
+    response = turn_post("@writer twice", HTTP_IDEMPOTENCY_KEY="k")
     assert response.status_code == 422 and response.json()["code"] == "idempotency_key_reused"
     assert Turn.objects.count() == 1
 
 
-def test_insufficient_credits_is_402_before_any_call(api_client, session, user):
+def test_insufficient_credits_is_402_before_any_call(user, turn_post):
     CreditAccount.objects.filter(user=user).update(balance=Decimal("0.0001"))
-    response = post_turn(api_client, session, "@writer hello")
+    response = turn_post("@writer hello")
     assert response.status_code == 402 and response.json()["code"] == "insufficient_credits"
     assert Decimal(response.json()["required_credits"]) > Decimal("0.0001")
     assert Turn.objects.count() == 0 and LlmCallEvent.objects.count() == 0
 
 
-def test_fifty_thousand_characters_is_422_and_writes_only_the_audit(api_client, session, user):
+def test_fifty_thousand_characters_is_422_and_writes_only_the_audit(user, turn_post):
     balance = CreditAccount.objects.get(user=user).balance
     text = "@writer " + " ".join(f"word{i}" for i in range(8000))[:50_000]
-    response = post_turn(api_client, session, text)
+    response = turn_post(text)
     assert response.status_code == 422, response.content
     body = response.json()
     assert body["code"] == "context_budget_exceeded"
@@ -179,9 +159,9 @@ def test_fifty_thousand_characters_is_422_and_writes_only_the_audit(api_client, 
     assert CreditAccount.objects.get(user=user).balance == balance
 
 
-def test_session_usage_lists_events_with_totals(api_client, session):
-    post_turn(api_client, session, "@writer a")
-    post_turn(api_client, session, "@critic b")
+def test_session_usage_lists_events_with_totals(api_client, session, turn_post):
+    turn_post("@writer a")
+    turn_post("@critic b")
     body = api_client.get(f"/api/v1/sessions/{session.pk}/usage").json()
     assert body["count"] == 2 and body["totals"]["events"] == 2
     events = LlmCallEvent.objects.filter(session_id=session.pk)
@@ -198,6 +178,6 @@ def test_summaries_endpoint_lists_newest_first(api_client, session):
     assert [s["summary_text"] for s in body["results"]] == ["second", "first"]
 
 
-def test_unauthenticated_turn_is_401(anon_client, session):
-    response = post_turn(anon_client, session, "@writer hi")
+def test_unauthenticated_turn_is_401(anon_client, turn_post):
+    response = turn_post("@writer hi", client=anon_client)
     assert response.status_code == 401 and response.json()["code"] == "not_authenticated"

@@ -4,9 +4,6 @@ links between related resources, forms for register and token, and `/` leading t
 import pytest
 from rest_framework.test import APIClient
 
-from rooms.tests.factories import AgentFactory, RoomFactory
-from sessions_app.tests.factories import SessionFactory
-
 pytestmark = pytest.mark.django_db
 HTML = {"HTTP_ACCEPT": "text/html"}
 
@@ -15,13 +12,6 @@ HTML = {"HTTP_ACCEPT": "text/html"}
 def browser(client, user):
     client.force_login(user)
     return client
-
-
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer")
-    return SessionFactory(room=room)
 
 
 def turn_form(page: str) -> str:

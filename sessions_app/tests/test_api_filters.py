@@ -14,11 +14,6 @@ from usage.models import LlmCallEvent
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def session(user):
-    return SessionFactory(room=RoomFactory(owner=user))
-
-
 def make_turn(session, index, *, status="completed", mode="manual", days_ago=0):
     turn = Turn.objects.create(
         session=session, turn_index=index, mode=mode, user_input=f"input {index}", status=status

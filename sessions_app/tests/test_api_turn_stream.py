@@ -15,22 +15,16 @@ from rest_framework.authtoken.models import Token
 
 from orchestration.services.calls import reply_clean
 from orchestration.testing.fake_server import Step
-from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Message, Turn
-from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 
-pytestmark = [pytest.mark.django_db(transaction=True, serialized_rollback=True), pytest.mark.integration]
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.integration,
+    pytest.mark.room(("writer", "deepseek"), ("critic", "qwen")),
+]
 
 WRITER, CRITIC = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
-
-
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
-    AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="qwen", position=1)
-    return SessionFactory(room=room)
 
 
 @pytest.fixture
@@ -145,15 +139,11 @@ def test_every_event_of_a_two_agent_turn_in_order(live_server, token, user, sess
 
 
 def test_streamed_usage_equals_a_plain_turns_for_the_same_provider_figures(
-    live_server, token, api_client, user, session, fake_llm
+    live_server, token, turn_post, user, session, fake_llm
 ):
     figures = {"prompt_tokens": 321, "completion_tokens": 45, "total_tokens": 366, "cost": 0.000123}
     fake_llm.enqueue(Step(model=WRITER, reply="Same words.", usage=figures))
-    plain = api_client.post(
-        f"/api/v1/sessions/{session.pk}/turns",
-        {"user_input": "@writer once", "mode": "manual"},
-        format="json",
-    ).json()
+    plain = turn_post("@writer once").json()
     fake_llm.enqueue(Step(model=WRITER, reply="Same words.", usage=figures))
     streamed = dict(stream_turn(live_server, token, session, "@writer twice"))["turn.completed"]
 

@@ -7,19 +7,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from rooms.tests.factories import AgentFactory, RoomFactory
-from sessions_app.tests.factories import SessionFactory
 from usage.models import LlmCallEvent, PricingVersion
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def session(user):
-    room = RoomFactory(owner=user)
-    for position, (key, alias) in enumerate([("writer", "deepseek"), ("critic", "qwen")]):
-        AgentFactory(room=room, agent_key=key, model_alias=alias, position=position)
-    return SessionFactory(room=room)
+# Two agents: a roundtable makes two calls.
+pytestmark = [pytest.mark.django_db, pytest.mark.room(("writer", "deepseek"), ("critic", "qwen"))]
 
 
 def usage_url(session) -> str:
@@ -76,10 +67,8 @@ def test_listing_usage_takes_the_same_queries_whatever_the_number_of_events(api_
     assert queries_for_listing() == few
 
 
-def test_a_turns_events_carry_the_active_pricing_version(api_client, session):
-    response = api_client.post(
-        f"/api/v1/sessions/{session.pk}/turns", {"user_input": "hello", "mode": "roundtable"}, format="json"
-    )
+def test_a_turns_events_carry_the_active_pricing_version(api_client, session, turn_post):
+    response = turn_post("hello", mode="roundtable")
     assert response.status_code == 201, response.content
     version = PricingVersion.objects.get(is_active=True)
     results = api_client.get(usage_url(session)).json()["results"]
@@ -87,12 +76,10 @@ def test_a_turns_events_carry_the_active_pricing_version(api_client, session):
     assert all(r["pricing_version"] == {"id": version.pk, "name": version.name} for r in results)
 
 
-def test_cost_usd_means_every_call_in_the_turn_response_usage_and_me(api_client, session):
+def test_cost_usd_means_every_call_in_the_turn_response_usage_and_me(api_client, session, turn_post):
     """An orchestrator turn makes an unbilled routing call: every view counts it in ``cost_usd`` and
     leaves it out of ``billed_cost_usd`` and ``credits_burned``."""
-    response = api_client.post(
-        f"/api/v1/sessions/{session.pk}/turns", {"user_input": "hello", "mode": "orchestrator"}, format="json"
-    )
+    response = turn_post("hello", mode="orchestrator")
     assert response.status_code == 201, response.content
     events = list(LlmCallEvent.objects.filter(session_id=session.pk))
     assert any(not e.billable and e.cost_usd > 0 for e in events)  # the routing call

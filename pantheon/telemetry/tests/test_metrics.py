@@ -42,10 +42,6 @@ def delta(before: dict, after: dict, name: str, **labels) -> float:
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
-def post_turn(client, session, text, mode="manual"):
-    return client.post(f"/api/v1/sessions/{session.pk}/turns", {"user_input": text, "mode": mode})
-
-
 def test_metrics_do_not_exist_without_a_token_setting(client, settings):
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics").status_code == 404
@@ -61,12 +57,12 @@ def test_metrics_refuse_a_scraper_without_the_token(client, settings, authorizat
     assert response["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_turns_and_their_calls_are_counted_by_mode_status_model_and_purpose(api_client, session, scrape):
+def test_turns_and_their_calls_are_counted_by_mode_status_model_and_purpose(session, scrape, turn_post):
     before = scrape()
-    assert post_turn(api_client, session, "@writer @critic go").status_code == 201
-    assert post_turn(api_client, session, "@critic again").status_code == 201
-    assert post_turn(api_client, session, "what do you think?", mode="orchestrator").status_code == 201
-    assert post_turn(api_client, session, "no tag").status_code == 422
+    assert turn_post("@writer @critic go").status_code == 201
+    assert turn_post("@critic again").status_code == 201
+    assert turn_post("what do you think?", mode="orchestrator").status_code == 201
+    assert turn_post("no tag").status_code == 422
     after = scrape()
 
     assert delta(before, after, "pantheon_turns_total", mode="manual", status="completed", code="none") == 2
@@ -104,20 +100,20 @@ def test_turns_and_their_calls_are_counted_by_mode_status_model_and_purpose(api_
         )
 
 
-def test_failed_calls_are_counted_by_error_code(api_client, session, scrape, fake_llm):
+def test_failed_calls_are_counted_by_error_code(scrape, fake_llm, turn_post):
     from orchestration.testing.fake_server import Step
 
     fake_llm.enqueue(Step(model="deepseek/deepseek-chat", status=500))
     before = scrape()
-    assert post_turn(api_client, session, "@writer @critic go").status_code == 201
+    assert turn_post("@writer @critic go").status_code == 201
     after = scrape()
     labels = {"model": "deepseek", "purpose": "agent_reply"}
     assert delta(before, after, "pantheon_llm_calls_total", **labels, error_code="provider_unavailable") == 1
     assert delta(before, after, "pantheon_turns_total", mode="manual", status="partial", code="none") == 1
 
 
-def test_todays_cost_and_credits_are_read_from_the_usage_events(api_client, session, scrape):
-    assert post_turn(api_client, session, "@writer @critic go").status_code == 201
+def test_todays_cost_and_credits_are_read_from_the_usage_events(session, scrape, turn_post):
+    assert turn_post("@writer @critic go").status_code == 201
     LlmCallEvent.objects.filter(session_id=session.pk, model_alias="deepseek").update(
         created_at=timezone.now() - timedelta(days=2)
     )  # yesterday's calls are not today's cost

@@ -16,25 +16,21 @@ pytestmark = pytest.mark.faults
 WRITER, CRITIC = "deepseek/deepseek-chat", "openai/gpt-4o-mini"
 
 
-def _post(client, session, text):
-    return client.post(f"/api/v1/sessions/{session.pk}/turns", {"user_input": text, "mode": "manual"})
-
-
 @pytest.mark.django_db
-def test_a_hung_provider_is_cut_at_the_deadline(api_client, session, fake_llm, settings):
+def test_a_hung_provider_is_cut_at_the_deadline(session, fake_llm, settings, turn_post):
     settings.LLM_TIMEOUT_SECONDS = 1.0
     fake_llm.enqueue(Step(model=WRITER, delay=8))  # hangs far past the deadline
-    partial = _post(api_client, session, "@writer @critic go")
+    partial = turn_post("@writer @critic go")
     assert partial.status_code == 201
     assert partial.json()["status"] == "partial"
     assert partial.json()["agent_errors"] == [{"agent_key": "writer", "code": "provider_timeout"}]
 
     fake_llm.enqueue(Step(model=WRITER, delay=8), Step(model=CRITIC, delay=8))
-    failed = _post(api_client, session, "@writer @critic again")
+    failed = turn_post("@writer @critic again")
     assert failed.status_code == 502 and failed.json()["code"] == "llm_unavailable"
 
     fake_llm.reset()
-    assert _post(api_client, session, "@writer @critic once more").status_code == 201  # session free
+    assert turn_post("@writer @critic once more").status_code == 201  # session free
     assert list(
         Turn.objects.filter(session=session).order_by("turn_index").values_list("status", flat=True)
     ) == [
