@@ -10,7 +10,8 @@ gunicorn (the production settings of ``gunicorn.conf.py``) on PostgreSQL:
 
 Latency (fake LLM at 0 ms): the three alternate call by call at several session lengths, plus a
 three-agent roundtable and the first request after start. Load (fake LLM at 200 ms): many clients,
-one session each, Pantheon's turns/s against the floor's in alternating rounds. Figures go to ``var/bench.json``.
+one session each, Pantheon's turns/s against the floor's in alternating rounds. Figures go to
+``var/bench.json``.
 
     python -m tools.bench [--turns 30] [--lengths 0,10,1000] [--latency-ms 200] [--clients 32]
                           [--duration 10] [--rounds 2] [--warmup 5] [--output var/bench.json]
