@@ -35,6 +35,7 @@ from usage.models import (
 from usage.selectors import usage_totals
 from usage.services.accounts import credit_account_open
 from usage.services.pricing import pricing_version_activate, pricing_version_copy
+from usage.services.reconciliation import ROLLUP_FIGURES
 
 
 @admin.register(LlmModel)
@@ -503,20 +504,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
 
 @admin.register(UsageDailyRollup)
 class UsageDailyRollupAdmin(ReadOnlyAdmin):
-    list_display = [
-        "day",
-        "user",
-        "model_alias",
-        "events",
-        "failed_events",
-        "input_tokens",
-        "output_tokens",
-        "cost_usd",
-        "billed_cost_usd",
-        "credits_burned",
-        "provider_cost_usd",
-        "drift_events",
-    ]
+    list_display = ["day", "user", "model_alias", *ROLLUP_FIGURES]
     list_filter = ["day", "model_alias", ("user", admin.RelatedOnlyFieldListFilter)]
     date_hierarchy = "day"
     list_select_related = ["user"]
