@@ -48,9 +48,6 @@ def fast_path() -> bool:
     return connection.vendor == "postgresql" and settings.TURN_SQL_FAST_PATH
 
 
-_table = table
-
-
 @dataclass(frozen=True)
 class TurnScope:
     session: ChatSession
@@ -65,20 +62,20 @@ SELECT s.id, s.room_id,
       'id', a.id, 'agent_key', a.agent_key, 'name', a.name, 'model_alias', a.model_alias,
       'role_prompt', a.role_prompt, 'position', a.position,
       'context_window_tokens', a.context_window_tokens) ORDER BY a.position, a.id)
-   FROM {_table(Agent)} a WHERE a.room_id = s.room_id AND a.deleted_at IS NULL) AS agents,
+   FROM {table(Agent)} a WHERE a.room_id = s.room_id AND a.deleted_at IS NULL) AS agents,
   (SELECT json_agg(json_build_object(
       'alias', m.alias, 'provider_model', m.provider_model, 'context_window', m.context_window,
       'max_output_tokens', m.max_output_tokens, 'input', p.input_usd_per_million::text,
       'output', p.output_usd_per_million::text, 'version_id', p.version_id))
-   FROM {_table(LlmModel)} m
-   LEFT JOIN {_table(ModelPrice)} p ON p.model_id = m.id
-     AND p.version_id = (SELECT v.id FROM {_table(PricingVersion)} v WHERE v.is_active)
+   FROM {table(LlmModel)} m
+   LEFT JOIN {table(ModelPrice)} p ON p.model_id = m.id
+     AND p.version_id = (SELECT v.id FROM {table(PricingVersion)} v WHERE v.is_active)
    WHERE m.is_active AND (m.alias = ANY(%(aliases)s) OR m.alias IN (
-     SELECT a.model_alias FROM {_table(Agent)} a WHERE a.room_id = s.room_id AND a.deleted_at IS NULL))
+     SELECT a.model_alias FROM {table(Agent)} a WHERE a.room_id = s.room_id AND a.deleted_at IS NULL))
   ) AS models,
-  (SELECT t.id FROM {_table(Turn)} t
+  (SELECT t.id FROM {table(Turn)} t
    WHERE t.session_id = s.id AND t.idempotency_key = %(key)s) AS replay
-FROM {_table(ChatSession)} s JOIN {_table(Room)} r ON r.id = s.room_id
+FROM {table(ChatSession)} s JOIN {table(Room)} r ON r.id = s.room_id
 WHERE s.id = %(session)s AND s.deleted_at IS NULL AND r.deleted_at IS NULL AND r.owner_id = %(user)s
 """
 
@@ -137,12 +134,12 @@ class ClaimedContext:
 
 _CLAIM_SQL = f"""
 WITH claimed AS (
-  UPDATE {_table(ChatSession)} SET claim_token = %(token)s, claim_expires_at = %(expires)s
+  UPDATE {table(ChatSession)} SET claim_token = %(token)s, claim_expires_at = %(expires)s
   WHERE id = %(session)s AND (claim_token IS NULL OR claim_expires_at < %(now)s)
   RETURNING id, last_turn_index, summary_due_through
 ),
 latest_summary AS (
-  SELECT summary_text, covers_through_turn_index FROM {_table(SessionSummary)}
+  SELECT summary_text, covers_through_turn_index FROM {table(SessionSummary)}
   WHERE session_id = %(session)s ORDER BY covers_through_turn_index DESC LIMIT 1
 ),
 after_summary AS MATERIALIZED (
@@ -150,26 +147,26 @@ after_summary AS MATERIALIZED (
   SELECT turn_index, context_tokens,
     SUM(context_tokens) OVER (ORDER BY turn_index DESC) AS running_tokens,
     ROW_NUMBER() OVER (ORDER BY turn_index DESC) AS recency
-  FROM {_table(Turn)}
+  FROM {table(Turn)}
   WHERE session_id = %(session)s AND status <> 'failed'
     AND turn_index > COALESCE((SELECT covers_through_turn_index FROM latest_summary), 0)
   ORDER BY turn_index DESC
 )
 SELECT c.last_turn_index, c.summary_due_through,
-  (SELECT MAX(turn_index) FROM {_table(Turn)} WHERE session_id = %(session)s),
-  (SELECT id FROM {_table(Turn)} WHERE session_id = %(session)s AND idempotency_key = %(key)s),
+  (SELECT MAX(turn_index) FROM {table(Turn)} WHERE session_id = %(session)s),
+  (SELECT id FROM {table(Turn)} WHERE session_id = %(session)s AND idempotency_key = %(key)s),
   (SELECT summary_text FROM latest_summary),
   (SELECT covers_through_turn_index FROM latest_summary),
   (SELECT json_agg((
       -- One lookup per turn that fits: a long session's other turns are never read.
       SELECT json_build_object('i', t.turn_index, 'u', t.user_input, 'a', t.assistant_output,
                                't', t.context_tokens)
-      FROM {_table(Turn)} t WHERE t.session_id = %(session)s AND t.turn_index = k.turn_index
+      FROM {table(Turn)} t WHERE t.session_id = %(session)s AND t.turn_index = k.turn_index
     ) ORDER BY k.turn_index)
    FROM after_summary k WHERE k.running_tokens <= %(max_tokens)s OR k.recency <= %(recent)s),
   (SELECT SUM(context_tokens) FROM after_summary),
   (SELECT COUNT(*) FROM after_summary),
-  (SELECT json_build_object('i', turn_index, 'u', user_input) FROM {_table(Turn)}
+  (SELECT json_build_object('i', turn_index, 'u', user_input) FROM {table(Turn)}
    WHERE session_id = %(session)s AND status <> 'failed' ORDER BY turn_index LIMIT 1)
 FROM claimed c
 """
@@ -251,7 +248,7 @@ def turn_write(
     ctes: list[tuple[str, list]] = [
         (
             f"""s AS (
-  UPDATE {_table(ChatSession)} SET
+  UPDATE {table(ChatSession)} SET
     last_turn_index = GREATEST(last_turn_index, %s) + 1,
     summary_due_through = CASE WHEN %s
       THEN GREATEST(COALESCE(summary_due_through, 0), GREATEST(last_turn_index, %s) + 1)
@@ -264,10 +261,10 @@ def turn_write(
         ),
         (
             f"""released AS (
-  DELETE FROM {_table(CreditHold)} WHERE id = %s AND EXISTS (SELECT 1 FROM s) RETURNING amount
+  DELETE FROM {table(CreditHold)} WHERE id = %s AND EXISTS (SELECT 1 FROM s) RETURNING amount
 ),
 account AS (
-  SELECT balance, held FROM {_table(CreditAccount)} WHERE user_id = %s AND EXISTS (SELECT 1 FROM s)
+  SELECT balance, held FROM {table(CreditAccount)} WHERE user_id = %s AND EXISTS (SELECT 1 FROM s)
   FOR UPDATE
 ),
 calc AS (
@@ -276,18 +273,18 @@ calc AS (
   FROM account a, (SELECT COALESCE((SELECT amount FROM released), 0) AS amount) r
 ),
 settled AS (
-  UPDATE {_table(CreditAccount)} SET balance = calc.balance - calc.debit,
+  UPDATE {table(CreditAccount)} SET balance = calc.balance - calc.debit,
     held = calc.held - (calc.released - calc.kept), updated_at = %s
-  FROM calc WHERE user_id = %s RETURNING {_table(CreditAccount)}.balance AS balance_after
+  FROM calc WHERE user_id = %s RETURNING {table(CreditAccount)}.balance AS balance_after
 )""",
             [hold_id, user_id, keep, charge, keep, now, user_id],
         ),
-        (f"t AS (INSERT INTO {_table(Turn)} ({turn_columns}) SELECT {turn_select} FROM s)", turn_params),
+        (f"t AS (INSERT INTO {table(Turn)} ({turn_columns}) SELECT {turn_select} FROM s)", turn_params),
     ]
     columns, select = rows_recordset(Message)
     ctes.append(
         (
-            f"m AS (INSERT INTO {_table(Message)} ({columns}) {select} WHERE EXISTS (SELECT 1 FROM s) "
+            f"m AS (INSERT INTO {table(Message)} ({columns}) {select} WHERE EXISTS (SELECT 1 FROM s) "
             "RETURNING id)",
             [rows_json(Message, messages)],
         )
@@ -295,7 +292,7 @@ settled AS (
     columns, select = rows_recordset(TurnContextAudit)
     ctes.append(
         (
-            f"a AS (INSERT INTO {_table(TurnContextAudit)} ({columns}) {select} "
+            f"a AS (INSERT INTO {table(TurnContextAudit)} ({columns}) {select} "
             "WHERE EXISTS (SELECT 1 FROM s))",
             [rows_json(TurnContextAudit, audits)],
         )
@@ -314,7 +311,7 @@ settled AS (
     )
     ctes.append(
         (
-            f"e AS (INSERT INTO {_table(LlmCallEvent)} ({columns}) {select}, calc)",
+            f"e AS (INSERT INTO {table(LlmCallEvent)} ({columns}) {select}, calc)",
             [rows_json(LlmCallEvent, events, extra={"charge": charges, "prefix": prefixes})],
         )
     )
@@ -323,7 +320,7 @@ settled AS (
     )
     ctes.append(
         (
-            f"l AS (INSERT INTO {_table(CreditLedgerEntry)} ({columns}) SELECT {select} FROM calc, settled "
+            f"l AS (INSERT INTO {table(CreditLedgerEntry)} ({columns}) SELECT {select} FROM calc, settled "
             "WHERE calc.debit > 0)",
             params,
         )
@@ -334,7 +331,7 @@ settled AS (
     )
     ctes.append(
         (
-            f"h AS (INSERT INTO {_table(CreditHold)} ({columns}) SELECT {select} FROM s, calc "
+            f"h AS (INSERT INTO {table(CreditHold)} ({columns}) SELECT {select} FROM s, calc "
             "WHERE calc.kept > 0)",
             params,
         )
