@@ -43,7 +43,7 @@ from pantheon.errors import ApplicationError, NotFound
 from rooms.models import Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 from sessions_app.selectors import session_get
-from sessions_app.services import session_delete
+from sessions_app.services import session_create, session_delete
 
 logger = logging.getLogger(__name__)
 
@@ -141,10 +141,6 @@ def _session_resolve(
     """``(session, opened by this request, the session it forks)``."""
     room = model.room
     if session_id:
-        try:
-            session_id = uuid.UUID(str(session_id))
-        except ValueError as exc:
-            raise NotFound() from exc
         session = session_get(user=request.user, session_id=session_id)
         if session.room_id != room.pk:
             raise NotFound("This session is not one of the model's room.")
@@ -175,7 +171,7 @@ def _title_from(text: str) -> str:
 def session_open(*, room: Room, title: str, fingerprint: str) -> ChatSession:
     """A new session for a conversation whose history (fingerprint) Pantheon has not seen: its turns
     chain on from that history, so the client's next request finds it."""
-    return ChatSession.objects.create(room=room, title=title, transcript_fingerprint=fingerprint)
+    return session_create(room=room, title=title, transcript_fingerprint=fingerprint)
 
 
 @transaction.atomic

@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.core.exceptions import ValidationError
 from django.db.models import Prefetch, QuerySet
 
 from pantheon.errors import NotFound
@@ -20,7 +21,7 @@ def session_get(*, user, session_id: uuid.UUID | str) -> ChatSession:
             .select_related("room")
             .get(pk=session_id, room__owner=user, room__deleted_at__isnull=True)
         )
-    except (ChatSession.DoesNotExist, ValueError) as exc:
+    except (ChatSession.DoesNotExist, ValueError, ValidationError) as exc:
         raise NotFound() from exc
 
 

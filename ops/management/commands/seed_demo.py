@@ -12,6 +12,7 @@ from pantheon.errors import ApplicationError
 from rooms import selectors, services
 from rooms.models import Room
 from sessions_app.models import ChatSession
+from sessions_app.services import session_create
 from usage.services.accounts import credit_account_open
 
 DEMO_ROOM = "Demo room"
@@ -65,7 +66,7 @@ class Command(BaseCommand):
         credit_account_open(user=user)
         token, _ = Token.objects.get_or_create(user=user)
         room = self._room(user)
-        session = ChatSession.objects.live().filter(room=room).first() or ChatSession.objects.create(
+        session = ChatSession.objects.live().filter(room=room).first() or session_create(
             room=room, title="First session"
         )
         host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
