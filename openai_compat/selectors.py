@@ -2,15 +2,15 @@
 belongs to. Always scoped to the requesting user."""
 
 import re
-import uuid
 from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
 from openai_compat.errors import ModelNotFound
 from openai_compat.models import ApiKey, api_key_hash
+from pantheon.errors import NotFound
 from rooms.models import Room
-from rooms.selectors import room_list
+from rooms.selectors import room_get, room_list
 from sessions_app.models import ChatSession, Turn
 
 DEFAULT_MODE = ""  # ``room-<id>``: manual when the message @tags an agent, else orchestrator
@@ -37,21 +37,26 @@ def room_models_list(*, user) -> list[RoomModel]:
 
 def room_model_get(*, user, model_id: str) -> RoomModel:
     """The room and mode a model id names, or ``ModelNotFound`` (missing, deleted, another user's
-    room, an unknown mode or not an id of ours: all alike)."""
+    room, an unknown mode or not an id of ours: all alike). Its agents are not loaded: read them
+    with ``rooms.selectors.agent_list`` where they are needed."""
     match = _MODEL_ID.fullmatch(model_id or "")
     mode = (match and match["mode"]) or DEFAULT_MODE
     if match is None or mode not in MODEL_SUFFIXES:
         raise ModelNotFound(model_id)
     try:
-        room_id = uuid.UUID(match["room"])
-        room = room_list(user=user).get(pk=room_id)
-    except (ValueError, Room.DoesNotExist) as exc:
+        room = room_get(user=user, room_id=match["room"])
+    except NotFound as exc:
         raise ModelNotFound(model_id) from exc
     return RoomModel(room=room, mode=mode)
 
 
 def _live_sessions(room: Room) -> QuerySet[ChatSession]:
     return ChatSession.objects.live().filter(room=room)
+
+
+def _live_turns(room: Room) -> QuerySet[Turn]:
+    """The turns of the room's live sessions, each with its session."""
+    return Turn.objects.filter(session__room=room, session__deleted_at__isnull=True).select_related("session")
 
 
 def conversation_session_find(*, room: Room, fingerprint: str) -> ChatSession | None:
@@ -64,10 +69,8 @@ def conversation_turn_find(*, room: Room, fingerprint: str) -> Turn | None:
     """A turn of the room whose transcript through it has this fingerprint (in the most recently
     updated session, if several): where a history that stops at an earlier turn forks."""
     return (
-        Turn.objects.filter(
-            session__room=room, session__deleted_at__isnull=True, transcript_fingerprint=fingerprint
-        )
-        .select_related("session")
+        _live_turns(room)
+        .filter(transcript_fingerprint=fingerprint)
         .order_by("-session__updated_at", "-turn_index")
         .first()
     )
@@ -75,14 +78,7 @@ def conversation_turn_find(*, room: Room, fingerprint: str) -> Turn | None:
 
 def idempotent_turn_find(*, room: Room, idempotency_key: str) -> Turn | None:
     """The room's turn already made with this ``Idempotency-Key`` (its session answers the retry)."""
-    return (
-        Turn.objects.filter(
-            session__room=room, session__deleted_at__isnull=True, idempotency_key=idempotency_key
-        )
-        .select_related("session")
-        .order_by("-created_at")
-        .first()
-    )
+    return _live_turns(room).filter(idempotency_key=idempotency_key).order_by("-created_at").first()
 
 
 def pending_transcript_turns(*, session: ChatSession) -> QuerySet[Turn]:

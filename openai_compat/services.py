@@ -41,6 +41,7 @@ from orchestration.services.turns import (
 )
 from pantheon.errors import ApplicationError, NotFound
 from rooms.models import Room
+from rooms.selectors import agent_list
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 from sessions_app.selectors import session_get
 from sessions_app.services import session_create, session_delete
@@ -103,9 +104,9 @@ def chat_turn_record(*, chat: ChatTurn, outcome: TurnOutcome, sent_reply: str | 
     Never raises: the turn is committed and paid for, and a fingerprint not recorded now is
     recorded (from the stored reply) the next time the session is looked at.
     """
-    sent = {outcome.turn.pk: sent_reply} if sent_reply is not None else None
+    sent = {outcome.turn.pk: sent_reply} if sent_reply is not None else {}
     try:
-        session_transcript_record(session=chat.session, sent_replies=sent)
+        _transcript_chain(session=chat.session, sent_replies=sent)  # the new turn is pending: no check
     except Exception:
         logger.exception("could not record the transcript fingerprint of turn %s", outcome.turn.pk)
 
@@ -126,8 +127,7 @@ def _conversation_split(messages: list[TranscriptMessage]) -> tuple[list[Transcr
 def _mode_for(model: selectors.RoomModel, user_input: str) -> str:
     if model.mode:
         return model.mode
-    agents = list(model.room.agents.all())  # prefetched, live, in position order
-    tagged = agents_select_manual(agents=agents, user_input=user_input)
+    tagged = agents_select_manual(agents=list(agent_list(room=model.room)), user_input=user_input)
     return Turn.Mode.MANUAL if tagged else Turn.Mode.ORCHESTRATOR
 
 
@@ -259,7 +259,10 @@ def session_transcript_record(
     callers never chain one turn differently."""
     if not selectors.pending_transcript_turns(session=session).exists():
         return session.transcript_fingerprint
-    sent_replies = sent_replies or {}
+    return _transcript_chain(session=session, sent_replies=sent_replies or {})
+
+
+def _transcript_chain(*, session: ChatSession, sent_replies: dict[uuid.UUID, str]) -> str:
     with transaction.atomic():
         head = (
             ChatSession.objects.select_for_update(no_key=True)
@@ -289,6 +292,8 @@ def api_key_create(*, user, name: str) -> tuple[ApiKey, str]:
 def api_key_used(*, api_key: ApiKey) -> None:
     """Note when the key was last used, at most once a minute (not a write per request)."""
     now = timezone.now()
+    if api_key.last_used_at is not None and api_key.last_used_at >= now - API_KEY_USE_GRANULARITY:
+        return  # noted less than a minute ago, as the row read with the key says
     ApiKey.objects.filter(pk=api_key.pk).filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - API_KEY_USE_GRANULARITY)
     ).update(last_used_at=now)

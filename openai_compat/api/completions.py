@@ -92,14 +92,17 @@ class CompletionChunks:
         self._held = ""  # whitespace held back: sent only if more words follow
 
     def chunk(self, delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return self._envelope(choices=[choice], **extra)
+
+    def _envelope(self, **fields: Any) -> bytes:
         return sse_data(
             {
                 "id": self.id,
                 "object": "chat.completion.chunk",
                 "created": self.created,
                 "model": self.chat.model.id,
-                "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-                **extra,
+                **fields,
             }
         )
 
@@ -144,16 +147,7 @@ class CompletionChunks:
     def ending(self, outcome: TurnOutcome) -> bytes:
         body = self.chunk({}, finish_reason="stop", pantheon=pantheon_data(self.chat, outcome))
         if self.include_usage:
-            body += sse_data(
-                {
-                    "id": self.id,
-                    "object": "chat.completion.chunk",
-                    "created": self.created,
-                    "model": self.chat.model.id,
-                    "choices": [],
-                    "usage": usage_data(outcome),
-                }
-            )
+            body += self._envelope(choices=[], usage=usage_data(outcome))
         return body + DONE
 
     def error(self, exc: ApplicationError) -> bytes:

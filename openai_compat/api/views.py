@@ -1,6 +1,8 @@
 """The OpenAI-compatible endpoint: rooms as models, a chat completion as a turn
 (docs/openai-compatible.md). Views route; ``openai_compat.services`` decides."""
 
+from collections.abc import Iterable
+
 from django.http import JsonResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -21,6 +23,8 @@ from pantheon.api.authentication import BearerTokenAuthentication
 from pantheon.api.parsers import JSONParser
 from pantheon.api.streaming import EncodedStream, TurnStream
 from pantheon.errors import InvalidInput
+from rooms.models import Agent
+from rooms.selectors import agent_list
 
 SESSION_HEADER = "X-Pantheon-Session"
 TAGS = ["openai"]
@@ -58,7 +62,9 @@ class ModelListView(OpenAIView):
     )
     def get(self, request: Request) -> Response:
         models = selectors.room_models_list(user=request.user)
-        return Response({"object": "list", "data": [model_data(m) for m in models]})
+        return Response(
+            {"object": "list", "data": [model_data(m, agents=m.room.agents.all()) for m in models]}
+        )
 
 
 class ModelDetailView(OpenAIView):
@@ -70,7 +76,8 @@ class ModelDetailView(OpenAIView):
         responses={200: s.OpenAIModelSerializer, **UNAUTHENTICATED, **MODEL_NOT_FOUND},
     )
     def get(self, request: Request, model_id: str) -> Response:
-        return Response(model_data(selectors.room_model_get(user=request.user, model_id=model_id)))
+        model = selectors.room_model_get(user=request.user, model_id=model_id)
+        return Response(model_data(model, agents=agent_list(room=model.room)))
 
 
 MODE_NOTES = {
@@ -81,9 +88,10 @@ MODE_NOTES = {
 }
 
 
-def model_data(model: selectors.RoomModel) -> dict:
+def model_data(model: selectors.RoomModel, *, agents: Iterable[Agent]) -> dict:
+    """``agents``: the room's live agents in position order."""
     room = model.room
-    agents = ", ".join(f"@{a.agent_key} {a.name} ({a.model_alias})" for a in room.agents.all())
+    agents = ", ".join(f"@{a.agent_key} {a.name} ({a.model_alias})" for a in agents)
     description = f"{room.description.strip()} " if room.description.strip() else ""
     return {
         "id": model.id,

@@ -9,6 +9,8 @@ from typing import ClassVar
 import pytest
 import yaml
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from openai_compat.api.completions import CompletionChunks
@@ -221,6 +223,20 @@ def test_an_api_key_opens_the_openai_endpoint_only(anon_client, api_client, room
     # Not the native API, and never the management of keys: a leaked key cannot make more.
     assert anon_client.get("/api/v1/rooms").status_code == 401
     assert anon_client.post("/api/v1/openai/keys", {"name": "more"}, format="json").status_code == 401
+
+
+def test_a_key_notes_its_use_at_most_once_a_minute_with_no_write_in_between(anon_client, api_client, room):
+    key = api_client.post("/api/v1/openai/keys", {"name": "UI"}, format="json").json()["key"]
+    anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    anon_client.get("/api/openai/v1/models")
+    first = ApiKey.objects.get().last_used_at
+    with CaptureQueriesContext(connection) as queries:
+        assert anon_client.get("/api/openai/v1/models").status_code == 200
+    assert ApiKey.objects.get().last_used_at == first
+    assert not [q for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    ApiKey.objects.update(last_used_at=first - timedelta(minutes=2))
+    anon_client.get("/api/openai/v1/models")
+    assert ApiKey.objects.get().last_used_at > first
 
 
 def test_a_revoked_or_unknown_key_is_401(anon_client, api_client):
