@@ -18,7 +18,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pantheon.testing.processes import die_with_parent
+from pantheon.testing.processes import free_port, spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 API = "/api/v1"
@@ -50,12 +49,6 @@ def database_recreate(url: str) -> None:
     with psycopg.connect(**connect, password=cfg["PASSWORD"] or None, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{cfg["NAME"]}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{cfg["NAME"]}"')
-
-
-def port_free() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Api:
@@ -189,20 +182,16 @@ def main(argv: list[str] | None = None) -> int:
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
     )
 
-    port = port_free()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     workdir = Path(tempfile.mkdtemp(prefix="pantheon-fuzz-"))
     log, stats_file, ids_file = workdir / "server.log", workdir / "statuses.json", workdir / "ids.json"
     gunicorn = [sys.executable, "-m", "gunicorn", "pantheon.wsgi", "-b", f"127.0.0.1:{port}"]
-    with log.open("w") as log_file:
-        server = subprocess.Popen(
-            [*gunicorn, "-w", "2", "--threads", "4", "--timeout", "120", "--log-level", "warning"],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            preexec_fn=die_with_parent,
-        )
+    server = spawn(
+        [*gunicorn, "-w", "2", "--threads", "4", "--timeout", "120", "--log-level", "warning"],
+        log=log,
+        env=env,
+    )
     try:
         api = Api(base_url)
         api.wait_healthy(seconds=30)
@@ -224,8 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nFUZZ FAILED: not finished within {args.seconds}s", file=sys.stderr)
             return 1
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server, timeout=30)
 
     statuses = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     problems = report(operations, statuses)

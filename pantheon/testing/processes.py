@@ -63,7 +63,7 @@ class Server:
     log: Path
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop(self.process)
 
 
 if sys.platform.startswith("linux"):
@@ -81,16 +81,18 @@ def die_with_parent() -> None:
         _prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
 
 
-def _spawn(args: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+def spawn(args: list[str], *, log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """``args`` run from the repository's root, their output in ``log``, dying with this process."""
     with open(log, "w") as out:
         return subprocess.Popen(
             args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=die_with_parent
         )
 
 
-def _stop(process: subprocess.Popen, *, timeout: float = 20) -> None:
+def stop(process: subprocess.Popen, *, timeout: float = 20, sig: int = signal.SIGTERM) -> None:
+    """Send ``sig``, wait up to ``timeout`` seconds, then kill."""
     if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(sig)
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -102,7 +104,7 @@ def _stop(process: subprocess.Popen, *, timeout: float = 20) -> None:
 def gunicorn(*, env: dict[str, str], log: Path, workers: int = 2, threads: int = 4) -> Iterator[Server]:
     """Pantheon under gunicorn (gthread, the repository's gunicorn.conf.py), answering health."""
     port = free_port()
-    process = _spawn(
+    process = spawn(
         [
             *(sys.executable, "-m", "gunicorn", "pantheon.wsgi", "--config", str(ROOT / "gunicorn.conf.py")),
             *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread"),
@@ -125,14 +127,14 @@ def gunicorn(*, env: dict[str, str], log: Path, workers: int = 2, threads: int =
         _wait_until(healthy, timeout=60, what="gunicorn", log=log)
         yield server
     finally:
-        _stop(process)
+        stop(process)
 
 
 @contextmanager
 def redis_server(*, log: Path) -> Iterator[Server]:
     """A redis-server of the test's own (no persistence) on a free port."""
     port = free_port()
-    process = _spawn(
+    process = spawn(
         ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
         log=log,
     )
@@ -149,7 +151,7 @@ def redis_server(*, log: Path) -> Iterator[Server]:
         _wait_until(answering, timeout=20, what="redis-server", log=log)
         yield server
     finally:
-        _stop(process)
+        stop(process)
 
 
 def app_env(**overrides: str) -> dict[str, str]:
@@ -172,7 +174,7 @@ def app_env(**overrides: str) -> dict[str, str]:
 @contextmanager
 def celery_worker(*, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
     """A Celery worker process (solo pool: the task runs in the process a test may kill)."""
-    process = _spawn(
+    process = spawn(
         [
             *(sys.executable, "-m", "celery", "-A", "pantheon", "worker", "--pool=solo"),
             *("--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"),
@@ -183,7 +185,7 @@ def celery_worker(*, env: dict[str, str], log: Path) -> Iterator[subprocess.Pope
     try:
         yield process
     finally:
-        _stop(process)
+        stop(process)
 
 
 def celery_broker_pools_drop() -> None:

@@ -6,14 +6,13 @@ import os
 import runpy
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from pantheon.testing.processes import die_with_parent
+from pantheon.testing.processes import free_port, spawn, stop
 from tools.bench.calls import BenchError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,12 +49,6 @@ def queue_purge(broker_url: str) -> None:
 
     with Connection(broker_url, connect_timeout=2) as conn:
         conn.default_channel.queue_purge("celery")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def environment(*, database_url: str, broker_url: str, llm_base_url: str) -> dict[str, str]:
@@ -102,24 +95,14 @@ class Gunicorn:
         """Start and wait until every worker is ready; returns the seconds that took."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--config",
-                    str(GUNICORN_BENCH),
-                    "pantheon.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                ],
-                cwd=ROOT,
-                env={**os.environ, **self.env, "BENCH_READY_DIR": self._ready_dir.name},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=die_with_parent,
-            )
+        self.process = spawn(
+            [
+                *(sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_BENCH)),
+                *("pantheon.wsgi", "--bind", f"127.0.0.1:{self.port}"),
+            ],
+            log=self.log_path,
+            env={**os.environ, **self.env, "BENCH_READY_DIR": self._ready_dir.name},
+        )
         while self.workers_ready() < self.workers:
             if self.process.poll() is not None or time.perf_counter() - started > timeout:
                 self.stop()
@@ -131,11 +114,7 @@ class Gunicorn:
         return len(os.listdir(self._ready_dir.name))
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)  # quick shutdown: nothing of the bench is in flight
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            # SIGINT, gunicorn's quick shutdown: nothing of the bench is in flight.
+            stop(self.process, timeout=15, sig=signal.SIGINT)
         self._ready_dir.cleanup()
