@@ -462,7 +462,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                     "provider_cost_usd": usd_display(totals["provider_cost_usd"]),
                     "credits_burned": credits_display(totals["credits_burned"]),
                 },
-                usage_groups=review_spend_groups(filtered, changelist=changelist),
+                usage_groups=review_spend_groups(filtered, changelist=changelist, total=totals["cost_usd"]),
                 usage_chart=review_daily_series(filtered, start=dates.start, end=dates.end),
             )
         return response

@@ -15,12 +15,13 @@ from decimal import Decimal
 
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import QuerySet
+from django.db.models.functions import TruncDate
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from usage.formatting import credits_display, usd_display
+from usage.selectors import USAGE_AGGREGATES
 
 ZERO = Decimal(0)
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
@@ -141,18 +142,18 @@ def _day_start(day: date) -> datetime:
 
 
 # --- spend per user, room and model -------------------------------------------------------------
+# The shared aggregates (usage.selectors), under names that do not shadow the model's fields.
 SPEND = {
-    "events": Count("id"),
-    "cost": Coalesce(Sum("cost_usd"), ZERO),
-    "billed": Coalesce(Sum("cost_usd", filter=Q(billable=True)), ZERO),
-    "credits": Coalesce(Sum("credits_burned"), ZERO),
+    "events": USAGE_AGGREGATES["events"],
+    "cost": USAGE_AGGREGATES["cost_usd"],
+    "billed": USAGE_AGGREGATES["billed_cost_usd"],
+    "credits": USAGE_AGGREGATES["credits_burned"],
 }
 
 
-def review_spend_groups(queryset: QuerySet, *, changelist) -> list[dict]:
+def review_spend_groups(queryset: QuerySet, *, changelist, total: Decimal) -> list[dict]:
     """Three tables (per user, room, model) of the filter's biggest spenders first, each row with
-    the link that narrows the list to it."""
-    total = queryset.aggregate(cost=Coalesce(Sum("cost_usd"), ZERO))["cost"]
+    the link that narrows the list to it and its share of ``total`` (the filter's cost)."""
     groups = []
     for title, key, param, label_of in (
         ("user", "user__username", "user__id__exact", None),
@@ -189,7 +190,7 @@ def review_daily_series(queryset: QuerySet, *, start: date | None = None, end: d
         queryset.annotate(day=TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
         .order_by()
         .values("day", "model_alias")
-        .annotate(cost=Coalesce(Sum("cost_usd"), ZERO))
+        .annotate(cost=SPEND["cost"])
     )
     if not rows and not (start and end):
         return {"days": [], "series": [], "truncated": False}

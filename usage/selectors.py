@@ -106,14 +106,6 @@ def usage_events_for_session(*, session_id) -> QuerySet[LlmCallEvent]:
     )
 
 
-def credit_balance_get(*, user_id: int) -> Decimal:
-    return (
-        CreditAccount.objects.filter(user_id=user_id).values_list("balance", flat=True).first()
-        if user_id
-        else None
-    ) or ZERO
-
-
 def credit_account_figures(*, user_id: int) -> dict[str, Decimal]:
     """``credit_balance``, ``credits_held`` (reserved by turns and summaries in flight) and
     ``credits_available`` (balance − held: what a new turn may reserve)."""

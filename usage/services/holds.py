@@ -26,6 +26,7 @@ from pantheon.db import row_select, table
 from pantheon.errors import PaymentRequired
 from pantheon.observability import HoldsSwept, observe
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
+from usage.selectors import credit_account_figures
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -111,8 +112,7 @@ def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
             if placed:
                 row.save(force_insert=True)
     if not placed:
-        figures = CreditAccount.objects.filter(user_id=hold.user_id).values_list("balance", "held").first()
-        available = figures[0] - figures[1] if figures else ZERO
+        available = credit_account_figures(user_id=hold.user_id)["credits_available"]
         raise InsufficientCredits(available=available, required=hold.amount)
     row._state.adding = False
     return row
@@ -131,13 +131,16 @@ def _hold_place_statement(row: CreditHold) -> bool:
         return cursor.fetchone() is not None
 
 
-def credit_hold_release(*, hold: CreditHold) -> None:
-    """Give a hold back without debiting anything (a failed or refused turn). Harmless if already gone."""
+def credit_hold_release(*, hold: CreditHold, now: datetime | None = None) -> bool:
+    """Give a hold back without debiting anything (a failed or refused turn, an expired hold).
+    Harmless if already gone; returns whether this call freed it."""
     with transaction.atomic():
-        if CreditHold.objects.filter(pk=hold.pk).delete()[0]:
-            CreditAccount.objects.filter(user_id=hold.user_id).update(
-                held=F("held") - hold.amount, updated_at=timezone.now()
-            )
+        if not CreditHold.objects.filter(pk=hold.pk).delete()[0]:
+            return False
+        CreditAccount.objects.filter(user_id=hold.user_id).update(
+            held=F("held") - hold.amount, updated_at=now or timezone.now()
+        )
+    return True
 
 
 def credit_hold_extend(*, hold: CreditHold, expires_at: datetime) -> None:
@@ -212,11 +215,8 @@ def credit_holds_sweep(*, now: datetime | None = None) -> HoldsSwept:
     released = ZERO
     for hold in CreditHold.objects.filter(expires_at__lt=now).order_by("created_at")[:1000]:
         with transaction.atomic():
-            if not CreditHold.objects.filter(pk=hold.pk).delete()[0]:
+            if not credit_hold_release(hold=hold, now=now):
                 continue  # settled meanwhile
-            CreditAccount.objects.filter(user_id=hold.user_id).update(
-                held=F("held") - hold.amount, updated_at=now
-            )
             released += hold.amount
             if hold.kind == CreditHold.Kind.TURN:
                 turn_holds += 1
