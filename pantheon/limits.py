@@ -83,7 +83,23 @@ class _Counters(Protocol):
     def decr(self, key: str) -> None: ...
 
 
-class _LocalCounters:
+class _SlotsByIncrement:
+    """A slot taken as ``add_and_incr`` (given back with ``decr`` when over the limit)."""
+
+    def add_and_incr(self, key: str, *, ttl_seconds: float) -> int:
+        raise NotImplementedError
+
+    def decr(self, key: str) -> None:
+        raise NotImplementedError
+
+    def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool:
+        if self.add_and_incr(key, ttl_seconds=ttl_seconds) > limit:
+            self.decr(key)
+            return False
+        return True
+
+
+class _LocalCounters(_SlotsByIncrement):
     """This process's counters, used while the cache is unreachable: the same operations, each
     under one lock, with the same expiry."""
 
@@ -101,12 +117,6 @@ class _LocalCounters:
             self._counts[key] = (count + 1, expires)
             return count + 1
 
-    def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool:
-        if self.add_and_incr(key, ttl_seconds=ttl_seconds) > limit:
-            self.decr(key)
-            return False
-        return True
-
     def decr(self, key: str) -> None:
         with self._lock:
             count, expires = self._counts.get(key, (0, 0.0))
@@ -123,7 +133,7 @@ class _LocalCounters:
             del self._counts[key]
 
 
-class _CacheCounters:
+class _CacheCounters(_SlotsByIncrement):
     """Any Django cache (the embedded default's LocMemCache): ``add`` then ``incr``/``decr``, each
     atomic in the backend."""
 
@@ -134,13 +144,6 @@ class _CacheCounters:
         except ValueError:  # evicted between add and incr (a full cache): count afresh
             cache.add(key, 0, timeout=ttl_seconds)
             return cache.incr(key)
-
-    def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool:
-        cache.add(key, 0, timeout=ttl_seconds)
-        if cache.incr(key) > limit:
-            cache.decr(key)
-            return False
-        return True
 
     def decr(self, key: str) -> None:
         with contextlib.suppress(ValueError):  # the counter expired meanwhile: nothing to give back

@@ -11,6 +11,7 @@ agent in progress to its end — its tokens are paid for — calls no further ag
 ``partial``. The turn thread always finishes its commit, whoever is still listening.
 """
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -67,10 +68,7 @@ class TurnStream:
 
     def _run(self) -> None:
         try:
-            if self.timing is not None:
-                with self.timing.counting():
-                    outcome = turn_run(self.progress, on_event=self._put)
-            else:
+            with self.timing.counting() if self.timing is not None else contextlib.nullcontext():
                 outcome = turn_run(self.progress, on_event=self._put)
             self._put("turn.completed", outcome)
         except ApplicationError as exc:

@@ -17,8 +17,9 @@ from prometheus_client.core import GaugeMetricFamily
 from pantheon.observability import HoldsSwept, LlmCallObserved, SummaryObserved, TurnObserved, listen
 
 
-def process_identifier() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
+def process_identifier(pid: int | None = None) -> str:
+    """How this process (or ``pid``, on this host) names its metric files."""
+    return f"{socket.gethostname()}-{pid or os.getpid()}"
 
 
 def multiprocess_dir() -> str | None:
@@ -167,4 +168,4 @@ def process_dead(pid: int) -> None:
     """For gunicorn's ``child_exit``: drop the live gauges of a worker that exited (its counters stay
     in the totals, as they should)."""
     if multiprocess_dir():
-        multiprocess.mark_process_dead(f"{socket.gethostname()}-{pid}")
+        multiprocess.mark_process_dead(process_identifier(pid))
