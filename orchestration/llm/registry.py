@@ -106,6 +106,17 @@ def gateway_stream_idle_bound_seconds() -> float:
     return float(settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS)
 
 
+def gateway_call_quiet_bound_seconds() -> float:
+    """The longest one call, plain or streamed, can go without a sign of progress: a plain call's
+    deadline, a stream's wait for its first chunk, a stream's silence between two chunks. A session
+    claim sized and renewed by it is never lost while a call is still working."""
+    return max(
+        gateway_call_deadline_seconds(),
+        gateway_stream_first_chunk_deadline_seconds(),
+        gateway_stream_idle_bound_seconds(),
+    )
+
+
 def _stream_first_token_timeout() -> float:
     first_token = settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS
     return float(settings.LLM_TIMEOUT_SECONDS if first_token is None else first_token)

@@ -53,7 +53,7 @@ from orchestration.errors import (
     TurnWriteFailed,
 )
 from orchestration.llm.gateway import LlmGateway, LlmRequest
-from orchestration.llm.registry import gateway_call_deadline_seconds, gateway_get
+from orchestration.llm.registry import gateway_call_quiet_bound_seconds, gateway_get
 from orchestration.llm.tokens import count_messages_tokens
 from orchestration.modes import agents_select_manual, agents_select_roundtable, routing_decision_parse
 from orchestration.prompts import routing_prompt_build, system_prompt_build
@@ -366,10 +366,10 @@ def _slot_give_back(progress: TurnProgress) -> None:
 
 
 def _claim_ttl(progress: TurnProgress) -> float:
-    """A claim outlives the turn's worst case (each call at its deadline, routing included), so a
+    """A claim outlives the turn's worst case (each call at its bound, routing included), so a
     turn never loses it while working; a dead worker's claim frees the session by itself."""
     calls = len(progress.candidates) + 1
-    return gateway_call_deadline_seconds() * calls + settings.TURN_CLAIM_MARGIN_SECONDS
+    return gateway_call_quiet_bound_seconds() * calls + settings.TURN_CLAIM_MARGIN_SECONDS
 
 
 def _claimed_and_held(progress: TurnProgress) -> TurnProgress | TurnOutcome:
@@ -734,7 +734,7 @@ def _claim_keep(progress: TurnProgress) -> None:
     streamed answer is bounded by its idle timeout, not by a wall clock, so it may outlive the TTL
     the turn started with. Free while the claim has time left (no query)."""
     claim = progress.claim
-    margin = gateway_call_deadline_seconds() + 10
+    margin = gateway_call_quiet_bound_seconds() + 10
     if claim.expires_at - timezone.now() > timedelta(seconds=margin):
         return
     renewed = session_claim_extend(claim=claim, ttl_seconds=_claim_ttl(progress))

@@ -4,9 +4,11 @@ import time
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
+from orchestration.services.turns import turn_prepare, turn_request_build, turn_run
 from orchestration.testing.fake_server import Step
-from sessions_app.models import Turn
+from sessions_app.models import ChatSession, Turn
 from usage.models import CreditAccount, LlmCallEvent
 
 pytestmark = pytest.mark.django_db
@@ -146,3 +148,21 @@ def test_a_provider_bug_fails_only_that_call(user, session):
     assert outcome.turn.status == "partial"
     assert outcome.turn.agent_errors == [{"agent_key": "writer", "code": "provider_error"}]
     assert LlmCallEvent.objects.filter(turn_id=outcome.turn.pk).count() == 2
+
+
+def test_a_turns_claim_lasts_as_long_as_a_stream_may_wait_for_its_first_chunk(
+    user, session, fake_llm, settings
+):
+    """A first-token timeout longer than a plain call's deadline sizes the session claim: the claim
+    is never lost while a stream still waits, legitimately, for its first chunk."""
+    settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = 5.0, 0
+    settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS = 100.0
+    settings.TURN_CLAIM_MARGIN_SECONDS = 30
+    request = turn_request_build(user=user, session_id=session.pk, user_input="@writer hi", mode="manual")
+    progress = turn_prepare(request)
+    try:
+        ttl = (progress.claim.expires_at - timezone.now()).total_seconds()
+        assert 100 * 2 + 30 - 5 < ttl <= 100 * 2 + 30  # one agent and the routing slot, at 100 s each
+    finally:
+        turn_run(progress)
+    assert ChatSession.objects.get(pk=session.pk).claim_token is None

@@ -12,6 +12,7 @@ from orchestration.llm.offline import OfflineGateway
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.llm.registry import (
     gateway_call_deadline_seconds,
+    gateway_call_quiet_bound_seconds,
     gateway_get,
     gateway_stream_first_chunk_deadline_seconds,
     gateway_stream_idle_bound_seconds,
@@ -150,3 +151,18 @@ def test_system_check_reports_an_incomplete_provider_configuration(settings):
     assert error.id == "pantheon.E001" and "LLM_BASE_URL" in error.msg
     settings.LLM_PROVIDER = "offline"
     assert llm_provider_configured() == []
+
+
+@pytest.mark.parametrize(
+    ("first_token", "idle", "bound"),
+    [(None, 3.0, 5.0), (100.0, 3.0, 100.0), (None, 40.0, 40.0)],
+)
+def test_a_calls_quiet_bound_covers_a_plain_call_and_both_stream_bounds(settings, first_token, idle, bound):
+    """What sizes a turn's session claim: a stream allowed to wait longer than a plain call's
+    deadline keeps the claim that long too."""
+    settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = 5.0, 0
+    settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS, settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS = (
+        first_token,
+        idle,
+    )
+    assert gateway_call_quiet_bound_seconds() == bound
