@@ -11,7 +11,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
@@ -96,13 +96,7 @@ def session_claim_extend(*, claim: SessionClaim, ttl_seconds: float) -> SessionC
     )
     if not kept:
         return None
-    return SessionClaim(
-        session_id=claim.session_id,
-        token=claim.token,
-        last_turn_index=claim.last_turn_index,
-        expires_at=expires_at,
-        summary_due_through=claim.summary_due_through,
-    )
+    return replace(claim, expires_at=expires_at)
 
 
 def session_claim_release(*, claim: SessionClaim) -> None:

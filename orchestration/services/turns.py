@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from functools import partial
@@ -305,14 +305,15 @@ def _scope_load(
     session = session_get(user=request.user, session_id=request.session_id)
     agents = list(agent_list(room=session.room))
     priced = priced_models_get(aliases={a.model_alias for a in agents} | helpers)
-    replay = None
-    if request.idempotency_key:
-        replay = (
-            Turn.objects.filter(session=session, idempotency_key=request.idempotency_key)
-            .values_list("id", flat=True)
-            .first()
-        )
-    return session, agents, priced, replay
+    return session, agents, priced, _replay_turn_id(session_id=session.pk, key=request.idempotency_key)
+
+
+def _replay_turn_id(*, session_id: uuid.UUID, key: str | None) -> uuid.UUID | None:
+    """ORM path: the turn the session stores under ``key``, if any."""
+    if not key:
+        return None
+    turns = Turn.objects.filter(session_id=session_id, idempotency_key=key)
+    return turns.values_list("id", flat=True).first()
 
 
 def _replay(*, turn_id: uuid.UUID, request: TurnRequest) -> TurnOutcome:
@@ -438,13 +439,7 @@ def _claim_with_context(progress: TurnProgress) -> uuid.UUID | None:
         return claimed.replay_turn_id
     progress.claim = session_claim(session_id=session_id, token=progress.turn_id, ttl_seconds=ttl)
     try:
-        replay = (
-            Turn.objects.filter(session_id=session_id, idempotency_key=key)
-            .values_list("id", flat=True)
-            .first()
-            if key
-            else None
-        )
+        replay = _replay_turn_id(session_id=session_id, key=key)
         progress.context = session_context_load(
             session_id=session_id,
             next_turn_index=progress.claim.last_turn_index + 1,
@@ -811,13 +806,13 @@ def _turn_commit(progress: TurnProgress) -> TurnOutcome:
         audit.turn_id = turn.pk
     keep = None
     if turn.summary_triggered and progress.summary_share is not None:
-        keep = HoldRequest(**{**progress.summary_share.__dict__, "expires_at": summary_hold_expiry()})
+        keep = replace(progress.summary_share, expires_at=summary_hold_expiry())
     if turn_sql.fast_path():  # one statement, atomic by itself
         turn.turn_index = _turn_rows_write(progress, turn=turn, messages=messages, keep=keep)
     else:
         with transaction.atomic():
             turn.turn_index = _turn_rows_write_orm(progress, turn=turn, messages=messages, keep=keep)
-    progress.committed = True
+        progress.committed = True  # the fast path sets it as soon as its statement has returned
     if turn.summary_triggered:
         transaction.on_commit(partial(summary_enqueue, session_id=session.pk, through_index=turn.turn_index))
     logger.info("turn committed index=%s status=%s", turn.turn_index, status)
@@ -901,9 +896,7 @@ def _turn_rows_write_orm(
         events=progress.calls.events,
         hold=progress.hold,
         turn_id=turn.pk,
-        keep_for_summary=(
-            HoldRequest(**{**keep.__dict__, "covers_through_turn_index": index}) if keep else None
-        ),
+        keep_for_summary=(replace(keep, covers_through_turn_index=index) if keep else None),
     )
     due = (
         max(locked.summary_due_through or 0, index) if turn.summary_triggered else locked.summary_due_through
