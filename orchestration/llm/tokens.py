@@ -17,6 +17,10 @@ def _encoding() -> tiktoken.Encoding:
     return tiktoken.get_encoding(ENCODING_NAME)
 
 
+# A turn counts the same texts again and again — the input and the anchor once per candidate agent
+# and again for each re-plan, the routing prompt, the budget check — and an input of 100,000
+# characters takes ~8 ms to encode. The last few texts' counts are kept (at most 64 texts held).
+@lru_cache(maxsize=64)
 def count_text_tokens(text: str) -> int:
     if not text:
         return 0
