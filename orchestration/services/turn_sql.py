@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import connection
 
 from orchestration.context import HistoryTurn, SessionContext
+from orchestration.services.sequencing import SessionClaim
 from pantheon.db import row_select, rows_json, rows_recordset, table
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
@@ -126,8 +127,7 @@ def _priced(row: dict) -> PricedModel:
 
 @dataclass(frozen=True)
 class ClaimedContext:
-    last_turn_index: int
-    summary_due_through: int
+    claim: SessionClaim
     replay_turn_id: uuid.UUID | None
     context: SessionContext
 
@@ -202,8 +202,13 @@ def claim_and_context(
     last, due, stored_max, replay, summary_text, covered, history, all_tokens, all_count, anchor = row
     last_index = max(last, stored_max or 0)
     return ClaimedContext(
-        last_turn_index=last_index,
-        summary_due_through=due or 0,
+        claim=SessionClaim(
+            session_id=session_id,
+            token=token,
+            last_turn_index=last_index,
+            expires_at=expires_at,
+            summary_due_through=due or 0,
+        ),
         replay_turn_id=replay,
         context=SessionContext(
             summary_text=summary_text,

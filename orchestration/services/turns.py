@@ -414,28 +414,19 @@ def _claim_with_context(progress: TurnProgress) -> uuid.UUID | None:
     ttl = _claim_ttl(progress)
     if turn_sql.fast_path():
 
-        def attempt():
+        def attempt() -> turn_sql.ClaimedContext | None:
             now = timezone.now()
-            expires_at = now + timedelta(seconds=ttl)
-            claimed = turn_sql.claim_and_context(
+            return turn_sql.claim_and_context(
                 session_id=session_id,
                 token=progress.turn_id,
-                expires_at=expires_at,
+                expires_at=now + timedelta(seconds=ttl),
                 now=now,
                 idempotency_key=key,
                 max_history_tokens=max_history_tokens,
             )
-            return (claimed, expires_at) if claimed is not None else None
 
-        claimed, expires_at = claim_wait(attempt)
-        progress.claim = SessionClaim(
-            session_id=session_id,
-            token=progress.turn_id,
-            last_turn_index=claimed.last_turn_index,
-            expires_at=expires_at,
-            summary_due_through=claimed.summary_due_through,
-        )
-        progress.context = claimed.context
+        claimed = claim_wait(attempt)
+        progress.claim, progress.context = claimed.claim, claimed.context
         return claimed.replay_turn_id
     progress.claim = session_claim(session_id=session_id, token=progress.turn_id, ttl_seconds=ttl)
     try:
