@@ -10,8 +10,15 @@ PostgreSQL prepares it once per connection and never plans it again.
 import json
 from functools import cache
 
+from django.conf import settings
 from django.db import connections, models
 from django.db.models.fields import AutoFieldMixin
+
+
+def sql_fast_path() -> bool:
+    """Whether the hand-written single statements run (PostgreSQL, ``TURN_SQL_FAST_PATH`` on); else
+    the same steps run through the ORM — one switch for the turn's steps and the credit hold."""
+    return _connection().vendor == "postgresql" and settings.TURN_SQL_FAST_PATH
 
 
 def _connection():

@@ -45,10 +45,6 @@ from usage.models import (
 from usage.selectors import PricedModel
 
 
-def fast_path() -> bool:
-    return connection.vendor == "postgresql" and settings.TURN_SQL_FAST_PATH
-
-
 @dataclass(frozen=True)
 class TurnScope:
     session: ChatSession

@@ -68,6 +68,7 @@ from orchestration.services.sequencing import (
     session_claim_release,
 )
 from orchestration.services.summaries import summary_enqueue, summary_worst_case
+from pantheon.db import sql_fast_path
 from pantheon.errors import ApplicationError, NotFound
 from pantheon.limits import slot_acquire, slot_release
 from pantheon.logging import turn_log_context
@@ -288,7 +289,7 @@ def _scope_load(
     """The session (404 unless a live one of a live room the user owns), the room's agents, the
     catalog with its prices, and the turn stored under the request's Idempotency-Key, if any."""
     helpers = {settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS, settings.SUMMARY_MODEL_ALIAS}
-    if turn_sql.fast_path():
+    if sql_fast_path():
         try:
             session_id = uuid.UUID(str(request.session_id))
         except ValueError as exc:
@@ -412,7 +413,7 @@ def _claim_with_context(progress: TurnProgress) -> uuid.UUID | None:
     session_id, key = progress.session.pk, progress.request.idempotency_key
     max_history_tokens = max((b.tokens for b in progress.budgets.values()), default=0)
     ttl = _claim_ttl(progress)
-    if turn_sql.fast_path():
+    if sql_fast_path():
 
         def attempt() -> turn_sql.ClaimedContext | None:
             now = timezone.now()
@@ -798,7 +799,7 @@ def _turn_commit(progress: TurnProgress) -> TurnOutcome:
     keep = None
     if turn.summary_triggered and progress.summary_share is not None:
         keep = replace(progress.summary_share, expires_at=summary_hold_expiry())
-    if turn_sql.fast_path():  # one statement, atomic by itself
+    if sql_fast_path():  # one statement, atomic by itself
         turn.turn_index = _turn_rows_write(progress, turn=turn, messages=messages, keep=keep)
     else:
         with transaction.atomic():

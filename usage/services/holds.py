@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from pantheon.db import row_select, table
+from pantheon.db import row_select, sql_fast_path, table
 from pantheon.errors import PaymentRequired
 from pantheon.observability import HoldsSwept, observe
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
@@ -102,7 +102,7 @@ def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
     the balance between them.
     """
     row = CreditHold(**hold.__dict__)
-    if connection.vendor == "postgresql":
+    if sql_fast_path():
         placed = _hold_place_statement(row)
     else:
         with transaction.atomic():
