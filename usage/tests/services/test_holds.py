@@ -4,6 +4,7 @@ carved out of what was held, and the sweep freeing only what expired."""
 
 import logging
 import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -407,7 +408,10 @@ def test_a_hold_its_turn_settles_while_the_sweep_frees_it_is_released_once(user)
             list(CreditHold.objects.select_for_update().filter(pk=second.pk))
             locked.set()
             with connection.cursor() as cursor:  # until the sweep waits for this lock (or is done)
-                while not swept.wait(0.01):
+                deadline = time.monotonic() + 30
+                while not swept.wait(0.01) and time.monotonic() < deadline:
+                    # pg_stat_activity is a snapshot taken once per transaction unless cleared.
+                    cursor.execute("SELECT pg_stat_clear_snapshot()")
                     cursor.execute(
                         "SELECT count(*) FROM pg_stat_activity"
                         " WHERE datname = current_database() AND wait_event_type = 'Lock'"
