@@ -6,7 +6,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: run test faults install lint format worker beat bench fuzz check-deploy clean
+.PHONY: run serve test faults install lint format worker beat bench fuzz check-deploy clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,13 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
+# With no DATABASE_URL, `run` serves on the embedded PostgreSQL (var/postgres), stopped when it stops.
+EMBEDDED := $(BIN)/python -m pantheon.embedded_postgres
+
 run: install
+	@$(EMBEDDED) -- $(MAKE) --no-print-directory serve
+
+serve: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python manage.py seed_demo
@@ -26,9 +32,10 @@ run: install
 
 # pytest exits 5 when it collects nothing: make fails on it like any other failure, and says why.
 # `make test` leaves the fault suite (real components stopped mid-run) to `make faults` (pytest.ini).
+# DATABASE_URL unset and no server on 127.0.0.1:5432: the suite runs on the embedded PostgreSQL.
 test: install
 	@echo "$(BIN)/python -m pytest $(PYTEST_ARGS)"; \
-	status=0; $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
+	status=0; $(EMBEDDED) --when-no-server -- $(BIN)/python -m pytest $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$status
 

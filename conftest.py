@@ -204,11 +204,3 @@ def openai_gateway_make(fake_llm) -> Callable[..., OpenAIGateway]:
         )
 
     return make
-
-
-@pytest.fixture(params=["fast", "orm"])
-def turn_sql_path(request, settings):
-    """Run the test on both ways a turn reads and writes: one statement per step on PostgreSQL
-    (``orchestration/services/turn_sql.py``) and the ORM, as on SQLite."""
-    settings.TURN_SQL_FAST_PATH = request.param == "fast"
-    return request.param

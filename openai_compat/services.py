@@ -32,7 +32,7 @@ from openai_compat.fingerprint import (
 )
 from openai_compat.models import ApiKey, api_key_hash
 from orchestration.modes import agents_select_manual
-from orchestration.services.turns import (
+from orchestration.turns import (
     TurnOutcome,
     TurnProgress,
     TurnRequest,

@@ -1,5 +1,5 @@
 """Writing model instances in hand-written SQL: the one-statement writes of a turn
-(``orchestration.services.turn_sql``) and of credit holds insert rows this way.
+(``orchestration.turns.store``) and of credit holds insert rows this way.
 
 Columns come from the models' own fields, so a column added to a model is written here without a
 second list to keep in step. Several rows of a model travel as *one* JSON parameter expanded by
@@ -10,15 +10,8 @@ PostgreSQL prepares it once per connection and never plans it again.
 import json
 from functools import cache
 
-from django.conf import settings
 from django.db import connections, models
 from django.db.models.fields import AutoFieldMixin
-
-
-def sql_fast_path() -> bool:
-    """Whether the hand-written single statements run (PostgreSQL, ``TURN_SQL_FAST_PATH`` on); else
-    the same steps run through the ORM — one switch for the turn's steps and the credit hold."""
-    return _connection().vendor == "postgresql" and settings.TURN_SQL_FAST_PATH
 
 
 def _connection():

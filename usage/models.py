@@ -248,6 +248,11 @@ class LlmCallEvent(models.Model):
         help_text="The provider reported token counts or an id beyond what a column holds; they were "
         "clamped or cut.",
     )
+    provider_overshoot = models.BooleanField(
+        default=False,
+        help_text="The call cost more than its turn's hold could cover (the provider reported more "
+        "tokens than asked for): the rest is in credits unbilled, never taken from the balance.",
+    )
     # Reconciliation with the provider's own record of the generation (usage.services.reconciliation).
     reconciliation = models.CharField(
         max_length=20, choices=Reconciliation.choices, default=Reconciliation.PENDING, db_index=True

@@ -14,7 +14,7 @@ from typing import Any
 from openai_compat.api.errors import openai_application_error_body
 from openai_compat.api.serializers import PantheonTurnSerializer
 from openai_compat.services import ChatTurn, chat_turn_record
-from orchestration.services.turns import TurnOutcome
+from orchestration.turns import TurnOutcome
 from pantheon.errors import ApplicationError
 
 DONE = b"data: [DONE]\n\n"

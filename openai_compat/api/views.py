@@ -18,7 +18,7 @@ from openai_compat.api.authentication import ApiKeyAuthentication
 from openai_compat.api.completions import KEEPALIVE, CompletionChunks, completion_data
 from openai_compat.api.errors import openai_error_body, openai_exception_handler
 from openai_compat.services import ChatTurn, chat_turn_prepare, chat_turn_record
-from orchestration.services.turns import TurnOutcome, turn_run
+from orchestration.turns import TurnOutcome, turn_run
 from pantheon.api.authentication import BearerTokenAuthentication
 from pantheon.api.parsers import JSONParser
 from pantheon.api.streaming import EncodedStream, TurnStream

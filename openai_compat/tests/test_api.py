@@ -24,8 +24,8 @@ from pantheon.tests.ownership import OwnershipMatrix
 from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
-from usage.models import CreditAccount, CreditLedgerEntry
-from usage.tests.factories import UserFactory
+from usage.models import CreditLedgerEntry
+from usage.tests.factories import UserFactory, balance_set
 
 pytestmark = pytest.mark.django_db
 
@@ -149,7 +149,7 @@ def test_other_paths_of_the_endpoint_answer_404_in_the_openai_shape(api_client):
 
 
 def test_a_refusal_carries_the_native_extra_fields_and_no_retry(api_client, user, room):
-    CreditAccount.objects.filter(user=user).update(balance=0)
+    balance_set(user, 0)
     CreditLedgerEntry.objects.create(user=user, kind="adjustment", amount=-1000, balance_after=0)
     response = chat(api_client, room)
     error = assert_openai_error(response, 402, "insufficient_credits")

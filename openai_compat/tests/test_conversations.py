@@ -11,8 +11,8 @@ from openai_compat.errors import ModelNotFound
 from openai_compat.fingerprint import EMPTY, TranscriptMessage, fingerprint_of, turn_fingerprint
 from openai_compat.services import chat_turn_prepare, chat_turn_record
 from orchestration.errors import LlmUnavailable, NoAgentSelected
-from orchestration.services.turns import TurnOutcome, turn_execute, turn_request_build, turn_run
 from orchestration.testing.fake_server import Step
+from orchestration.turns import TurnOutcome, turn_execute, turn_request_build, turn_run
 from pantheon.errors import NotFound
 from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn

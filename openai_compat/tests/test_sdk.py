@@ -16,7 +16,8 @@ from openai_compat.fingerprint import EMPTY, turn_fingerprint
 from orchestration.testing.fake_server import Step
 from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Turn
-from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
+from usage.models import CreditLedgerEntry, LlmCallEvent
+from usage.tests.factories import balance_set
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -176,7 +177,7 @@ def test_a_manual_tag_reaches_only_that_agent(client, room, fake_llm):
 
 
 def _out_of_credits(user) -> None:
-    CreditAccount.objects.filter(user=user).update(balance=0)
+    balance_set(user, 0)
     CreditLedgerEntry.objects.create(user=user, kind="adjustment", amount=-1000, balance_after=0)
 
 

@@ -24,10 +24,17 @@ from pantheon.logging import turn_log_context
 from pantheon.observability import SummaryObserved, observe
 from sessions_app.models import ChatSession, SessionSummary, Turn
 from usage.metering import Charge, charge_compute
-from usage.models import CreditLedgerEntry
+from usage.models import CreditHold, CreditLedgerEntry
 from usage.selectors import PricedModel, priced_models_get
 from usage.services.events import usage_events_commit, usage_events_write_orphaned
-from usage.services.holds import credit_hold_release, summary_hold_find
+from usage.services.holds import (
+    HoldRequest,
+    InsufficientCredits,
+    credit_hold_place,
+    credit_hold_release,
+    summary_hold_expiry,
+    summary_hold_find,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +75,8 @@ def session_summary_generate(
         )
         alias = settings.SUMMARY_MODEL_ALIAS
         model = priced_models_get(aliases={alias}).get(alias)
+        if hold is None and model is not None:
+            hold = _summary_hold_place(session=session, through_index=through_index, model=model)
         budget = _summary_budget(model)
         transcript = _transcript_within(
             session=session,
@@ -135,6 +144,33 @@ def session_summary_generate(
         )
         observe(SummaryObserved(outcome="made", session_id=str(session.pk), through_index=through_index))
         return summary
+
+
+def _summary_hold_place(*, session: ChatSession, through_index: int, model: PricedModel) -> CreditHold | None:
+    """A summary found without its hold (the turn could not keep a share, or the sweep freed it)
+    reserves its own worst case before its first call. If the balance cannot cover it the summary is
+    still made — the session's agents need it — and its cost stays unbilled: nothing is ever charged
+    beyond a hold."""
+    worst = summary_worst_case(priced={model.alias: model})
+    try:
+        return credit_hold_place(
+            hold=HoldRequest(
+                user_id=session.room.owner_id,
+                kind=CreditHold.Kind.SUMMARY,
+                amount=worst.credits,
+                cost_usd=worst.cost_usd,
+                model_alias=model.alias,
+                room_id=session.room_id,
+                session_id=session.pk,
+                covers_through_turn_index=through_index,
+                expires_at=summary_hold_expiry(),
+            )
+        )
+    except InsufficientCredits:
+        logger.warning("summary through %s made unbilled: the balance cannot cover its hold", through_index)
+    except IntegrityError:  # a concurrent run of the same summary holds it
+        logger.info("summary through %s: its hold is another run's", through_index)
+    return None
 
 
 def _summary_budget(model: PricedModel | None) -> Budget:

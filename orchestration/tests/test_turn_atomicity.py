@@ -3,37 +3,28 @@
 import pytest
 from django.db import DatabaseError
 
-from orchestration.services import turn_sql, turns
+from orchestration.turns import store
 from sessions_app.models import ChatSession, Message, Turn, TurnContextAudit
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
+pytestmark = pytest.mark.django_db
 
 
-def _commit_fails(monkeypatch, turn_sql_path):
-    """Make the commit fail: the one statement of the PostgreSQL path errors out; the ORM path writes
-    every row inside its transaction, then the transaction dies. Returns what undoes it."""
-    if turn_sql_path == "fast":
-        real, name, owner = turn_sql.turn_write, "turn_write", turn_sql
+def _commit_fails(monkeypatch):
+    """Make the commit's one statement fail. Returns what undoes it."""
+    real = store.turn_write
 
-        def failing(**kwargs):
-            raise DatabaseError("could not extend file: No space left on device")
+    def failing(**kwargs):
+        raise DatabaseError("could not extend file: No space left on device")
 
-    else:
-        real, name, owner = turns._turn_rows_write_orm, "_turn_rows_write_orm", turns
-
-        def failing(*args, **kwargs):
-            real(*args, **kwargs)  # the turn, messages, audits and events are written in the atomic block…
-            raise RuntimeError("disk full")  # …and then the transaction dies
-
-    monkeypatch.setattr(owner, name, failing)
-    return lambda: monkeypatch.setattr(owner, name, real)
+    monkeypatch.setattr(store, "turn_write", failing)
+    return lambda: monkeypatch.setattr(store, "turn_write", real)
 
 
 def test_failure_before_commit_leaves_no_turn_and_orphans_each_call(
-    session, user, fake_llm, monkeypatch, turn_sql_path, turn_post
+    session, user, fake_llm, monkeypatch, turn_post
 ):
-    undo = _commit_fails(monkeypatch, turn_sql_path)
+    undo = _commit_fails(monkeypatch)
     balance = CreditAccount.objects.get(user=user).balance
 
     response = turn_post("@writer @critic go")

@@ -11,7 +11,6 @@ from sessions_app.tests.factories import SessionFactory
 # a lone writer's.
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.usefixtures("turn_sql_path"),
     pytest.mark.room(("writer", "deepseek")),
 ]
 
@@ -112,9 +111,7 @@ def test_failed_history_turns_are_not_counted(session, fake_llm, turn_post):
     assert "USER-3:" not in text and "USER-4:" in text
 
 
-def test_queries_per_turn_do_not_grow_with_session_length(
-    api_client, room, fake_llm, turn_sql_path, turn_post
-):
+def test_queries_per_turn_do_not_grow_with_session_length(api_client, room, fake_llm, turn_post):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -127,7 +124,5 @@ def test_queries_per_turn_do_not_grow_with_session_length(
             assert turn_post("@writer go", session=session).status_code == 201
         counts[length] = len(queries), session.turns.get(turn_index=length + 1).summary_triggered
     # The sessions with history also ask for a summary (every 8th turn / 70 %), whose credit hold is
-    # one more row: in the one-statement write on PostgreSQL, no more statements; through the ORM, one.
-    # Beyond that, the length of the history changes nothing.
-    extra = 0 if turn_sql_path == "fast" else 1
-    assert counts[10] == counts[300] == (counts[0][0] + extra, True), counts
+    # one more row of the same commit statement; the length of the history changes nothing.
+    assert counts[10] == counts[300] == (counts[0][0], True), counts

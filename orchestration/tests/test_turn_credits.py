@@ -10,34 +10,21 @@ from django.utils import timezone
 
 from orchestration.llm.offline import OfflineGateway
 from orchestration.services.summaries import session_summary_generate
-from orchestration.services.turns import turn_execute, turn_request_build
 from orchestration.testing.fake_server import Step
+from orchestration.turns import turn_execute, turn_request_build
 from pantheon.limits import slot_acquire
 from rooms.tests.factories import AgentFactory
 from sessions_app.models import Message, SessionSummary, Turn, TurnContextAudit
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.services.holds import HoldRequest, credit_hold_place, credit_holds_sweep
+from usage.tests.factories import balance_set
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.usefixtures("turn_sql_path"),
     pytest.mark.room(("writer", "deepseek"), ("critic", "qwen")),
 ]
 
 WRITER, CRITIC = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
-
-
-def balance_set(user, amount: Decimal) -> None:
-    """Make the user's balance ``amount`` through a ledger entry, as an operator would."""
-    account = CreditAccount.objects.get(user=user)
-    CreditLedgerEntry.objects.create(
-        user=user,
-        kind=CreditLedgerEntry.Kind.ADJUSTMENT,
-        amount=amount - account.balance,
-        balance_after=amount,
-        note="test",
-    )
-    CreditAccount.objects.filter(user=user).update(balance=amount)
 
 
 def assert_books_balance(user) -> None:
@@ -259,10 +246,13 @@ def test_a_summary_never_overdraws_the_balance(user, session, fake_llm, turn_pos
     balance_set(user, Decimal("0.01"))
     summary = session_summary_generate(session_id=session.pk, through_index=3)
     assert summary is not None
+    # Without a hold of its own (the balance cannot cover one), nothing is charged: the summary is
+    # made, its cost recorded unbilled.
     events = LlmCallEvent.objects.filter(purpose__in=["summary", "extraction"])
-    assert sum(e.credits_burned for e in events) == Decimal("0.01")
+    assert sum(e.credits_burned for e in events) == 0
     assert sum(e.credits_unbilled for e in events) > 0
-    assert CreditAccount.objects.get(user=user).balance == 0
+    assert all(e.provider_overshoot for e in events)
+    assert CreditAccount.objects.get(user=user).balance == Decimal("0.01")
     assert_books_balance(user)
 
 

@@ -15,12 +15,12 @@ from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
+from usage.tests.factories import balance_set
 
 # serialized_rollback: the flush after a transactional test must not lose the seeded catalog.
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.integration,
-    pytest.mark.usefixtures("turn_sql_path"),
 ]
 
 
@@ -52,14 +52,6 @@ def room_with_sessions(user, count: int) -> list:
     AgentFactory(room=room, agent_key="writer", name="Writer", model_alias="deepseek", position=0)
     AgentFactory(room=room, agent_key="critic", name="Critic", model_alias="qwen", position=1)
     return [SessionFactory(room=room) for _ in range(count)]
-
-
-def balance_set(user, amount: Decimal) -> None:
-    account = CreditAccount.objects.get(user=user)
-    CreditLedgerEntry.objects.create(
-        user=user, kind="adjustment", amount=amount - account.balance, balance_after=amount, note="test"
-    )
-    CreditAccount.objects.filter(user=user).update(balance=amount)
 
 
 def test_twenty_turns_with_credits_for_three_worst_cases_exactly_three_succeed(user, fake_llm, settings):

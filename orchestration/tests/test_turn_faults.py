@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from orchestration.services.turns import turn_prepare, turn_request_build, turn_run
 from orchestration.testing.fake_server import Step
+from orchestration.turns import turn_prepare, turn_request_build, turn_run
 from sessions_app.models import ChatSession, Turn
 from usage.models import CreditAccount, LlmCallEvent
 
@@ -131,7 +131,7 @@ def test_orchestrator_accepts_legacy_single_key_and_dedupes(fake_llm, turn_post)
 def test_a_provider_bug_fails_only_that_call(user, session):
     """A gateway that raises something unexpected: that agent fails, the other still answers."""
     from orchestration.llm.offline import OfflineGateway
-    from orchestration.services.turns import turn_execute, turn_request_build
+    from orchestration.turns import turn_execute, turn_request_build
 
     class BrokenForWriter(OfflineGateway):
         def complete(self, request):

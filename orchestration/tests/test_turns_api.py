@@ -8,8 +8,9 @@ from rooms.tests.factories import RoomFactory
 from sessions_app.models import Message, Turn, TurnContextAudit
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditLedgerEntry, LlmCallEvent
+from usage.tests.factories import balance_set
 
-pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("turn_sql_path")]
+pytestmark = pytest.mark.django_db
 
 
 def test_manual_mode_dispatches_tags_in_order_each_once(turn_post):
@@ -138,7 +139,7 @@ def test_idempotency_key_with_another_body_is_422(turn_post):
 
 
 def test_insufficient_credits_is_402_before_any_call(user, turn_post):
-    CreditAccount.objects.filter(user=user).update(balance=Decimal("0.0001"))
+    balance_set(user, "0.0001")
     response = turn_post("@writer hello")
     assert response.status_code == 402 and response.json()["code"] == "insufficient_credits"
     assert Decimal(response.json()["required_credits"]) > Decimal("0.0001")

@@ -23,7 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from orchestration.services.turns import TurnProgress, turn_run
+from orchestration.turns import TurnProgress, turn_run
 from pantheon.api.timing import request_timing_current
 from pantheon.errors import ApplicationError, ServiceUnavailable
 

@@ -1,7 +1,8 @@
 """Pantheon settings: everything is read from the environment (see .env.example).
 
-With no environment at all the app runs on the embedded default: SQLite under var/, Celery tasks
-executed eagerly, and the offline LLM provider.
+With no environment at all the app runs on the embedded default: the embedded PostgreSQL under var/
+(started by ``make run``, pantheon/embedded_postgres.py), Celery tasks executed eagerly, and the offline
+LLM provider.
 """
 
 from decimal import Decimal
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import environ
 
+from pantheon.embedded_postgres import running_url
 from pantheon.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -95,23 +97,15 @@ def postgres_options() -> dict:
     }
 
 
-# PostgreSQL (psycopg 3) when DATABASE_URL is set; SQLite under var/ otherwise.
-if env("DATABASE_URL", default=""):
-    DATABASES = {"default": env.db("DATABASE_URL")}
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    DATABASES["default"]["OPTIONS"] = postgres_options()
-else:
-    VAR_DIR.mkdir(exist_ok=True)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env.str("PANTHEON_SQLITE_PATH", default=str(VAR_DIR / "pantheon.sqlite3")),
-            # Immediate transactions take the write lock at BEGIN, so concurrent turns queue on the
-            # busy timeout instead of failing with "database is locked" on a lock upgrade.
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
-        }
-    }
+# PostgreSQL, the only engine (psycopg 3): DATABASE_URL, else the embedded server of ``make run`` when
+# it runs (var/postgres), else the local server's default address.
+DATABASE_URL = (
+    env("DATABASE_URL", default="") or running_url() or "postgres://postgres@127.0.0.1:5432/pantheon"
+)
+DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"]["OPTIONS"] = postgres_options()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Usernames are unique regardless of case, and a login may give one in any case.
@@ -301,9 +295,6 @@ TURNS_IN_FLIGHT_PER_USER = env.int("TURNS_IN_FLIGHT_PER_USER", default=4)
 # A summary's credit hold is freed by the sweep if the summary is not made within this time.
 SUMMARY_HOLD_SECONDS = env.int("SUMMARY_HOLD_SECONDS", default=3600)
 HOLDS_SWEEP_INTERVAL_SECONDS = env.int("HOLDS_SWEEP_INTERVAL_SECONDS", default=60)
-# PostgreSQL: a turn's reads and writes as one statement per step (orchestration/services/turn_sql.py);
-# off, the same steps run through the ORM, as on SQLite.
-TURN_SQL_FAST_PATH = env.bool("TURN_SQL_FAST_PATH", default=True)
 # A streamed turn sends a comment line after this many seconds of silence (proxies close idle streams).
 TURN_STREAM_KEEPALIVE_SECONDS = env.float("TURN_STREAM_KEEPALIVE_SECONDS", default=15.0)
 TURN_CONFLICT_RETRY_AFTER_SECONDS = env.int("TURN_CONFLICT_RETRY_AFTER_SECONDS", default=2)

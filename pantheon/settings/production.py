@@ -12,7 +12,9 @@ DEBUG = False
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 if not env("DATABASE_URL", default=""):
-    raise ImproperlyConfigured("Set DATABASE_URL: production runs on PostgreSQL, never on SQLite.")
+    raise ImproperlyConfigured(
+        "Set DATABASE_URL: production runs on a PostgreSQL server of its own, never the embedded one."
+    )
 
 # JSON lines unless told otherwise: production logs go to a pipeline, not a terminal.
 LOG_FORMAT = env("LOG_FORMAT", default="json")

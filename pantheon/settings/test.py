@@ -1,16 +1,13 @@
-"""Test overrides. PostgreSQL is the suite's database: DATABASE_URL, or the local server on
-127.0.0.1:5432. Outside CI, a laptop without PostgreSQL falls back to SQLite with a warning; with
-CI=true a missing PostgreSQL is an error."""
+"""Test overrides. The suite runs on PostgreSQL: DATABASE_URL, or the local server on 127.0.0.1:5432.
+``make test`` starts the embedded PostgreSQL (pantheon/embedded_postgres.py) when DATABASE_URL is unset
+and nothing answers there, so a laptop with no server runs the real suite too."""
 
-import os
 import sys
-import warnings
 
 from .base import *  # noqa: F403
 from .base import env, postgres_options
 
 TEST_DATABASE_URL = env("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/pantheon")
-IN_CI = env.bool("CI", default=False)
 
 
 def _postgres_reachable(url: str) -> bool:
@@ -31,20 +28,12 @@ def _postgres_reachable(url: str) -> bool:
     return True
 
 
-if _postgres_reachable(TEST_DATABASE_URL):
-    DATABASES = {"default": {**env.db_url_config(TEST_DATABASE_URL), "OPTIONS": postgres_options()}}
-elif IN_CI:
-    sys.exit(f"CI=true but PostgreSQL is not reachable at {TEST_DATABASE_URL}")
-else:
-    warnings.warn("PostgreSQL unreachable: running the suite on SQLite (laptop fallback)", stacklevel=1)
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": ":memory:",
-            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
-            "TEST": {"NAME": os.path.join(str(VAR_DIR), "test.sqlite3")},  # noqa: F405
-        }
-    }
+if not _postgres_reachable(TEST_DATABASE_URL):
+    sys.exit(
+        f"PostgreSQL is not reachable at {TEST_DATABASE_URL}: run the suite with `make test` (it starts the "
+        "embedded PostgreSQL when no server answers on 127.0.0.1:5432) or set DATABASE_URL."
+    )
+DATABASES = {"default": {**env.db_url_config(TEST_DATABASE_URL), "OPTIONS": postgres_options()}}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True

@@ -16,7 +16,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from orchestration.services.turns import (
+from orchestration.turns import (
     TurnOutcome,
     TurnRequest,
     turn_execute,

@@ -17,6 +17,7 @@ from orchestration.services.calls import reply_clean
 from orchestration.testing.fake_server import Step
 from sessions_app.models import ChatSession, Message, Turn
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
+from usage.tests.factories import balance_set
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -219,7 +220,7 @@ def test_a_client_that_leaves_gets_its_agent_finished_and_the_turn_committed_par
 
 
 def test_a_refusal_before_the_first_call_stays_json(live_server, token, user, session, fake_llm):
-    CreditAccount.objects.filter(user=user).update(balance=0)
+    balance_set(user, 0)
     CreditLedgerEntry.objects.create(user=user, kind="adjustment", amount=-1000, balance_after=0)
     stream = EventStream(live_server, token, session, {"user_input": "@writer go", "stream": True})
     assert stream.response.status == 402

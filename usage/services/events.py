@@ -15,7 +15,8 @@ from django.db import transaction
 
 from usage.metering import Price, charge_compute
 from usage.models import MONEY, CreditHold, CreditLedgerEntry, LlmCallEvent
-from usage.services.holds import HoldRequest, Settlement, credit_hold_settle
+from usage.services.holds import HoldRequest, credit_hold_settle
+from usage.services.settlement import Settlement, charges_split
 
 logger = logging.getLogger(__name__)
 
@@ -153,17 +154,16 @@ def usage_events_charge(events: Sequence[LlmCallEvent]) -> Decimal:
 def usage_events_bill(
     *, events: Sequence[LlmCallEvent], debited: Decimal, user_id: int, turn_id: uuid.UUID | None
 ) -> None:
-    """Give each event its turn and its share of the ``debited`` credits: the events are debited in
-    order, and each keeps what could not be billed (beyond the hold and the balance) in
-    ``credits_unbilled``."""
-    unbilled = usage_events_charge(events) - debited
-    left = debited
-    for event in events:
+    """Give each event its turn and its share of the ``debited`` credits, in order
+    (``usage.services.settlement.charges_split``): what could not be billed (beyond the hold) stays on
+    the event as ``credits_unbilled``, flagged ``provider_overshoot``."""
+    charges = [e.credits_burned if e.billable else Decimal(0) for e in events]
+    for event, (burned, unbilled) in zip(events, charges_split(charges, debited), strict=True):
         event.turn_id = turn_id
-        if event.billable and event.credits_burned > left:
-            event.credits_unbilled = event.credits_burned - left
-            event.credits_burned = left
-        left -= event.credits_burned if event.billable else 0
+        if event.billable:
+            event.credits_burned, event.credits_unbilled = burned, unbilled
+            event.provider_overshoot = unbilled > 0
+    unbilled = sum(charges, Decimal(0)) - debited
     if unbilled:
         logger.error(
             "usage beyond the hold: %s credits could not be billed to user %s (flagged on the events)",

@@ -7,8 +7,9 @@ The invariants, whatever the concurrency:
 - ``CreditAccount.held`` is the sum of the user's ``CreditHold`` rows;
 - a hold is placed with one conditional UPDATE (``balance − held ≥ amount``), so two turns can never
   both reserve the same credits;
-- a debit never takes more than the balance minus the *other* holds: should a provider report more
-  than was held, the rest is recorded on the event as unbilled instead of overdrawing the account.
+- a debit never takes more than was held, nor more than the balance minus the *other* holds: should a
+  provider report more than was held, the rest is recorded on the events as unbilled
+  (``provider_overshoot``) instead of being taken from the balance (``usage.services.settlement``).
 """
 
 import logging
@@ -22,11 +23,12 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from pantheon.db import row_select, sql_fast_path, table
+from pantheon.db import row_select, table
 from pantheon.errors import PaymentRequired
 from pantheon.observability import HoldsSwept, observe
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.selectors import credit_account_figures
+from usage.services.settlement import Settlement, settlement_compute
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -60,41 +62,6 @@ class HoldRequest:
     covers_through_turn_index: int | None = None
 
 
-@dataclass(frozen=True)
-class Settlement:
-    """What a commit debited; ``unbilled`` is what it could not (beyond the hold and the balance).
-    ``held_after`` and ``kept`` (the part of the hold moved to the summary's) are the account's new
-    figures."""
-
-    debited: Decimal
-    unbilled: Decimal
-    balance_after: Decimal
-    held_after: Decimal = ZERO
-    kept: Decimal = ZERO
-
-
-def settlement_compute(
-    *, balance: Decimal, held: Decimal, released: Decimal, charge: Decimal, keep: Decimal
-) -> Settlement:
-    """The money of a commit, from the locked account's figures: ``released`` is the hold being
-    settled (0 if the sweep took it), ``charge`` what the calls cost the user, ``keep`` the summary's
-    share to move into a hold of its own (never more than was held).
-
-    The debit is capped at what the balance covers once the *other* holds — and the share kept for
-    the summary — are kept whole, so the balance never goes below zero, nor below what stays held.
-    """
-    kept = min(keep, released)
-    coverable = max(balance - (held - released) - kept, ZERO)
-    debited = min(charge, coverable)
-    return Settlement(
-        debited=debited,
-        unbilled=charge - debited,
-        balance_after=balance - debited,
-        held_after=held - (released - kept),
-        kept=kept,
-    )
-
-
 def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
     """Reserve ``hold.amount`` of the user's available credits, or raise ``InsufficientCredits``.
 
@@ -102,15 +69,7 @@ def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
     the balance between them.
     """
     row = CreditHold(**hold.__dict__)
-    if sql_fast_path():
-        placed = _hold_place_statement(row)
-    else:
-        with transaction.atomic():
-            placed = CreditAccount.objects.filter(
-                user_id=hold.user_id, balance__gte=F("held") + hold.amount
-            ).update(held=F("held") + hold.amount, updated_at=timezone.now())
-            if placed:
-                row.save(force_insert=True)
+    placed = _hold_place_statement(row)
     if not placed:
         available = credit_account_figures(user_id=hold.user_id)["credits_available"]
         raise InsufficientCredits(available=available, required=hold.amount)
@@ -119,7 +78,7 @@ def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
 
 
 def _hold_place_statement(row: CreditHold) -> bool:
-    """PostgreSQL: the conditional UPDATE and the hold's row in one statement."""
+    """The conditional UPDATE and the hold's row in one statement."""
     columns, select, params = row_select(row, computed={"user_id": "reserved.user_id"})
     sql = (
         f"WITH reserved AS (UPDATE {table(CreditAccount)} SET held = held + %s, updated_at = %s "

@@ -88,6 +88,14 @@ class CreditLedgerEntryFactory(factory.django.DjangoModelFactory):
             )
 
 
+def balance_set(user, amount: Decimal | str) -> None:
+    """Bring the user's balance to ``amount`` through an adjustment in the ledger, as an operator
+    would: the books (balance = the ledger's sum) stay true."""
+    difference = Decimal(amount) - CreditAccount.objects.get(user=user).balance
+    if difference:
+        CreditLedgerEntryFactory(user=user, amount=difference, note="test: balance set")
+
+
 class CreditHoldFactory(factory.django.DjangoModelFactory):
     """Credits reserved by work in flight; the account's ``held`` rises by the same amount."""
 

@@ -187,18 +187,37 @@ def test_a_settled_hold_debits_the_charge_and_releases_the_rest(user):
 @pytest.mark.parametrize(
     ("charge", "debited", "unbilled"),
     [
-        (Decimal("4"), Decimal("4"), 0),  # exactly the balance minus the other holds
-        (Decimal("4") + UNIT, Decimal("4"), UNIT),  # one unit more is left unbilled
+        (Decimal("3"), Decimal("3"), 0),  # exactly what was held
+        (Decimal("3") + UNIT, Decimal("3"), UNIT),  # one unit more is left unbilled (balance or not)
         (Decimal("2.5"), Decimal("2.5"), 0),  # less than the hold: the rest is released
+    ],
+)
+def test_the_debit_is_capped_at_what_was_held(user, charge, debited, unbilled):
+    CreditHoldFactory(user=user, amount=Decimal("5"))  # other turns in flight keep 5 whole
+    hold = credit_hold_place(hold=_request(user, "3"))  # 2 credits stay free: never taken
+    settlement = _settle(user, hold, charge)
+    assert (settlement.debited, settlement.unbilled) == (debited, unbilled)
+    account = _account(user)
+    assert (account.balance, account.held) == (10 - debited, 5)
+    assert settlement.balance_after == account.balance
+    _assert_books(user)
+
+
+@pytest.mark.parametrize(
+    ("charge", "debited", "unbilled"),
+    [
+        (Decimal("2"), Decimal("2"), 0),  # exactly the balance minus the other holds
+        (Decimal("2") + UNIT, Decimal("2"), UNIT),  # one unit more is left unbilled
     ],
 )
 def test_the_debit_is_capped_at_the_balance_minus_the_other_holds(user, charge, debited, unbilled):
     CreditHoldFactory(user=user, amount=Decimal("6"))  # other turns in flight keep 6 whole
     hold = credit_hold_place(hold=_request(user, "3"))
+    CreditLedgerEntryFactory(user=user, amount=Decimal("-2"))  # balance 8 while 9 are held
     settlement = _settle(user, hold, charge)
     assert (settlement.debited, settlement.unbilled) == (debited, unbilled)
     account = _account(user)
-    assert (account.balance, account.held) == (10 - debited, 6)
+    assert (account.balance, account.held) == (8 - debited, 6)
     assert settlement.balance_after == account.balance
     _assert_books(user)
 
@@ -208,9 +227,9 @@ def test_a_hold_already_swept_counts_as_zero(user):
     hold = credit_hold_place(hold=_request(user, "3"))
     credit_hold_release(hold=hold)  # as the sweep frees it after its expiry
     settlement = _settle(user, hold, "5")
-    # Nothing of this hold is held any more: the debit still leaves the other holds whole.
-    assert (settlement.debited, settlement.unbilled) == (4, 1)
-    assert (_account(user).balance, _account(user).held) == (6, 6)
+    # Nothing of this hold is held any more: nothing may be debited, the whole charge is unbilled.
+    assert (settlement.debited, settlement.unbilled) == (0, 5)
+    assert (_account(user).balance, _account(user).held) == (10, 6)
     _assert_books(user)
 
 
@@ -225,10 +244,10 @@ def test_a_debit_never_takes_the_balance_below_what_other_holds_overreach(user):
     _assert_books(user)
 
 
-def test_a_settlement_without_a_hold_debits_what_the_balance_covers(user):
+def test_a_settlement_without_a_hold_debits_nothing(user):
     settlement = _settle(user, None, "12")
-    assert (settlement.debited, settlement.unbilled, settlement.balance_after) == (10, 2, 0)
-    assert (_account(user).balance, _account(user).held) == (0, 0)
+    assert (settlement.debited, settlement.unbilled, settlement.balance_after) == (0, 12, 10)
+    assert (_account(user).balance, _account(user).held) == (10, 0)
     _assert_books(user)
 
 
@@ -252,21 +271,22 @@ def _summary_share(user, amount, session_id) -> HoldRequest:
 
 
 @pytest.mark.parametrize(
-    ("share", "kept"),
+    ("share", "kept", "debited"),
     [
-        (Decimal("1.5"), Decimal("1.5")),  # part of the hold moves into the summary's own
-        (Decimal("4"), Decimal("4")),  # all of it
-        (Decimal("6"), Decimal("4")),  # never more than was held
+        (Decimal("1.5"), Decimal("1.5"), 1),  # part of the hold moves into the summary's own
+        (Decimal("3.5"), Decimal("3.5"), Decimal("0.5")),  # the turn may use only what is left
+        (Decimal("4"), Decimal("4"), 0),  # all of it: the turn's charge goes unbilled
+        (Decimal("6"), Decimal("4"), 0),  # never more than was held
     ],
 )
-def test_the_summary_share_stays_held_for_the_summary_up_to_what_was_held(user, share, kept):
+def test_the_summary_share_stays_held_for_the_summary_up_to_what_was_held(user, share, kept, debited):
     session_id = uuid.uuid4()
     hold = credit_hold_place(hold=_request(user, "4"))
     settlement = _settle(user, hold, "1", keep_for_summary=_summary_share(user, share, session_id))
-    assert settlement.debited == 1
+    assert (settlement.debited, settlement.unbilled) == (debited, 1 - debited)
     summary_hold = summary_hold_find(session_id=session_id, through_index=8)
     assert (summary_hold.kind, summary_hold.amount) == ("summary", kept)
-    assert (_account(user).balance, _account(user).held) == (9, kept)
+    assert (_account(user).balance, _account(user).held) == (10 - debited, kept)
     _assert_books(user)
 
 
@@ -275,7 +295,7 @@ def test_a_swept_hold_leaves_no_share_for_the_summary(user):
     hold = credit_hold_place(hold=_request(user, "4"))
     credit_hold_release(hold=hold)
     _settle(user, hold, "1", keep_for_summary=_summary_share(user, "2", session_id))
-    assert (_account(user).balance, _account(user).held) == (9, 0)
+    assert (_account(user).balance, _account(user).held) == (10, 0)
     _assert_books(user)
 
 

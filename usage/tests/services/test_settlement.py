@@ -3,7 +3,7 @@ unbilled — pure arithmetic on the locked account's figures."""
 
 from decimal import Decimal as D
 
-from usage.services.holds import settlement_compute
+from usage.services.settlement import settlement_compute
 
 
 def test_the_actual_cost_is_debited_and_the_rest_of_the_hold_released():
@@ -19,14 +19,23 @@ def test_the_summary_share_stays_held_and_is_never_spent_by_the_turn():
     assert s.balance_after >= s.held_after
 
 
+def test_a_charge_never_exceeds_what_was_held():
+    # A provider reporting 10¹⁸ tokens: the hold is debited, the rest stays unbilled, the balance
+    # beyond the hold is never touched.
+    s = settlement_compute(balance=D(1000), held=D(2), released=D(2), charge=D(10) ** 18, keep=D(0))
+    assert (s.debited, s.unbilled, s.balance_after, s.held_after) == (D(2), D(10) ** 18 - 2, D(998), D(0))
+
+
 def test_other_turns_holds_are_kept_whole():
-    s = settlement_compute(balance=D(20), held=D(15), released=D(5), charge=D(30), keep=D(0))
-    assert (s.debited, s.unbilled, s.balance_after, s.held_after) == (D(10), D(20), D(10), D(10))
+    # Balance 12, 15 held of which 5 by this turn (an operator took credits meanwhile): the debit
+    # leaves the other 10 whole.
+    s = settlement_compute(balance=D(12), held=D(15), released=D(5), charge=D(30), keep=D(0))
+    assert (s.debited, s.unbilled, s.balance_after, s.held_after) == (D(2), D(28), D(10), D(10))
 
 
 def test_a_hold_already_swept_counts_as_zero_and_keeps_nothing():
     s = settlement_compute(balance=D(3), held=D(1), released=D(0), charge=D(5), keep=D(2))
-    assert (s.debited, s.kept, s.balance_after, s.held_after) == (D(2), D(0), D(1), D(1))
+    assert (s.debited, s.kept, s.balance_after, s.held_after) == (D(0), D(0), D(3), D(1))
 
 
 def test_a_balance_below_what_others_hold_debits_nothing():

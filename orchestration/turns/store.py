@@ -1,34 +1,37 @@
-"""A turn's reads and writes as single PostgreSQL statements: the fast path (docs/performance.md).
-
-A turn needs four steps of the database, and on PostgreSQL each is one statement:
+"""The turn's database steps, each one PostgreSQL statement, written once (docs/transactions.md):
 
 1. ``scope_load`` — the session (live, of a live room the user owns), the room's live agents, the
    active catalog with its prices, and the turn already stored under the request's Idempotency-Key;
 2. ``claim_and_context`` — claim the session and, in the same statement, read its counters, the turn
    stored under the key (a twin may have committed), the latest summary, the history window and the
-   anchor;
+   anchor (``claim_wait`` retries it while another turn holds the session);
 3. the credit hold (``usage.services.holds.credit_hold_place``);
 4. ``turn_write`` — the commit: the turn, its messages, audits and usage events, the hold's
-   settlement on the locked credit account, the ledger entry and the summary's hold, and the
-   session's counter and claim release — atomic as one statement, with no transaction around it.
- Everywhere else (SQLite, the embedded default) the same steps run
-through the ORM (``orchestration.selectors``, ``orchestration.services.sequencing``,
-``usage.services.holds``); the turn tests run both.
+   settlement on the locked credit account (``usage.services.settlement``), the ledger entry and the
+   summary's hold, the session's counter and claim release — atomic as one statement, with no
+   transaction around it.
 
-Rows are written from model instances, through each field's own database preparation, so a column
-added to a model is written here without a second list of columns to keep in step.
+A claim is a token and an expiry on the session row, so a worker that died mid-turn cannot block the
+session for ever; ``claim_extend`` renews it during a long answer, ``claim_release`` gives it back
+without a turn. Rows are written from model instances, through each field's own database preparation
+(``pantheon.db``), so a column added to a model is written here without a second list to keep in step.
 """
 
+import random
+import time
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
 from orchestration.context import HistoryTurn, SessionContext
-from orchestration.services.sequencing import SessionClaim
+from orchestration.errors import TurnConflict
 from pantheon.db import row_select, rows_json, rows_recordset, table
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
@@ -43,15 +46,46 @@ from usage.models import (
     PricingVersion,
 )
 from usage.selectors import PricedModel
+from usage.services.settlement import (
+    EVENT_BURNED_SQL,
+    SETTLEMENT_SQL,
+    charge_prefixes,
+    settlement_params,
+)
+
+T = TypeVar("T")
+FAILED = Turn.Status.FAILED.value  # failed turns are never part of a context
 
 
 @dataclass(frozen=True)
 class TurnScope:
+    """The session (a live one of a live room the user owns), the room's agents, the active catalog
+    with its prices, and the turn already stored under the request's Idempotency-Key, if any."""
+
     session: ChatSession
     agents: list[Agent]
     priced: dict[str, PricedModel]
-    replay_turn_id: uuid.UUID | None
+    replay_turn_id: uuid.UUID | None = None
 
+
+@dataclass(frozen=True)
+class SessionClaim:
+    session_id: uuid.UUID
+    token: uuid.UUID
+    # The highest index taken in the session: its counter, or a stray turn row beyond it.
+    last_turn_index: int
+    expires_at: datetime
+    summary_due_through: int = 0
+
+
+@dataclass(frozen=True)
+class ClaimedContext:
+    claim: SessionClaim
+    replay_turn_id: uuid.UUID | None
+    context: SessionContext
+
+
+# --- 1. scope ------------------------------------------------------------------------------------
 
 _SCOPE_SQL = f"""
 SELECT s.id, s.room_id,
@@ -107,6 +141,8 @@ def _agent(room_id: uuid.UUID, fields: dict) -> Agent:
 
 
 def _priced(row: dict) -> PricedModel:
+    """A catalog model with its active price; a model with no price in the active list costs nothing
+    (``usage.selectors.priced_models_get`` reads the same for the rest of the product)."""
     price = (
         Price(Decimal(row["input"]), Decimal(row["output"]), row["version_id"])
         if row["input"] is not None
@@ -121,12 +157,7 @@ def _priced(row: dict) -> PricedModel:
     )
 
 
-@dataclass(frozen=True)
-class ClaimedContext:
-    claim: SessionClaim
-    replay_turn_id: uuid.UUID | None
-    context: SessionContext
-
+# --- 2. claim, with the session's past --------------------------------------------------------------
 
 _CLAIM_SQL = f"""
 WITH claimed AS (
@@ -144,7 +175,7 @@ after_summary AS MATERIALIZED (
     SUM(context_tokens) OVER (ORDER BY turn_index DESC) AS running_tokens,
     ROW_NUMBER() OVER (ORDER BY turn_index DESC) AS recency
   FROM {table(Turn)}
-  WHERE session_id = %(session)s AND status <> 'failed'
+  WHERE session_id = %(session)s AND status <> %(failed)s
     AND turn_index > COALESCE((SELECT covers_through_turn_index FROM latest_summary), 0)
   ORDER BY turn_index DESC
 )
@@ -163,22 +194,42 @@ SELECT c.last_turn_index, c.summary_due_through,
   (SELECT SUM(context_tokens) FROM after_summary),
   (SELECT COUNT(*) FROM after_summary),
   (SELECT json_build_object('i', turn_index, 'u', user_input) FROM {table(Turn)}
-   WHERE session_id = %(session)s AND status <> 'failed' ORDER BY turn_index LIMIT 1)
+   WHERE session_id = %(session)s AND status <> %(failed)s ORDER BY turn_index LIMIT 1)
 FROM claimed c
 """
+
+
+def claim_wait(attempt: Callable[[], T | None]) -> T:
+    """Call ``attempt`` (one try at the claim: a result, or None while the session is busy) until it
+    succeeds, for up to ``TURN_CLAIM_WAIT_SECONDS``; raise ``TurnConflict`` (409 with Retry-After)
+    past that. Waiting is polling — no lock, no transaction — with jitter, so waiters don't retry in
+    lockstep."""
+    deadline = time.monotonic() + settings.TURN_CLAIM_WAIT_SECONDS
+    pause = 0.01
+    while True:
+        result = attempt()
+        if result is not None:
+            return result
+        if time.monotonic() + pause > deadline:
+            raise TurnConflict()
+        time.sleep(pause * (0.5 + random.random()))
+        pause = min(pause * 2, 0.2)
 
 
 def claim_and_context(
     *,
     session_id: uuid.UUID,
     token: uuid.UUID,
-    expires_at: datetime,
-    now: datetime,
+    ttl_seconds: float,
     idempotency_key: str | None,
     max_history_tokens: int,
 ) -> ClaimedContext | None:
-    """Try to claim the session; with the claim, everything of its past a turn may show its agents
-    (``orchestration.selectors.session_context_load`` reads the same). None: the session is busy."""
+    """Try once to claim the session; with the claim, everything of its past a turn may show its
+    agents: the latest summary, the history after it that can still fit ``max_history_tokens`` (plus
+    the most recent turns), the anchor. A session of thousands of turns costs the same as a short one.
+    None: another turn holds the session."""
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=ttl_seconds)
     with connection.cursor() as cursor:
         cursor.execute(
             _CLAIM_SQL,
@@ -190,12 +241,15 @@ def claim_and_context(
                 "key": idempotency_key,
                 "max_tokens": max_history_tokens,
                 "recent": settings.CONTEXT_RECENT_TURNS_TO_KEEP,
+                "failed": FAILED,
             },
         )
         row = cursor.fetchone()
     if row is None:
         return None
     last, due, stored_max, replay, summary_text, covered, history, all_tokens, all_count, anchor = row
+    # A turn row already at or past the counter (an expired claim's late owner) is found here, before
+    # any call: the turn continues from the highest stored index instead of failing at its write.
     last_index = max(last, stored_max or 0)
     return ClaimedContext(
         claim=SessionClaim(
@@ -220,6 +274,34 @@ def claim_and_context(
     )
 
 
+def claim_extend(*, claim: SessionClaim, ttl_seconds: float) -> SessionClaim | None:
+    """Push the claim's expiry (a long streamed turn); None if the claim was lost meanwhile."""
+    expires_at = timezone.now() + timedelta(seconds=ttl_seconds)
+    kept = ChatSession.objects.filter(pk=claim.session_id, claim_token=claim.token).update(
+        claim_expires_at=expires_at
+    )
+    return replace(claim, expires_at=expires_at) if kept else None
+
+
+def claim_release(*, claim: SessionClaim) -> None:
+    """Give the claim back without writing a turn (replay, refusal, failure). Harmless if lost."""
+    ChatSession.objects.filter(pk=claim.session_id, claim_token=claim.token).update(
+        claim_token=None, claim_expires_at=None
+    )
+
+
+# --- 4. the commit ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TurnWritten:
+    """What the commit statement decided: the turn's index and the credits it debited; each event's
+    ``credits_burned`` / ``credits_unbilled`` / ``provider_overshoot`` are set from its RETURNING."""
+
+    turn_index: int
+    debited: Decimal
+
+
 def turn_write(
     *,
     turn: Turn,
@@ -227,24 +309,22 @@ def turn_write(
     messages: list[Message],
     audits: list[TurnContextAudit],
     events: list[LlmCallEvent],
-    charge: Decimal,
     hold_id: uuid.UUID | None,
     ledger: CreditLedgerEntry,
     summary_hold: CreditHold,
     now: datetime,
-) -> tuple[int, Decimal] | None:
+) -> TurnWritten | None:
     """Commit a turn in one statement (atomic by itself: no transaction around it).
 
     Every write depends on the session's claim still being the turn's: the session's counter and
     claim release, the turn, its messages, audits and usage events, the hold's release and the
-    account's settlement, the ledger entry and the summary's hold. The money is settled on the locked
-    account row by the same rule as ``usage.services.holds.settlement_compute`` (the debit capped at
-    the balance less the other holds and the summary's share), and each event's ``credits_burned`` /
-    ``credits_unbilled`` follow from the debit, in order. Returns ``(turn index, credits debited)``,
-    or None when the claim was lost — and then nothing at all was written.
+    account's settlement (``SETTLEMENT_SQL``), each event's share of the debit (``EVENT_BURNED_SQL``),
+    the ledger entry and the summary's hold. Returns None when the claim was lost — and then nothing
+    at all was written.
     """
     user_id = ledger.user_id
     keep = summary_hold.amount  # 0: no summary asked for (the hold's part of the statement adds no row)
+    charges = [e.credits_burned if e.billable else Decimal(0) for e in events]
     turn_columns, turn_select, turn_params = row_select(turn, computed={"turn_index": "s.idx"})
     ctes: list[tuple[str, list]] = [
         (
@@ -269,8 +349,7 @@ account AS (
   FOR UPDATE
 ),
 calc AS (
-  SELECT a.balance, a.held, r.amount AS released, LEAST(%s::numeric, r.amount) AS kept,
-    LEAST(%s::numeric, GREATEST(a.balance - (a.held - r.amount) - LEAST(%s::numeric, r.amount), 0)) AS debit
+  SELECT {SETTLEMENT_SQL}
   FROM account a, (SELECT COALESCE((SELECT amount FROM released), 0) AS amount) r
 ),
 settled AS (
@@ -278,7 +357,7 @@ settled AS (
     held = calc.held - (calc.released - calc.kept), updated_at = %s
   FROM calc WHERE user_id = %s RETURNING {table(CreditAccount)}.balance AS balance_after
 )""",
-            [hold_id, user_id, keep, charge, keep, now, user_id],
+            [hold_id, user_id, *settlement_params(charge=sum(charges, Decimal(0)), keep=keep), now, user_id],
         ),
         (f"t AS (INSERT INTO {table(Turn)} ({turn_columns}) SELECT {turn_select} FROM s)", turn_params),
     ]
@@ -298,22 +377,20 @@ settled AS (
             [rows_json(TurnContextAudit, audits)],
         )
     )
-    charges, prefixes, running = [], [], Decimal(0)
-    for event in events:
-        owed = event.credits_burned if event.billable else Decimal(0)
-        charges.append(owed)
-        prefixes.append(running)
-        running += owed
-    burned = "LEAST(r.charge, GREATEST(calc.debit - r.prefix, 0))"
     columns, select = rows_recordset(
         LlmCallEvent,
-        computed={"credits_burned": burned, "credits_unbilled": f"r.charge - {burned}"},
+        computed={
+            "credits_burned": EVENT_BURNED_SQL,
+            "credits_unbilled": f"r.charge - {EVENT_BURNED_SQL}",
+            "provider_overshoot": f"r.charge > {EVENT_BURNED_SQL}",
+        },
         extra={"charge": "numeric", "prefix": "numeric"},
     )
     ctes.append(
         (
-            f"e AS (INSERT INTO {table(LlmCallEvent)} ({columns}) {select}, calc)",
-            [rows_json(LlmCallEvent, events, extra={"charge": charges, "prefix": prefixes})],
+            f"e AS (INSERT INTO {table(LlmCallEvent)} ({columns}) {select}, calc "
+            "RETURNING id, credits_burned, credits_unbilled, provider_overshoot)",
+            [rows_json(LlmCallEvent, events, extra={"charge": charges, "prefix": charge_prefixes(charges)})],
         )
     )
     columns, select, params = row_select(
@@ -340,16 +417,25 @@ settled AS (
     sql = (
         "WITH "
         + ",\n".join(c for c, _ in ctes)
-        + "\nSELECT s.idx, calc.debit, (SELECT array_agg(id ORDER BY id) FROM m) FROM s, calc"
+        + "\nSELECT s.idx, calc.debit, (SELECT array_agg(id ORDER BY id) FROM m),"
+        " (SELECT json_agg(json_build_array(id, credits_burned::text, credits_unbilled::text,"
+        " provider_overshoot)) FROM e) FROM s, calc"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [p for _, ps in ctes for p in ps])
         row = cursor.fetchone()
     if row is None:
         return None
-    index, debited, ids = row
+    index, debited, message_ids, billed = row
     # Ids come from one sequence, in the order the rows were inserted: the messages' own order.
-    for message, pk in zip(messages, ids or (), strict=False):
+    for message, pk in zip(messages, message_ids or (), strict=False):
         message.pk = pk
         message._state.adding = False
-    return index, debited
+    by_id = {
+        uuid.UUID(pk): (Decimal(burned), Decimal(unbilled), over)
+        for pk, burned, unbilled, over in billed or ()
+    }
+    for event in events:
+        event.credits_burned, event.credits_unbilled, event.provider_overshoot = by_id[event.pk]
+        event._state.adding = False
+    return TurnWritten(turn_index=index, debited=debited)

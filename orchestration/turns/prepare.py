@@ -1,0 +1,315 @@
+"""Before any call: every refusal (docs/transactions.md).
+
+session, agents and catalog (404) → idempotent replay → the candidate agents (422) → a slot among the
+user's turns in flight (429) → claim the session (409), with its history → replay again (a twin may
+have committed while we waited) → the input fits every candidate's budget (422) → credit hold (402).
+Three statements (``store.scope_load``, ``store.claim_and_context``, the hold). A refusal gives back
+what it took.
+"""
+
+import logging
+import time
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+
+from orchestration.context import Budget, ContextPlan, context_prepare, summary_trigger
+from orchestration.errors import ContextBudgetExceeded, IdempotencyKeyReused, NoAgentSelected, TurnsInFlight
+from orchestration.llm.registry import gateway_call_quiet_bound_seconds
+from orchestration.llm.tokens import count_messages_tokens
+from orchestration.modes import agents_select_manual, agents_select_roundtable
+from orchestration.prompts import routing_prompt_build, system_prompt_build
+from orchestration.services.summaries import summary_worst_case
+from orchestration.turns import store
+from orchestration.turns.errors import llm_unavailable, refusal_observe
+from orchestration.turns.request import TurnRequest
+from orchestration.turns.rows import audit_build
+from orchestration.turns.state import AgentReply, Reservation, TurnOutcome, TurnPlan, TurnProgress, TurnUsage
+from pantheon.errors import ApplicationError, NotFound
+from pantheon.limits import slot_acquire, slot_release
+from pantheon.logging import turn_log_context
+from rooms.models import Agent
+from sessions_app.models import Turn
+from usage.metering import charge_compute
+from usage.models import CreditHold, LlmCallEvent
+from usage.selectors import PricedModel
+from usage.services.holds import HoldRequest, credit_hold_place
+
+logger = logging.getLogger(__name__)
+
+ROUTING_MAX_OUTPUT_TOKENS = 256
+# The framing a same-turn reply adds around an agent's output ("Name: …" as a message).
+REPLY_FRAMING_TOKENS = 16
+
+
+def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
+    """Everything a turn checks and reserves before its first LLM call. Returns the stored outcome
+    when the request replays an ``Idempotency-Key``; raises ``ApplicationError`` on refusal. A
+    returned ``TurnProgress`` holds a session claim, a credit hold and an in-flight slot, which
+    ``turn_run`` gives back whatever happens."""
+    started = time.perf_counter()
+    try:
+        scope = _scope_load(request)
+        if scope.replay_turn_id is not None:
+            return _replay(turn_id=scope.replay_turn_id, request=request)
+        progress = TurnProgress(
+            request=request,
+            scope=scope,
+            plan=TurnPlan(candidates=_candidates_select(request=request, agents=scope.agents)),
+            started=started,
+        )
+        with turn_log_context(progress.turn_id):
+            slot_take(progress)
+            try:
+                return _claim_and_hold(progress)
+            except BaseException:
+                slot_give_back(progress.reserved)
+                raise
+    except ApplicationError as exc:
+        refusal_observe(request=request, exc=exc, started=started)
+        raise
+
+
+def _scope_load(request: TurnRequest) -> store.TurnScope:
+    try:
+        session_id = uuid.UUID(str(request.session_id))
+    except ValueError as exc:
+        raise NotFound() from exc
+    scope = store.scope_load(
+        user_id=request.user.pk,
+        session_id=session_id,
+        idempotency_key=request.idempotency_key,
+        aliases={settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS, settings.SUMMARY_MODEL_ALIAS},
+    )
+    if scope is None:
+        raise NotFound()
+    return scope
+
+
+def _replay(*, turn_id: uuid.UUID, request: TurnRequest) -> TurnOutcome:
+    """The stored result of an Idempotency-Key: the same body, or the stored refusal."""
+    turn = Turn.objects.get(pk=turn_id)
+    if turn.request_fingerprint != request.fingerprint:
+        raise IdempotencyKeyReused()
+    if turn.status == Turn.Status.FAILED:
+        raise llm_unavailable(turn)
+    events = list(LlmCallEvent.objects.filter(turn_id=turn.pk).order_by("created_at", "id"))
+    return TurnOutcome(
+        turn=turn,
+        messages=list(turn.messages.order_by("order")),
+        events=events,
+        usage=TurnUsage.of(events),
+        replayed=True,
+    )
+
+
+def _candidates_select(*, request: TurnRequest, agents: list[Agent]) -> list[Agent]:
+    """The agents that may answer: the @tagged ones (manual), or every agent (roundtable, and
+    orchestrator, where the manager then picks among them)."""
+    room_keys = [a.agent_key for a in agents]
+    if not agents:
+        raise NoAgentSelected("This room has no agents yet: add one first.", extra={"agent_keys": []})
+    if request.mode == Turn.Mode.MANUAL:
+        selected = agents_select_manual(agents=agents, user_input=request.user_input)
+        if not selected:
+            raise NoAgentSelected(
+                "Manual mode needs at least one valid @tag, e.g. @" + room_keys[0] + ".",
+                extra={"agent_keys": room_keys},
+            )
+        return selected
+    return agents_select_roundtable(agents=agents)
+
+
+def slot_take(progress: TurnProgress) -> None:
+    """At most ``TURNS_IN_FLIGHT_PER_USER`` turns of a user run or wait at once: one user cannot tie
+    up every web thread with turns queued on a busy session."""
+    key = f"turns-in-flight:{progress.request.user.pk}"
+    if not slot_acquire(key, limit=settings.TURNS_IN_FLIGHT_PER_USER, ttl_seconds=claim_ttl(progress.plan)):
+        raise TurnsInFlight(retry_after_seconds=settings.TURN_CONFLICT_RETRY_AFTER_SECONDS)
+    progress.reserved.slot_key = key
+
+
+def slot_give_back(reserved: Reservation) -> None:
+    """Give the in-flight slot back, once: a second release would free another turn's slot."""
+    key, reserved.slot_key = reserved.slot_key, ""
+    if key:
+        slot_release(key)
+
+
+def claim_ttl(plan: TurnPlan) -> float:
+    """A claim outlives the turn's worst case (each call at its bound, routing included), so a
+    turn never loses it while working; a dead worker's claim frees the session by itself."""
+    calls = len(plan.candidates) + 1
+    return gateway_call_quiet_bound_seconds() * calls + settings.TURN_CLAIM_MARGIN_SECONDS
+
+
+def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
+    """Claim the session with its history, then check the budgets and place the hold; on a refusal
+    (or a twin that committed meanwhile) the claim is given back."""
+    request, plan, reserved = progress.request, progress.plan, progress.reserved
+    plan.budgets = _budgets(plan.candidates, progress.scope.priced)
+    max_history_tokens = max((b.tokens for b in plan.budgets.values()), default=0)
+    claimed = store.claim_wait(
+        lambda: store.claim_and_context(
+            session_id=progress.session.pk,
+            token=progress.turn_id,
+            ttl_seconds=claim_ttl(plan),
+            idempotency_key=request.idempotency_key,
+            max_history_tokens=max_history_tokens,
+        )
+    )
+    reserved.claim, plan.context = claimed.claim, claimed.context
+    try:
+        if claimed.replay_turn_id is not None:
+            store.claim_release(claim=reserved.claim)
+            slot_give_back(reserved)
+            return _replay(turn_id=claimed.replay_turn_id, request=request)
+        _budget_fit(progress)
+        hold, reserved.summary_share = _hold_request(progress)
+        reserved.hold = credit_hold_place(hold=hold)
+    except BaseException:
+        store.claim_release(claim=reserved.claim)
+        raise
+    logger.info(
+        "turn prepared session=%s mode=%s candidates=%s hold=%s",
+        progress.session.pk,
+        request.mode,
+        [a.agent_key for a in plan.candidates],
+        reserved.hold.amount,
+    )
+    return progress
+
+
+def _budgets(candidates: list[Agent], priced: dict[str, PricedModel]) -> dict[str, Budget]:
+    return {
+        a.agent_key: Budget.for_agent(
+            context_window_tokens=a.context_window_tokens,
+            model_context_window=m.context_window,
+            model_max_output_tokens=m.max_output_tokens,
+        )
+        for a in candidates
+        if (m := priced.get(a.model_alias))
+    }
+
+
+def _budget_fit(progress: TurnProgress) -> None:
+    """Check the bare input against every candidate's budget.
+
+    Manual and roundtable: a candidate that cannot fit refuses the turn (422). Orchestrator: the
+    manager is offered only the agents that fit; none → 422.
+    """
+    plan = progress.plan
+    fitting: list[Agent] = []
+    rejected: list[tuple[Agent, ContextPlan]] = []
+    for agent in plan.candidates:
+        # An agent without an active model is kept: it fails its call with model_unavailable.
+        context = context_plan(progress, agent, replies=[]) if agent.agent_key in plan.budgets else None
+        if context is not None and context.rejected:
+            rejected.append((agent, context))
+        else:
+            fitting.append(agent)
+            if context is not None:
+                plan.bare_plans[agent.agent_key] = context
+    orchestrated = progress.request.mode == Turn.Mode.ORCHESTRATOR
+    if rejected and (not orchestrated or not fitting):
+        agent, context = rejected[0]
+        audit_build(session=progress.session, agent=agent, plan=context).save()
+        raise ContextBudgetExceeded(
+            extra={
+                "budget_tokens": context.budget.tokens,
+                "required_tokens": context.tokens_after,
+                "agent_key": agent.agent_key,
+            }
+        )
+    plan.candidates = fitting
+
+
+def context_plan(progress: TurnProgress, agent: Agent, *, replies: list[AgentReply]) -> ContextPlan:
+    """What ``agent`` would see: its system prompt, the session's past within its budget, the input
+    and the replies of this turn before it."""
+    names = {a.agent_key: f"{a.name} (@{a.agent_key})" for a in progress.scope.agents}
+    return context_prepare(
+        system_prompt=system_prompt_build(
+            agent_name=agent.name,
+            agent_key=agent.agent_key,
+            role_prompt=agent.role_prompt,
+            others=[n for k, n in names.items() if k != agent.agent_key],
+        ),
+        session_context=progress.plan.context,
+        user_input=progress.request.user_input,
+        same_turn_replies=[(r.agent.name, r.content) for r in replies],
+        budget=progress.plan.budgets[agent.agent_key],
+    )
+
+
+def _hold_request(progress: TurnProgress) -> tuple[HoldRequest, HoldRequest | None]:
+    """The turn's worst case at current prices: each candidate's planned input — the replies before
+    it counted at their full output allowance, never above its budget — plus its full output; the
+    routing call's worst case; and the summary the turn may trigger. Returns the hold and the
+    summary's share of it (kept apart, moved into a hold of its own at the commit)."""
+    plan, priced = progress.plan, progress.scope.priced
+    credits = usd = Decimal(0)
+    main_alias = ""
+    orchestrated = progress.request.mode == Turn.Mode.ORCHESTRATOR
+    summary_possible = False
+    for position, agent in enumerate(plan.candidates):
+        budget = plan.budgets.get(agent.agent_key)
+        if budget is None:
+            continue
+        before = plan.candidates if orchestrated else plan.candidates[:position]
+        replies = sum(
+            plan.budgets[o.agent_key].max_output_tokens + REPLY_FRAMING_TOKENS
+            for o in before
+            if o is not agent and o.agent_key in plan.budgets
+        )
+        bare = plan.bare_plans[agent.agent_key]
+        worst_input = min(bare.tokens_after + replies, budget.tokens)
+        charge = _charge(priced[agent.model_alias], worst_input, budget.max_output_tokens)
+        credits, usd = credits + charge.credits, usd + charge.cost_usd
+        main_alias = main_alias or agent.model_alias
+        summary_possible |= summary_trigger(
+            session_context=plan.context,
+            tokens_before=bare.tokens_before + replies,
+            budget_tokens=budget.tokens,
+        )
+    if orchestrated and (manager := priced.get(settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS)):
+        prompt = routing_prompt_build(agents=plan.candidates, user_input=progress.request.user_input)
+        charge = _charge(manager, count_messages_tokens(m.content for m in prompt), ROUTING_MAX_OUTPUT_TOKENS)
+        credits, usd = credits + charge.credits, usd + charge.cost_usd
+    scope = progress.call_scope
+    summary_share = None
+    if summary_possible and (summary := summary_worst_case(priced=priced)):
+        credits, usd = credits + summary.credits, usd + summary.cost_usd
+        summary_share = HoldRequest(
+            user_id=scope.user_id,
+            kind=CreditHold.Kind.SUMMARY,
+            amount=summary.credits,
+            cost_usd=summary.cost_usd,
+            model_alias=settings.SUMMARY_MODEL_ALIAS,
+            room_id=scope.room_id,
+            session_id=scope.session_id,
+            expires_at=timezone.now(),  # set at commit, when the summary is asked for
+        )
+    hold = HoldRequest(
+        user_id=scope.user_id,
+        kind=CreditHold.Kind.TURN,
+        amount=credits,
+        cost_usd=usd,
+        model_alias=main_alias,
+        room_id=scope.room_id,
+        session_id=scope.session_id,
+        turn_id=progress.turn_id,
+        expires_at=progress.claim.expires_at,
+    )
+    return hold, summary_share
+
+
+def _charge(model: PricedModel, input_tokens: int, output_tokens: int):
+    return charge_compute(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        price=model.price,
+        credits_per_usd=settings.CREDITS_PER_USD,
+    )

@@ -1,0 +1,66 @@
+"""A turn as asked: ``turn_request_build`` validates the input once, whoever asks (the API, the
+OpenAI-compatible endpoint, a command), into a frozen ``TurnRequest``."""
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from orchestration.errors import InvalidInput
+from sessions_app.models import Turn
+
+IDEMPOTENCY_KEY_MAX_LENGTH = 200
+
+# ``on_event(name, data)``: the turn's progress as it happens (docs/streaming.md lists the events).
+TurnEventSink = Callable[[str, dict], None]
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """A turn as asked, validated: ``turn_request_build`` is the only way to make one."""
+
+    user: object
+    session_id: uuid.UUID | str
+    user_input: str
+    mode: str
+    idempotency_key: str | None
+    fingerprint: str
+
+
+def turn_request_build(
+    *, user, session_id: uuid.UUID | str, user_input: str, mode: str, idempotency_key: str | None = None
+) -> TurnRequest:
+    """Validate a turn's input. Raises ``InvalidInput`` (400) with the failing field."""
+    text = (user_input or "").strip() if isinstance(user_input, str) else ""
+    if not text:
+        raise InvalidInput("user_input must not be empty.", extra={"fields": {"user_input": ["blank"]}})
+    if len(text) > settings.TURN_USER_INPUT_MAX_CHARS:
+        raise InvalidInput(
+            f"user_input is longer than {settings.TURN_USER_INPUT_MAX_CHARS} characters.",
+            extra={"fields": {"user_input": ["max_length"]}},
+        )
+    if "\x00" in text:
+        raise InvalidInput.for_field("user_input", "NUL characters are not allowed.")
+    if mode not in Turn.Mode.values:
+        raise InvalidInput(
+            f"Unknown mode {mode!r}; use one of: {', '.join(Turn.Mode.values)}.",
+            extra={"fields": {"mode": ["invalid"]}},
+        )
+    key = idempotency_key or None
+    if key is not None and (len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable()):
+        raise InvalidInput(
+            f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX_LENGTH} printable characters.",
+            extra={"fields": {"Idempotency-Key": ["invalid"]}},
+        )
+    fingerprint = hashlib.sha256(json.dumps([mode, text]).encode()).hexdigest()
+    return TurnRequest(
+        user=user,
+        session_id=session_id,
+        user_input=text,
+        mode=mode,
+        idempotency_key=key,
+        fingerprint=fingerprint,
+    )
