@@ -281,8 +281,12 @@ CSV_FIELDS = [
     "model_alias",
     "provider_model",
     "provider_generation_id",
+    "deployment",
     "input_tokens",
     "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
     "tokens_estimated",
     "oe_tokens",
     "cost_usd",
@@ -297,6 +301,7 @@ CSV_FIELDS = [
     "latency_ms",
     "orphaned",
     "reconciliation",
+    "reconciliation_detail",
 ]
 
 
@@ -325,6 +330,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         RoomFilter,
         SessionFilter,
         "model_alias",
+        "deployment",
         "purpose",
         "billable",
         "status",
@@ -346,6 +352,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                     "agent_key",
                     "purpose",
                     "model_alias",
+                    "deployment",
                     "provider_model",
                     "provider_generation_id",
                     "status",
@@ -360,6 +367,9 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                 "fields": [
                     "input_tokens",
                     "output_tokens",
+                    "cached_input_tokens",
+                    "cache_write_tokens",
+                    "reasoning_tokens",
                     "tokens_estimated",
                     "provider_input_tokens",
                     "provider_output_tokens",
@@ -379,6 +389,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                     "reconciliation",
                     "provider_cost_usd",
                     "provider_final_cost_usd",
+                    "reconciliation_detail",
                     "reconciled_at",
                     "orphaned",
                     "abandoned",
@@ -418,7 +429,17 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="tokens in → out")
     def tokens(self, event: LlmCallEvent) -> str:
-        return f"{event.input_tokens:,} → {event.output_tokens:,}" + (" ≈" if event.tokens_estimated else "")
+        """``1,200 (cached 800, written 100) → 300 (reasoning 120)``: the parts priced apart."""
+        inside = [
+            f"{label} {count:,}"
+            for label, count in (("cached", event.cached_input_tokens), ("written", event.cache_write_tokens))
+            if count
+        ]
+        shown = f"{event.input_tokens:,}" + (f" ({', '.join(inside)})" if inside else "")
+        shown += f" → {event.output_tokens:,}"
+        if event.reasoning_tokens:
+            shown += f" (reasoning {event.reasoning_tokens:,})"
+        return shown + (" ≈" if event.tokens_estimated else "")
 
     @admin.display(description="cost USD", ordering="cost_usd")
     def cost(self, event: LlmCallEvent) -> str:
@@ -437,6 +458,12 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
             parts.append("orphaned")
         if event.reconciliation in (LlmCallEvent.Reconciliation.DRIFT, LlmCallEvent.Reconciliation.MISSING):
             parts.append(event.get_reconciliation_display())
+        if event.reconciliation_detail:
+            differing = ", ".join(
+                f"{part} {ours:,} vs {theirs:,}"
+                for part, (ours, theirs) in event.reconciliation_detail.items()
+            )
+            parts.append(f"provider counts differ: {differing}")
         return ", ".join(parts)
 
     def get_urls(self):

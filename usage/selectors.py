@@ -24,6 +24,20 @@ class PricedModel:
     price: Price
 
 
+def price_of(row: ModelPrice | None) -> Price:
+    """A price list's row as the metering formula takes it; no row: free (and no version)."""
+    if row is None:
+        return Price(ZERO, ZERO, None)
+    return Price(
+        row.input_usd_per_million,
+        row.output_usd_per_million,
+        row.version_id,
+        cached_input_usd_per_million=row.cached_input_usd_per_million,
+        cache_write_usd_per_million=row.cache_write_usd_per_million,
+        reasoning_usd_per_million=row.reasoning_usd_per_million,
+    )
+
+
 def pricing_active_get() -> PricingVersion | None:
     """The active price list (a constraint keeps it to one), or None before any is published."""
     return PricingVersion.objects.filter(is_active=True).first()
@@ -57,12 +71,7 @@ def priced_models_get(*, aliases: set[str]) -> dict[str, PricedModel]:
     }
     result: dict[str, PricedModel] = {}
     for alias, model in models.items():
-        p = prices.get(model.pk)
-        price = (
-            Price(p.input_usd_per_million, p.output_usd_per_million, p.version_id)
-            if p
-            else Price(ZERO, ZERO, None)
-        )
+        price = price_of(prices.get(model.pk))
         result[alias] = PricedModel(
             alias=alias,
             provider_model=model.provider_model,

@@ -63,7 +63,10 @@ SELECT s.id, s.room_id,
   (SELECT json_agg(json_build_object(
       'alias', m.alias, 'provider_model', m.provider_model, 'context_window', m.context_window,
       'max_output_tokens', m.max_output_tokens, 'input', p.input_usd_per_million::text,
-      'output', p.output_usd_per_million::text, 'version_id', p.version_id))
+      'output', p.output_usd_per_million::text, 'version_id', p.version_id,
+      'cached_input', p.cached_input_usd_per_million::text,
+      'cache_write', p.cache_write_usd_per_million::text,
+      'reasoning', p.reasoning_usd_per_million::text))
    FROM {table(LlmModel)} m
    LEFT JOIN {table(ModelPrice)} p ON p.model_id = m.id
      AND p.version_id = (SELECT v.id FROM {table(PricingVersion)} v WHERE v.is_active)
@@ -108,7 +111,15 @@ def _agent(room_id: uuid.UUID, fields: dict) -> Agent:
 
 def _priced(row: dict) -> PricedModel:
     price = (
-        Price(Decimal(row["input"]), Decimal(row["output"]), row["version_id"])
+        Price(
+            Decimal(row["input"]),
+            Decimal(row["output"]),
+            row["version_id"],
+            *(
+                None if row[r] is None else Decimal(row[r])
+                for r in ("cached_input", "cache_write", "reasoning")
+            ),
+        )
         if row["input"] is not None
         else Price(Decimal(0), Decimal(0), None)
     )
