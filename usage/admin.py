@@ -22,11 +22,13 @@ from usage.admin_review import (
     review_names,
     review_spend_groups,
 )
+from usage.cooldown import deployments_cooling
 from usage.formatting import credits_display, usd_display
 from usage.models import (
     CreditAccount,
     CreditLedgerEntry,
     LlmCallEvent,
+    LlmDeployment,
     LlmModel,
     ModelPrice,
     PricingVersion,
@@ -38,6 +40,25 @@ from usage.services.pricing import pricing_version_activate, pricing_version_cop
 from usage.services.reconciliation import ROLLUP_FIGURES
 
 
+class LlmDeploymentInline(admin.TabularInline):
+    """Where the alias is served, in order; a call falls over to the next (docs/runbook.md)."""
+
+    model = LlmDeployment
+    fk_name = "model"
+    extra = 0
+    fields = [
+        "position",
+        "name",
+        "weight",
+        "base_url",
+        "api_key_env",
+        "provider_model",
+        "price_model",
+        "is_active",
+    ]
+    autocomplete_fields = ["price_model"]
+
+
 @admin.register(LlmModel)
 class LlmModelAdmin(admin.ModelAdmin):
     list_display = [
@@ -47,7 +68,18 @@ class LlmModelAdmin(admin.ModelAdmin):
         "context_window",
         "max_output_tokens",
         "is_active",
+        "deployments_state",
     ]
+    inlines = [LlmDeploymentInline]
+
+    @admin.display(description="deployments (cooling down)")
+    def deployments_state(self, model: LlmModel) -> str:
+        names = [d.name for d in model.deployments.all() if d.is_active]
+        if not names:
+            return "—"
+        cooling = deployments_cooling(names)
+        return ", ".join(f"{n} (cooling {cooling[n]:g} s)" if n in cooling else n for n in names)
+
     list_filter = ["is_active"]
     list_editable = ["is_active"]
     search_fields = ["alias", "provider_model", "display_name"]

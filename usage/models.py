@@ -8,6 +8,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -35,6 +36,43 @@ class LlmModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias} ({self.provider_model})"
+
+
+class LlmDeployment(models.Model):
+    """One place an alias is served: a provider endpoint, the environment variable holding its key,
+    the model id there and the price entry it is billed at. A call tries an alias's active
+    deployments in ``position`` order (a random pick weighted by ``weight`` among equal positions)
+    and falls over to the next on a connection error, a timeout, a 429 or a 5xx."""
+
+    model = models.ForeignKey(LlmModel, on_delete=models.CASCADE, related_name="deployments")
+    name = models.SlugField(max_length=64, unique=True, help_text="Shown on usage events and in /health.")
+    position = models.PositiveSmallIntegerField(default=0)
+    weight = models.PositiveSmallIntegerField(default=1, help_text="Share among deployments of one position.")
+    base_url = models.URLField(blank=True, help_text="Empty: LLM_BASE_URL.")
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[
+            RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable's name, e.g. DEEPSEEK_API_KEY.")
+        ],
+        help_text="The environment variable holding its API key (empty: LLM_API_KEY). Never the key.",
+    )
+    provider_model = models.CharField(max_length=200, blank=True, help_text="Empty: the alias's model id.")
+    price_model = models.ForeignKey(
+        LlmModel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Billed at this catalog entry's price in the active list (empty: the alias's own).",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class PricingVersion(models.Model):

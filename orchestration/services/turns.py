@@ -553,7 +553,7 @@ def _charge(model: PricedModel, input_tokens: int, output_tokens: int):
     return charge_compute(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        price=model.price,
+        price=model.worst_price,
         credits_per_usd=settings.CREDITS_PER_USD,
     )
 
