@@ -22,11 +22,13 @@ from usage.admin_review import (
     review_names,
     review_spend_groups,
 )
+from usage.cooldown import deployments_cooling
 from usage.formatting import credits_display, usd_display
 from usage.models import (
     CreditAccount,
     CreditLedgerEntry,
     LlmCallEvent,
+    LlmDeployment,
     LlmModel,
     ModelPrice,
     PricingVersion,
@@ -38,6 +40,25 @@ from usage.services.pricing import pricing_version_activate, pricing_version_cop
 from usage.services.reconciliation import ROLLUP_FIGURES
 
 
+class LlmDeploymentInline(admin.TabularInline):
+    """Where the alias is served, in order; a call falls over to the next (docs/runbook.md)."""
+
+    model = LlmDeployment
+    fk_name = "model"
+    extra = 0
+    fields = [
+        "position",
+        "name",
+        "weight",
+        "base_url",
+        "api_key_env",
+        "provider_model",
+        "price_model",
+        "is_active",
+    ]
+    autocomplete_fields = ["price_model"]
+
+
 @admin.register(LlmModel)
 class LlmModelAdmin(admin.ModelAdmin):
     list_display = [
@@ -47,7 +68,18 @@ class LlmModelAdmin(admin.ModelAdmin):
         "context_window",
         "max_output_tokens",
         "is_active",
+        "deployments_state",
     ]
+    inlines = [LlmDeploymentInline]
+
+    @admin.display(description="deployments (cooling down)")
+    def deployments_state(self, model: LlmModel) -> str:
+        names = [d.name for d in model.deployments.all() if d.is_active]
+        if not names:
+            return "—"
+        cooling = deployments_cooling(names)
+        return ", ".join(f"{n} (cooling {cooling[n]:g} s)" if n in cooling else n for n in names)
+
     list_filter = ["is_active"]
     list_editable = ["is_active"]
     search_fields = ["alias", "provider_model", "display_name"]
@@ -281,8 +313,12 @@ CSV_FIELDS = [
     "model_alias",
     "provider_model",
     "provider_generation_id",
+    "deployment",
     "input_tokens",
     "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
     "tokens_estimated",
     "oe_tokens",
     "cost_usd",
@@ -297,6 +333,7 @@ CSV_FIELDS = [
     "latency_ms",
     "orphaned",
     "reconciliation",
+    "reconciliation_detail",
 ]
 
 
@@ -325,6 +362,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         RoomFilter,
         SessionFilter,
         "model_alias",
+        "deployment",
         "purpose",
         "billable",
         "status",
@@ -346,6 +384,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                     "agent_key",
                     "purpose",
                     "model_alias",
+                    "deployment",
                     "provider_model",
                     "provider_generation_id",
                     "status",
@@ -360,6 +399,9 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                 "fields": [
                     "input_tokens",
                     "output_tokens",
+                    "cached_input_tokens",
+                    "cache_write_tokens",
+                    "reasoning_tokens",
                     "tokens_estimated",
                     "provider_input_tokens",
                     "provider_output_tokens",
@@ -379,6 +421,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                     "reconciliation",
                     "provider_cost_usd",
                     "provider_final_cost_usd",
+                    "reconciliation_detail",
                     "reconciled_at",
                     "orphaned",
                     "abandoned",
@@ -418,7 +461,17 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="tokens in → out")
     def tokens(self, event: LlmCallEvent) -> str:
-        return f"{event.input_tokens:,} → {event.output_tokens:,}" + (" ≈" if event.tokens_estimated else "")
+        """``1,200 (cached 800, written 100) → 300 (reasoning 120)``: the parts priced apart."""
+        inside = [
+            f"{label} {count:,}"
+            for label, count in (("cached", event.cached_input_tokens), ("written", event.cache_write_tokens))
+            if count
+        ]
+        shown = f"{event.input_tokens:,}" + (f" ({', '.join(inside)})" if inside else "")
+        shown += f" → {event.output_tokens:,}"
+        if event.reasoning_tokens:
+            shown += f" (reasoning {event.reasoning_tokens:,})"
+        return shown + (" ≈" if event.tokens_estimated else "")
 
     @admin.display(description="cost USD", ordering="cost_usd")
     def cost(self, event: LlmCallEvent) -> str:
@@ -437,6 +490,12 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
             parts.append("orphaned")
         if event.reconciliation in (LlmCallEvent.Reconciliation.DRIFT, LlmCallEvent.Reconciliation.MISSING):
             parts.append(event.get_reconciliation_display())
+        if event.reconciliation_detail:
+            differing = ", ".join(
+                f"{part} {ours:,} vs {theirs:,}"
+                for part, (ours, theirs) in event.reconciliation_detail.items()
+            )
+            parts.append(f"provider counts differ: {differing}")
         return ", ".join(parts)
 
     def get_urls(self):

@@ -8,6 +8,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -35,6 +36,43 @@ class LlmModel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.alias} ({self.provider_model})"
+
+
+class LlmDeployment(models.Model):
+    """One place an alias is served: a provider endpoint, the environment variable holding its key,
+    the model id there and the price entry it is billed at. A call tries an alias's active
+    deployments in ``position`` order (a random pick weighted by ``weight`` among equal positions)
+    and falls over to the next on a connection error, a timeout, a 429 or a 5xx."""
+
+    model = models.ForeignKey(LlmModel, on_delete=models.CASCADE, related_name="deployments")
+    name = models.SlugField(max_length=64, unique=True, help_text="Shown on usage events and in /health.")
+    position = models.PositiveSmallIntegerField(default=0)
+    weight = models.PositiveSmallIntegerField(default=1, help_text="Share among deployments of one position.")
+    base_url = models.URLField(blank=True, help_text="Empty: LLM_BASE_URL.")
+    api_key_env = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[
+            RegexValidator(r"^[A-Z_][A-Z0-9_]*$", "An environment variable's name, e.g. DEEPSEEK_API_KEY.")
+        ],
+        help_text="The environment variable holding its API key (empty: LLM_API_KEY). Never the key.",
+    )
+    provider_model = models.CharField(max_length=200, blank=True, help_text="Empty: the alias's model id.")
+    price_model = models.ForeignKey(
+        LlmModel,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Billed at this catalog entry's price in the active list (empty: the alias's own).",
+    )
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["model", "position", "name"]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class PricingVersion(models.Model):
@@ -69,13 +107,26 @@ class PricingVersion(models.Model):
         return not self.is_active and self.activated_at is None
 
 
+RATE = {"max_digits": 12, "decimal_places": 6}
+
+
 class ModelPrice(models.Model):
-    """USD per million tokens of one model in one price list."""
+    """USD per million tokens of one model in one price list. A cache or reasoning rate left empty
+    is the input rate (cache reads and writes) or the output rate (reasoning): see usage.metering."""
 
     version = models.ForeignKey(PricingVersion, on_delete=models.CASCADE, related_name="prices")
     model = models.ForeignKey(LlmModel, on_delete=models.PROTECT, related_name="prices")
-    input_usd_per_million = models.DecimalField(max_digits=12, decimal_places=6)
-    output_usd_per_million = models.DecimalField(max_digits=12, decimal_places=6)
+    input_usd_per_million = models.DecimalField(**RATE)
+    output_usd_per_million = models.DecimalField(**RATE)
+    cached_input_usd_per_million = models.DecimalField(
+        **RATE, null=True, blank=True, help_text="Input read from the provider's prompt cache (empty: input)."
+    )
+    cache_write_usd_per_million = models.DecimalField(
+        **RATE, null=True, blank=True, help_text="Input written to the prompt cache (empty: input)."
+    )
+    reasoning_usd_per_million = models.DecimalField(
+        **RATE, null=True, blank=True, help_text="Reasoning tokens, part of the output (empty: output)."
+    )
 
     class Meta:
         constraints = [
@@ -84,6 +135,16 @@ class ModelPrice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.alias}@{self.version.name}"
+
+
+# Every rate of a price, in the order of ``usage.metering.Price``'s fields.
+PRICE_RATES = (
+    "input_usd_per_million",
+    "output_usd_per_million",
+    "cached_input_usd_per_million",
+    "cache_write_usd_per_million",
+    "reasoning_usd_per_million",
+)
 
 
 class CreditAccount(models.Model):
@@ -218,8 +279,18 @@ class LlmCallEvent(models.Model):
     model_alias = models.CharField(max_length=64, db_index=True)
     provider_model = models.CharField(max_length=200)
     provider_generation_id = models.CharField(max_length=200, blank=True, db_index=True)
+    # The catalog deployment the call went to (``LlmDeployment.name``; empty: the configured provider).
+    deployment = models.CharField(max_length=64, blank=True, db_index=True)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
+    # Parts of the counts above, as the provider reported them, each priced at its own rate.
+    cached_input_tokens = models.PositiveIntegerField(
+        default=0, help_text="Input read from the prompt cache."
+    )
+    cache_write_tokens = models.PositiveIntegerField(
+        default=0, help_text="Input written to the prompt cache."
+    )
+    reasoning_tokens = models.PositiveIntegerField(default=0, help_text="Output spent on reasoning.")
     tokens_estimated = models.BooleanField(default=False)
     provider_input_tokens = models.PositiveIntegerField(null=True, blank=True)
     provider_output_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -258,6 +329,8 @@ class LlmCallEvent(models.Model):
         max_length=20, choices=Reconciliation.choices, default=Reconciliation.PENDING, db_index=True
     )
     provider_final_cost_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    # The parts whose counts differ from the provider's record: {"input": [ours, theirs], ...}.
+    reconciliation_detail = models.JSONField(default=dict, blank=True)
     reconciled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -5,6 +5,7 @@ import logging
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
@@ -53,11 +54,37 @@ def _provider_get_json(path: str, *, params: dict | None = None, timeout: float 
         raise ProviderLookupError(f"{where}: the answer is not JSON ({exc})") from exc
 
 
-def generation_cost_get(*, generation_id: str, timeout: float | None = None) -> Decimal | None:
-    """The final ``total_cost`` the provider reports for a generation, or None if it knows none."""
+# OpenRouter's native token counts of a generation, by the part of an event they compare with.
+NATIVE_COUNTS = {
+    "input": "native_tokens_prompt",
+    "output": "native_tokens_completion",
+    "cached_input": "native_tokens_cached",
+    "reasoning": "native_tokens_reasoning",
+}
+
+
+@dataclass(frozen=True)
+class GenerationRecord:
+    """The provider's own record of a generation: its final cost and the token counts it reported
+    (by part, see ``NATIVE_COUNTS``; a part it did not report is absent)."""
+
+    total_cost: Decimal
+    tokens: dict[str, int]
+
+
+def generation_get(*, generation_id: str, timeout: float | None = None) -> GenerationRecord | None:
+    """The provider's record of a generation, or None if it knows none."""
     body = _provider_get_json("/generation", params={"id": generation_id}, timeout=timeout)
-    cost = (body.get("data") or {}).get("total_cost") if isinstance(body, dict) else None
-    return None if cost is None else Decimal(str(cost))
+    data = (body.get("data") or {}) if isinstance(body, dict) else {}
+    cost = data.get("total_cost")
+    if cost is None:
+        return None
+    tokens = {
+        part: int(data[name])
+        for part, name in NATIVE_COUNTS.items()
+        if isinstance(data.get(name), int | Decimal) and data[name] >= 0
+    }
+    return GenerationRecord(total_cost=Decimal(str(cost)), tokens=tokens)
 
 
 def provider_models_get(*, timeout: float | None = None) -> dict[str, dict]:

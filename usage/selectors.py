@@ -7,21 +7,60 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from usage.metering import Price
-from usage.models import CreditAccount, LlmCallEvent, LlmModel, ModelPrice, PricingVersion
+from usage.metering import Price, price_worst
+from usage.models import CreditAccount, LlmCallEvent, LlmDeployment, LlmModel, ModelPrice, PricingVersion
 
 ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
+class PricedDeployment:
+    """Where a call may go: ``name`` "" is the configured provider (an alias with no deployments)."""
+
+    name: str
+    provider_model: str
+    price: Price
+    base_url: str = ""
+    api_key_env: str = ""
+    position: int = 0
+    weight: int = 1
+
+
+@dataclass(frozen=True)
 class PricedModel:
-    """An active catalog model with its price in the active price list."""
+    """An active catalog model with its price in the active price list and its active deployments."""
 
     alias: str
     provider_model: str
     context_window: int
     max_output_tokens: int
     price: Price
+    deployments: tuple[PricedDeployment, ...] = ()
+
+    @property
+    def routes(self) -> tuple[PricedDeployment, ...]:
+        """The deployments a call may go to, in order; without any, the configured provider."""
+        return self.deployments or (PricedDeployment("", self.provider_model, self.price),)
+
+    @property
+    def worst_price(self) -> Price:
+        """What a hold prices this model's calls at: no lower than any deployment's rate for any
+        input or output token (cache writes and reasoning included), whichever answers."""
+        return price_worst([route.price for route in self.routes])
+
+
+def price_of(row: ModelPrice | None) -> Price:
+    """A price list's row as the metering formula takes it; no row: free (and no version)."""
+    if row is None:
+        return Price(ZERO, ZERO, None)
+    return Price(
+        row.input_usd_per_million,
+        row.output_usd_per_million,
+        row.version_id,
+        cached_input_usd_per_million=row.cached_input_usd_per_million,
+        cache_write_usd_per_million=row.cache_write_usd_per_million,
+        reasoning_usd_per_million=row.reasoning_usd_per_million,
+    )
 
 
 def pricing_active_get() -> PricingVersion | None:
@@ -52,25 +91,84 @@ def priced_models_get(*, aliases: set[str]) -> dict[str, PricedModel]:
     simply absent.
     """
     models = {m.alias: m for m in LlmModel.objects.filter(alias__in=aliases, is_active=True)}
+    deployments = list(
+        LlmDeployment.objects.filter(model__in=models.values(), is_active=True).order_by("position", "name")
+    )
+    priced_ids = {m.pk for m in models.values()} | {d.price_model_id for d in deployments if d.price_model_id}
     prices = {
-        p.model_id: p for p in ModelPrice.objects.filter(model__alias__in=models, version__is_active=True)
+        p.model_id: p for p in ModelPrice.objects.filter(model_id__in=priced_ids, version__is_active=True)
     }
     result: dict[str, PricedModel] = {}
     for alias, model in models.items():
-        p = prices.get(model.pk)
-        price = (
-            Price(p.input_usd_per_million, p.output_usd_per_million, p.version_id)
-            if p
-            else Price(ZERO, ZERO, None)
-        )
         result[alias] = PricedModel(
             alias=alias,
             provider_model=model.provider_model,
             context_window=model.context_window,
             max_output_tokens=model.max_output_tokens,
-            price=price,
+            price=price_of(prices.get(model.pk)),
+            deployments=tuple(
+                PricedDeployment(
+                    name=d.name,
+                    provider_model=d.provider_model or model.provider_model,
+                    price=price_of(prices.get(d.price_model_id or model.pk)),
+                    base_url=d.base_url,
+                    api_key_env=d.api_key_env,
+                    position=d.position,
+                    weight=d.weight,
+                )
+                for d in deployments
+                if d.model_id == model.pk
+            ),
         )
     return result
+
+
+def _rate(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def price_from_json(row: dict | None) -> Price:
+    """A price list row as the turn's single statement reads it (rates as text, never floats)."""
+    if row is None or row.get("input") is None:
+        return Price(ZERO, ZERO, None)
+    return Price(
+        Decimal(row["input"]),
+        Decimal(row["output"]),
+        row["version_id"],
+        *(_rate(row[r]) for r in ("cached_input", "cache_write", "reasoning")),
+    )
+
+
+def priced_model_from_json(row: dict) -> PricedModel:
+    """A ``PricedModel`` from the turn's single statement (``orchestration.turns.store``)."""
+    return PricedModel(
+        alias=row["alias"],
+        provider_model=row["provider_model"],
+        context_window=row["context_window"],
+        max_output_tokens=row["max_output_tokens"],
+        price=price_from_json(row),
+        deployments=tuple(
+            PricedDeployment(
+                name=d["name"],
+                provider_model=d["provider_model"] or row["provider_model"],
+                price=price_from_json(d["price"]),
+                base_url=d["base_url"],
+                api_key_env=d["api_key_env"],
+                position=d["position"],
+                weight=d["weight"],
+            )
+            for d in row.get("deployments") or ()
+        ),
+    )
+
+
+def deployments_list() -> QuerySet[LlmDeployment]:
+    """Every deployment of an active catalog model, by alias and order (health, metrics, llm_check)."""
+    return (
+        LlmDeployment.objects.filter(model__is_active=True)
+        .select_related("model")
+        .order_by("model__alias", "position", "name")
+    )
 
 
 # The aggregates of a set of usage events, defined once: the usage endpoints, /auth/me, the admin

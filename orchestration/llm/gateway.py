@@ -47,6 +47,11 @@ class LlmResponse:
     provider_input_tokens: int | None = None
     provider_output_tokens: int | None = None
     provider_cost_usd: Decimal | None = None
+    # Parts of the counts above the provider reported (OpenRouter's ``prompt_tokens_details`` and
+    # ``completion_tokens_details``): input read from and written to its prompt cache, reasoning.
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 @dataclass
@@ -64,6 +69,9 @@ class LlmCallError(Exception):
     input_tokens: int = 0
     output_tokens: int = 0
     tokens_estimated: bool = False
+    cached_input_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
     # The reply as far as it streamed before the failure, raw (empty for ``complete``).
     partial_content: str = ""
     generation_id: str = ""

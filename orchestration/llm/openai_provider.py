@@ -226,6 +226,7 @@ def _response(
         provider_input_tokens=usage.prompt_tokens if usage else None,
         provider_output_tokens=usage.completion_tokens if usage else None,
         provider_cost_usd=usage.cost if usage else None,
+        **(usage.parts() if usage else {}),
     )
 
 
@@ -378,11 +379,34 @@ def _content_type(response: httpx2.Response) -> str:
     return response.headers.get("content-type", "").partition(";")[0].strip().lower()
 
 
+class _PromptDetails(BaseModel):
+    cached_tokens: NonNegativeInt | None = None
+    cache_write_tokens: NonNegativeInt | None = None
+
+
+class _CompletionDetails(BaseModel):
+    reasoning_tokens: NonNegativeInt | None = None
+
+
 class _Usage(BaseModel):
     prompt_tokens: NonNegativeInt | None = None
     completion_tokens: NonNegativeInt | None = None
     # Parsed from the JSON number's text (pydantic), never through float arithmetic of ours.
     cost: Decimal | None = None
+    prompt_tokens_details: _PromptDetails | None = None
+    completion_tokens_details: _CompletionDetails | None = None
+    # Some providers report the cache write beside the details rather than inside them.
+    cache_write_tokens: NonNegativeInt | None = None
+
+    def parts(self) -> dict[str, int]:
+        """The cache and reasoning parts, as ``LlmResponse`` and ``LlmCallError`` keep them."""
+        prompt = self.prompt_tokens_details or _PromptDetails()
+        completion = self.completion_tokens_details or _CompletionDetails()
+        return {
+            "cached_input_tokens": prompt.cached_tokens or 0,
+            "cache_write_tokens": prompt.cache_write_tokens or self.cache_write_tokens or 0,
+            "reasoning_tokens": completion.reasoning_tokens or 0,
+        }
 
 
 class _ChoiceEnd(BaseModel):
@@ -505,6 +529,7 @@ def _failure(
         tokens_estimated=estimated,
         partial_content=partial_content,
         generation_id=generation_id,
+        **(usage.parts() if usage else {}),
         extra={"provider_cost_usd": usage.cost} if usage and usage.cost is not None else {},
     )
 

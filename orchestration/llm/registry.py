@@ -1,11 +1,12 @@
 """Which gateway serves LLM calls, from settings; and how long one call may take at worst."""
 
+import os
 from functools import lru_cache
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from orchestration.llm.gateway import LlmGateway
+from orchestration.llm.gateway import LlmCallError, LlmGateway
 from orchestration.llm.offline import OfflineGateway
 from orchestration.llm.openai_provider import RETRY_WAIT_MAX_SECONDS, OpenAIGateway
 
@@ -19,17 +20,42 @@ def gateway_get() -> LlmGateway:
         provider=settings.LLM_PROVIDER,
         base_url=settings.LLM_BASE_URL,
         api_key=settings.LLM_API_KEY,
-        timeout=float(settings.LLM_TIMEOUT_SECONDS),
-        max_retries=int(settings.LLM_MAX_RETRIES),
-        referer=settings.LLM_HTTP_REFERER,
-        title=settings.LLM_APP_TITLE,
-        temperature=settings.LLM_TEMPERATURE,
-        stream_first_token_timeout=_stream_first_token_timeout(),
-        stream_idle_timeout=float(settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS),
+        **_call_settings(),
     )
 
 
-@lru_cache(maxsize=8)
+def _call_settings() -> dict:
+    """The settings every gateway of this configuration shares, whatever its endpoint."""
+    return {
+        "timeout": float(settings.LLM_TIMEOUT_SECONDS),
+        "max_retries": int(settings.LLM_MAX_RETRIES),
+        "referer": settings.LLM_HTTP_REFERER,
+        "title": settings.LLM_APP_TITLE,
+        "temperature": settings.LLM_TEMPERATURE,
+        "stream_first_token_timeout": _stream_first_token_timeout(),
+        "stream_idle_timeout": float(settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS),
+    }
+
+
+def gateway_for_deployment(*, base_url: str, api_key_env: str, default: LlmGateway) -> LlmGateway:
+    """The gateway of a deployment: ``default`` when it names no endpoint or key of its own (or the
+    provider is offline, which has none), else the openai provider at its URL with the key read
+    from the environment variable it names. Raises ``LlmCallError`` (``deployment_misconfigured``)
+    when that variable is not set: the call falls over to the next deployment."""
+    if settings.LLM_PROVIDER == "offline" or not (base_url or api_key_env):
+        return default
+    api_key = os.environ.get(api_key_env, "") if api_key_env else settings.LLM_API_KEY
+    if not api_key:
+        raise LlmCallError(code="deployment_misconfigured", message=f"{api_key_env} is not set")
+    return _gateway_for(
+        provider="openai",
+        base_url=base_url or settings.LLM_BASE_URL,
+        api_key=api_key,
+        **_call_settings(),
+    )
+
+
+@lru_cache(maxsize=32)
 def _gateway_for(
     *,
     provider: str,
@@ -85,7 +111,14 @@ def gateway_call_deadline_seconds() -> float:
     which provider is configured.
     """
     retries = int(settings.LLM_MAX_RETRIES)
-    return float(settings.LLM_TIMEOUT_SECONDS) * (retries + 1) + retries * RETRY_WAIT_MAX_SECONDS
+    attempt = float(settings.LLM_TIMEOUT_SECONDS) * (retries + 1) + retries * RETRY_WAIT_MAX_SECONDS
+    return attempt * gateway_deployments_max()
+
+
+def gateway_deployments_max() -> int:
+    """How many deployments one call may try (``LLM_FALLBACK_MAX_ATTEMPTS``): every bound of a call
+    is one deployment's times this, so a call that falls over stays within its claim."""
+    return max(int(settings.LLM_FALLBACK_MAX_ATTEMPTS), 1)
 
 
 def gateway_stream_first_chunk_deadline_seconds() -> float:
@@ -98,7 +131,8 @@ def gateway_stream_first_chunk_deadline_seconds() -> float:
     claim held across a stream is kept alive by its chunks, not sized for the longest answer.
     """
     retries = int(settings.LLM_MAX_RETRIES)
-    return _stream_first_token_timeout() * (retries + 1) + retries * RETRY_WAIT_MAX_SECONDS
+    attempt = _stream_first_token_timeout() * (retries + 1) + retries * RETRY_WAIT_MAX_SECONDS
+    return attempt * gateway_deployments_max()
 
 
 def gateway_stream_idle_bound_seconds() -> float:

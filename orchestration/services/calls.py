@@ -3,12 +3,16 @@
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from functools import partial
 
+from orchestration.llm.fallback import FALLOVER_CODES, attempts_plan, fallover_allowed
 from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest, LlmResponse
+from orchestration.llm.registry import gateway_for_deployment
 from pantheon.observability import LlmCallObserved, observe
+from usage.cooldown import deployment_failure_record
 from usage.models import LlmCallEvent
-from usage.selectors import PricedModel
+from usage.selectors import PricedDeployment, PricedModel
 from usage.services.events import usage_event_stage
 
 logger = logging.getLogger(__name__)
@@ -50,8 +54,59 @@ def llm_call_staged(
     """Make one call (streamed when ``on_delta`` is given); stage its event, succeeded or failed, in
     ``log``. Returns the cleaned reply, or None when the call produced none.
 
+    The call goes to the model's deployments in order (``orchestration.llm.fallback``): a failure
+    that is the provider's moves it to the next, each failed attempt staged as a failed, unbilled
+    event naming its deployment and error; the last event staged is the call's outcome.
+
     Never raises for a provider failure: a failed call is a failed event, and the caller decides.
     """
+    plan = attempts_plan(model.routes)
+    for number, route in enumerate(plan, start=1):
+        delivered = False
+
+        def relay(text: str) -> None:
+            nonlocal delivered
+            delivered = True
+            on_delta(text)
+
+        reply, code = _attempt(
+            gateway=gateway,
+            request=replace(request, provider_model=route.provider_model),
+            route=route,
+            model=model,
+            log=log,
+            scope=scope,
+            billable=billable,
+            on_delta=relay if on_delta is not None else None,
+        )
+        if code is None:
+            return reply
+        if route.name and code in FALLOVER_CODES:
+            deployment_failure_record(route.name)
+        if number == len(plan) or not fallover_allowed(code, delivered=delivered):
+            return None
+        logger.warning(
+            "llm call falls over model=%s from=%s code=%s to=%s",
+            model.alias,
+            route.name or "-",
+            code,
+            plan[number].name or "-",
+        )
+    return None
+
+
+def _attempt(
+    *,
+    gateway: LlmGateway,
+    request: LlmRequest,
+    route: PricedDeployment,
+    model: PricedModel,
+    log: CallLog,
+    scope: CallScope,
+    billable: bool,
+    on_delta: Callable[[str], None] | None,
+) -> tuple[str | None, str | None]:
+    """One deployment's try: (the cleaned reply, None) or (None, the error code)."""
     started = time.perf_counter()
     common = {
         "user_id": scope.user_id,
@@ -60,24 +115,27 @@ def llm_call_staged(
         "agent_key": request.agent_key,
         "purpose": request.purpose,
         "model_alias": model.alias,
-        "provider_model": model.provider_model,
-        "price": model.price,
+        "provider_model": route.provider_model,
+        "deployment": route.name,
+        "price": route.price,
         "billable": billable,
     }
     reply: str | None = None
     try:
-        if on_delta is None:
-            response = gateway.complete(request)
-        else:
-            response = gateway.stream(request, on_delta=on_delta)
+        target = gateway_for_deployment(
+            base_url=route.base_url, api_key_env=route.api_key_env, default=gateway
+        )
+        call = target.complete if on_delta is None else partial(target.stream, on_delta=on_delta)
+        response = call(request)
     except Exception as raw:
         # A provider bug must not take the whole turn down: the call counts as failed.
         exc = raw if isinstance(raw, LlmCallError) else _unexpected(raw, started)
         logger.warning(
-            "llm call failed purpose=%s agent=%s model=%s code=%s",
+            "llm call failed purpose=%s agent=%s model=%s deployment=%s code=%s",
             request.purpose,
             request.agent_key or "-",
             model.alias,
+            route.name or "-",
             exc.code,
         )
         event = usage_event_stage(
@@ -87,6 +145,9 @@ def llm_call_staged(
             latency_ms=exc.latency_ms,
             input_tokens=exc.input_tokens,
             output_tokens=exc.output_tokens,
+            cached_input_tokens=exc.cached_input_tokens,
+            cache_write_tokens=exc.cache_write_tokens,
+            reasoning_tokens=exc.reasoning_tokens,
             tokens_estimated=exc.tokens_estimated,
             generation_id=exc.generation_id,
         )
@@ -110,7 +171,7 @@ def llm_call_staged(
             streamed=on_delta is not None,
         )
     )
-    return reply
+    return reply, None if reply else event.error_code
 
 
 def _event_of(response: LlmResponse, common: dict) -> LlmCallEvent:
@@ -118,6 +179,9 @@ def _event_of(response: LlmResponse, common: dict) -> LlmCallEvent:
         **common,
         input_tokens=response.input_tokens,
         output_tokens=response.output_tokens,
+        cached_input_tokens=response.cached_input_tokens,
+        cache_write_tokens=response.cache_write_tokens,
+        reasoning_tokens=response.reasoning_tokens,
         tokens_estimated=response.tokens_estimated,
         latency_ms=response.latency_ms,
         generation_id=response.generation_id,
@@ -136,6 +200,9 @@ def _empty_reply_event(response: LlmResponse, common: dict) -> LlmCallEvent:
         error_code="provider_empty_response",
         input_tokens=response.input_tokens,
         output_tokens=response.output_tokens,
+        cached_input_tokens=response.cached_input_tokens,
+        cache_write_tokens=response.cache_write_tokens,
+        reasoning_tokens=response.reasoning_tokens,
         tokens_estimated=response.tokens_estimated,
         latency_ms=response.latency_ms,
         generation_id=response.generation_id,

@@ -194,7 +194,7 @@ def summary_worst_case(*, priced: dict[str, PricedModel]) -> Charge | None:
     ]
     charges = [
         charge_compute(
-            input_tokens=i, output_tokens=o, price=model.price, credits_per_usd=settings.CREDITS_PER_USD
+            input_tokens=i, output_tokens=o, price=model.worst_price, credits_per_usd=settings.CREDITS_PER_USD
         )
         for i, o in stages
     ]

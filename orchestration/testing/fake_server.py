@@ -65,6 +65,7 @@ class Step:
 
     reply: str | None = None
     model: str | None = None  # answer only a call for this provider model id
+    route: str | None = None  # answer only a call under this route (``FakeLlmServer.route_url``)
     delay: float = 0.0  # seconds before answering
     status: int = 200  # anything else: an OpenRouter-style error body
     retry_after: float | None = None  # Retry-After header (with any status)
@@ -76,6 +77,10 @@ class Step:
     empty_choices: bool = False
     usage: dict[str, Any] | None = None  # explicit usage block
     cost: str | None = None  # explicit usage.cost (USD)
+    # Usage details, as OpenRouter reports them: parts of the prompt and completion counts.
+    cached_tokens: int | None = None  # prompt_tokens_details.cached_tokens
+    cache_write_tokens: int | None = None  # prompt_tokens_details.cache_write_tokens
+    reasoning_tokens: int | None = None  # completion_tokens_details.reasoning_tokens
     keepalive: float = 0.0  # seconds of whitespace (a stream: comments) before the body (OpenRouter)
     # Streams only.
     chunk_words: int = 1  # words per chunk (a word keeps the whitespace before it) …
@@ -183,17 +188,17 @@ class _Handler(BaseHTTPRequestHandler):
                     client_port=self.client_address[1],
                 )
             )
-            step = self._next_step(body.get("model", ""))
+            step = self._next_step(body.get("model", ""), _route_of(self.path))
             call_id = next(state.ids)
         delay = state.latency + step.delay
         if delay:
             time.sleep(delay)
         self._answer(step, body, call_id)
 
-    def _next_step(self, model: str) -> Step:
+    def _next_step(self, model: str, route: str) -> Step:
         script = self.server.state.script
         for index, step in enumerate(script):
-            if step.model is None or step.model == model:
+            if step.model in (None, model) and step.route in (None, route):
                 del script[index]
                 return step
         return Step()
@@ -255,13 +260,23 @@ class _Handler(BaseHTTPRequestHandler):
                 "total_cost": float(cost),
                 "native_tokens_prompt": prompt_tokens,
                 "native_tokens_completion": completion_tokens,
+                "native_tokens_cached": step.cached_tokens or 0,
+                "native_tokens_reasoning": step.reasoning_tokens or 0,
             }
-        return step.usage or {
+        usage: dict[str, Any] = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
             "cost": float(cost),  # a JSON number, as OpenRouter sends
         }
+        if step.cached_tokens is not None or step.cache_write_tokens is not None:
+            usage["prompt_tokens_details"] = {
+                "cached_tokens": step.cached_tokens or 0,
+                "cache_write_tokens": step.cache_write_tokens or 0,
+            }
+        if step.reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": step.reasoning_tokens}
+        return step.usage or usage
 
     def _stream(self, step: Step, body: dict, call_id: int) -> None:
         """The reply as Server-Sent Events, chunk by chunk (HTTP/1.1 chunked, a flush per event)."""
@@ -349,6 +364,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _route_of(path: str) -> str:
+    """The route a request was sent under: ``/east/v1/chat/completions`` → ``east`` ("" for none)."""
+    parts = [p for p in urlparse(path).path.split("/") if p]
+    return parts[0] if len(parts) > 1 and parts[1] == "v1" else ""
+
+
 def _pieces(reply: str, *, chars: int, words: int) -> list[str]:
     """The reply cut into chunks of ``chars`` characters or, by default, ``words`` words."""
     if chars > 0:
@@ -433,6 +454,14 @@ class FakeLlmServer:
     @property
     def base_url(self) -> str:
         return f"http://{self._server.server_address[0]}:{self.port}/v1"
+
+    def route_url(self, route: str) -> str:
+        """A base URL of its own on this server, for a deployment: steps with ``route`` answer it."""
+        return f"http://{self._server.server_address[0]}:{self.port}/{route}/v1"
+
+    def fail(self, times: int, *, status: int = 503, **matching: Any) -> None:
+        """Script ``times`` failures (HTTP ``status``) for the calls ``matching`` (model, route …)."""
+        self.enqueue(*(Step(status=status, **matching) for _ in range(times)))
 
     def start(self) -> "FakeLlmServer":
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-llm", daemon=True)

@@ -40,3 +40,26 @@ def test_llm_check_says_what_it_calls_before_each_call(fake_llm):
         )
         after = next(i for i, line in enumerate(lines) if f"deepseek {purpose}:" in line and "PASS" in line)
         assert before < after, purpose
+
+
+@pytest.mark.django_db
+def test_llm_check_checks_every_deployment_and_says_which_answered(fake_llm, monkeypatch):
+    from usage.models import LlmDeployment, LlmModel
+
+    monkeypatch.setenv("EAST_KEY", "east-key")
+    deepseek = LlmModel.objects.get(alias="deepseek")
+    LlmDeployment.objects.create(
+        model=deepseek, name="east", position=0, base_url=fake_llm.route_url("east"), api_key_env="EAST_KEY"
+    )
+    LlmDeployment.objects.create(
+        model=deepseek, name="west", position=1, base_url=fake_llm.route_url("west"), api_key_env="WEST_KEY"
+    )
+    fake_llm.fail(3, status=503, route="east")
+    out = StringIO()
+    with pytest.raises(CommandError):
+        call_command("llm_check", "--models", "deepseek,qwen", stdout=out)
+    report = out.getvalue()
+    assert "FAIL deepseek@east reply: provider_unavailable" in report
+    assert "FAIL deepseek@west: deployment_misconfigured WEST_KEY is not set" in report
+    assert "answered: qwen; did not: deepseek@east, deepseek@west" in report
+    assert {r.path.split("/")[1] for r in fake_llm.requests} == {"east", "v1"}

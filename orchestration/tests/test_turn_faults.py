@@ -158,6 +158,7 @@ def test_a_turns_claim_lasts_as_long_as_a_stream_may_wait_for_its_first_chunk(
     settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = 5.0, 0
     settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS = 100.0
     settings.TURN_CLAIM_MARGIN_SECONDS = 30
+    settings.LLM_FALLBACK_MAX_ATTEMPTS = 1  # one deployment per call (each more multiplies the wait)
     request = turn_request_build(user=user, session_id=session.pk, user_input="@writer hi", mode="manual")
     progress = turn_prepare(request)
     try:

@@ -310,6 +310,6 @@ def _charge(model: PricedModel, input_tokens: int, output_tokens: int):
     return charge_compute(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        price=model.price,
+        price=model.worst_price,  # the dearest deployment an attempt may reach
         credits_per_usd=settings.CREDITS_PER_USD,
     )

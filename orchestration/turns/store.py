@@ -35,17 +35,17 @@ from orchestration.errors import TurnConflict
 from pantheon.db import row_select, rows_json, rows_recordset, table
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
-from usage.metering import Price
 from usage.models import (
     CreditAccount,
     CreditHold,
     CreditLedgerEntry,
     LlmCallEvent,
+    LlmDeployment,
     LlmModel,
     ModelPrice,
     PricingVersion,
 )
-from usage.selectors import PricedModel
+from usage.selectors import PricedModel, priced_model_from_json
 from usage.services.settlement import (
     EVENT_BURNED_SQL,
     SETTLEMENT_SQL,
@@ -97,7 +97,22 @@ SELECT s.id, s.room_id,
   (SELECT json_agg(json_build_object(
       'alias', m.alias, 'provider_model', m.provider_model, 'context_window', m.context_window,
       'max_output_tokens', m.max_output_tokens, 'input', p.input_usd_per_million::text,
-      'output', p.output_usd_per_million::text, 'version_id', p.version_id))
+      'output', p.output_usd_per_million::text, 'version_id', p.version_id,
+      'cached_input', p.cached_input_usd_per_million::text,
+      'cache_write', p.cache_write_usd_per_million::text,
+      'reasoning', p.reasoning_usd_per_million::text,
+      'deployments', (SELECT json_agg(json_build_object(
+          'name', d.name, 'position', d.position, 'weight', d.weight, 'base_url', d.base_url,
+          'api_key_env', d.api_key_env, 'provider_model', d.provider_model,
+          'price', (SELECT json_build_object(
+              'input', dp.input_usd_per_million::text, 'output', dp.output_usd_per_million::text,
+              'version_id', dp.version_id, 'cached_input', dp.cached_input_usd_per_million::text,
+              'cache_write', dp.cache_write_usd_per_million::text,
+              'reasoning', dp.reasoning_usd_per_million::text)
+            FROM {table(ModelPrice)} dp WHERE dp.model_id = COALESCE(d.price_model_id, m.id)
+              AND dp.version_id = (SELECT v.id FROM {table(PricingVersion)} v WHERE v.is_active)))
+          ORDER BY d.position, d.name)
+        FROM {table(LlmDeployment)} d WHERE d.model_id = m.id AND d.is_active)))
    FROM {table(LlmModel)} m
    LEFT JOIN {table(ModelPrice)} p ON p.model_id = m.id
      AND p.version_id = (SELECT v.id FROM {table(PricingVersion)} v WHERE v.is_active)
@@ -129,7 +144,7 @@ def scope_load(
     return TurnScope(
         session=session,
         agents=[_agent(room_id, a) for a in agents or ()],
-        priced={m["alias"]: _priced(m) for m in catalog or ()},
+        priced={m["alias"]: priced_model_from_json(m) for m in catalog or ()},
         replay_turn_id=replay,
     )
 
@@ -138,23 +153,6 @@ def _agent(room_id: uuid.UUID, fields: dict) -> Agent:
     agent = Agent(room_id=room_id, **fields)
     agent._state.adding = False
     return agent
-
-
-def _priced(row: dict) -> PricedModel:
-    """A catalog model with its active price; a model with no price in the active list costs nothing
-    (``usage.selectors.priced_models_get`` reads the same for the rest of the product)."""
-    price = (
-        Price(Decimal(row["input"]), Decimal(row["output"]), row["version_id"])
-        if row["input"] is not None
-        else Price(Decimal(0), Decimal(0), None)
-    )
-    return PricedModel(
-        alias=row["alias"],
-        provider_model=row["provider_model"],
-        context_window=row["context_window"],
-        max_output_tokens=row["max_output_tokens"],
-        price=price,
-    )
 
 
 # --- 2. claim, with the session's past --------------------------------------------------------------

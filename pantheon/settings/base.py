@@ -274,6 +274,13 @@ LLM_STREAM_IDLE_TIMEOUT_SECONDS = env.float("LLM_STREAM_IDLE_TIMEOUT_SECONDS", d
 LLM_HTTP_REFERER = env("LLM_HTTP_REFERER", default="https://pantheon.local")
 LLM_APP_TITLE = env("LLM_APP_TITLE", default="Pantheon")
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=0.7)
+# Fallbacks (docs/runbook.md, "Deployments and fallbacks"): a call goes to at most this many of its
+# alias's deployments; a deployment that fails LLM_COOLDOWN_FAILURES times within
+# LLM_COOLDOWN_WINDOW_SECONDS is skipped for LLM_COOLDOWN_SECONDS (shared through the cache).
+LLM_FALLBACK_MAX_ATTEMPTS = env.int("LLM_FALLBACK_MAX_ATTEMPTS", default=2)
+LLM_COOLDOWN_FAILURES = env.int("LLM_COOLDOWN_FAILURES", default=3)
+LLM_COOLDOWN_WINDOW_SECONDS = env.int("LLM_COOLDOWN_WINDOW_SECONDS", default=60)
+LLM_COOLDOWN_SECONDS = env.int("LLM_COOLDOWN_SECONDS", default=60)
 
 # --- Reconciliation ---------------------------------------------------------------------------
 RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=3600)

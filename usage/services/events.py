@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import transaction
 
-from usage.metering import Price, charge_compute
+from usage.metering import Price, TokenCounts, charge_compute
 from usage.models import MONEY, CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.services.holds import HoldRequest, credit_hold_settle
 from usage.services.settlement import Settlement, charges_split
@@ -48,7 +48,11 @@ def usage_event_stage(
     billable: bool,
     input_tokens: int = 0,
     output_tokens: int = 0,
+    cached_input_tokens: int = 0,
+    cache_write_tokens: int = 0,
+    reasoning_tokens: int = 0,
     tokens_estimated: bool = False,
+    deployment: str = "",
     succeeded: bool = True,
     error_code: str = "",
     latency_ms: int = 0,
@@ -66,6 +70,15 @@ def usage_event_stage(
     no credits.
     """
     (input_tokens, c1), (output_tokens, c2) = _count(input_tokens), _count(output_tokens)
+    # The parts are cut to their wholes (usage.metering.TokenCounts): what is stored is what is priced.
+    parts = TokenCounts(
+        input_tokens,
+        output_tokens,
+        _count(cached_input_tokens)[0],
+        _count(cache_write_tokens)[0],
+        _count(reasoning_tokens)[0],
+    ).parts()
+    cached_input_tokens, cache_write_tokens, reasoning_tokens = parts[1], parts[2], parts[4]
     (provider_input_tokens, c3), (provider_output_tokens, c4) = (
         _count(provider_input_tokens),
         _count(provider_output_tokens),
@@ -86,6 +99,9 @@ def usage_event_stage(
     charge = charge_compute(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        cached_input=cached_input_tokens,
+        cache_write=cache_write_tokens,
+        reasoning=reasoning_tokens,
         price=price,
         credits_per_usd=settings.CREDITS_PER_USD,
     )
@@ -101,7 +117,11 @@ def usage_event_stage(
         provider_generation_id=generation_id,
         input_tokens=input_tokens,
         output_tokens=output_tokens,
+        cached_input_tokens=cached_input_tokens,
+        cache_write_tokens=cache_write_tokens,
+        reasoning_tokens=reasoning_tokens,
         tokens_estimated=tokens_estimated,
+        deployment=deployment,
         provider_input_tokens=provider_input_tokens,
         provider_output_tokens=provider_output_tokens,
         provider_cost_usd=provider_cost_usd,

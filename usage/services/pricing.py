@@ -8,7 +8,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from usage.errors import PriceListIncomplete
-from usage.models import LlmModel, ModelPrice, PricingVersion
+from usage.models import PRICE_RATES, LlmModel, ModelPrice, PricingVersion
 
 NAME_MAX_LENGTH = PricingVersion._meta.get_field("name").max_length
 
@@ -34,8 +34,7 @@ def pricing_version_copy(*, version: PricingVersion, name: str = "") -> PricingV
         ModelPrice(
             version=draft,
             model_id=price.model_id,
-            input_usd_per_million=price.input_usd_per_million,
-            output_usd_per_million=price.output_usd_per_million,
+            **{rate: getattr(price, rate) for rate in PRICE_RATES},
         )
         for price in version.prices.all()
     )

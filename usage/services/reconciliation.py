@@ -14,7 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from usage.models import LlmCallEvent, UsageDailyRollup
-from usage.provider import ProviderLookupError, generation_cost_get, provider_lookup_configured
+from usage.provider import GenerationRecord, ProviderLookupError, generation_get, provider_lookup_configured
 from usage.selectors import USAGE_AGGREGATES
 
 logger = logging.getLogger(__name__)
@@ -89,12 +89,12 @@ def usage_reconcile(
             report.unavailable += 1
             continue
         try:
-            final = generation_cost_get(generation_id=event.provider_generation_id)
+            record = generation_get(generation_id=event.provider_generation_id)
         except ProviderLookupError as exc:
             logger.warning("reconciliation: provider lookup failed (%s); will retry next run", exc)
             report.unavailable += 1
             break  # the provider is not answering: stop this run, keep the rest pending
-        _event_settle(event=event, final=final, report=report)
+        _event_settle(event=event, record=record, report=report)
     if progress:
         progress(report.checked, total)
     report.still_pending = to_check.count()
@@ -118,7 +118,27 @@ def usage_reconcile(
     return report
 
 
-def _event_settle(*, event: LlmCallEvent, final: Decimal | None, report: ReconcileReport) -> None:
+# The event's count of each part the provider's record may report (usage.provider.NATIVE_COUNTS).
+EVENT_COUNTS = {
+    "input": "input_tokens",
+    "output": "output_tokens",
+    "cached_input": "cached_input_tokens",
+    "reasoning": "reasoning_tokens",
+}
+
+
+def token_parts_compare(*, event: LlmCallEvent, record: GenerationRecord) -> dict[str, list[int]]:
+    """The parts whose counts differ from the provider's: ``{part: [ours, theirs]}``. A cost that
+    drifts is explained by them (a cached prefix billed as input, reasoning not counted …)."""
+    return {
+        part: [getattr(event, field), record.tokens[part]]
+        for part, field in EVENT_COUNTS.items()
+        if part in record.tokens and getattr(event, field) != record.tokens[part]
+    }
+
+
+def _event_settle(*, event: LlmCallEvent, record: GenerationRecord | None, report: ReconcileReport) -> None:
+    final = record.total_cost if record else None
     if final is None:
         status = R.MISSING
         report.missing += 1
@@ -127,16 +147,22 @@ def _event_settle(*, event: LlmCallEvent, final: Decimal | None, report: Reconci
         status = R.DRIFT
         report.drift += 1
         logger.warning(
-            "reconciliation: drift on %s (%s): ours %s USD, provider %s USD",
+            "reconciliation: drift on %s (%s): ours %s USD, provider %s USD; tokens differing: %s",
             event.provider_generation_id,
             event.model_alias,
             event.cost_usd,
             final,
+            token_parts_compare(event=event, record=record) or "none",
         )
     else:
         status = R.MATCHED
         report.matched += 1
-    update = {"reconciliation": status, "provider_final_cost_usd": final, "reconciled_at": timezone.now()}
+    update = {
+        "reconciliation": status,
+        "provider_final_cost_usd": final,
+        "reconciliation_detail": token_parts_compare(event=event, record=record) if record else {},
+        "reconciled_at": timezone.now(),
+    }
     if event.provider_cost_usd is None and final is not None:
         update["provider_cost_usd"] = final  # fill in what the call's response did not carry
     LlmCallEvent.objects.filter(pk=event.pk).update(**update)

@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from usage.models import LlmModel, ModelPrice, PricingVersion
+from usage.models import PRICE_RATES, LlmModel, ModelPrice, PricingVersion
 from usage.services.pricing import pricing_version_activate, pricing_version_copy
 from usage.tests.factories import UserFactory
 
@@ -46,13 +46,11 @@ def test_the_active_list_cannot_be_edited_in_place(staff_client, active):
 
 def test_publish_as_new_version_copies_the_prices_into_an_inactive_draft(staff_client, active):
     response = staff_client.post(URL, {"action": "publish_new_version", "_selected_action": [active.pk]})
-    draft = PricingVersion.objects.exclude(pk=active.pk).get()
+    draft = PricingVersion.objects.exclude(pk=active.pk).get(activated_at=None)
     assert response.status_code == 302 and response["Location"] == f"{URL}{draft.pk}/change/"
     assert draft.is_draft and not draft.is_active
-    copied = set(draft.prices.values_list("model_id", "input_usd_per_million", "output_usd_per_million"))
-    assert copied == set(
-        active.prices.values_list("model_id", "input_usd_per_million", "output_usd_per_million")
-    )
+    copied = set(draft.prices.values_list("model_id", *PRICE_RATES))
+    assert copied == set(active.prices.values_list("model_id", *PRICE_RATES))
     page = staff_client.get(f"{URL}{draft.pk}/change/").content.decode()
     assert 'name="_save"' in page  # a draft is a form
 

@@ -275,3 +275,25 @@ def test_calls_reuse_the_connection_without_delayed_ack_stalls(fake_llm, openai_
         gateway.complete(request())
     # A response written in pieces to a socket with Nagle on stalls ~40 ms per call.
     assert (time.perf_counter() - started) / 20 < 0.025
+
+
+def test_usage_details_carry_cache_and_reasoning_parts(fake_llm, openai_gateway_make):
+    fake_llm.enqueue(Step(reply="Cached.", cached_tokens=9, cache_write_tokens=3, reasoning_tokens=2))
+    response = openai_gateway_make().complete(request())
+    parts = (response.cached_input_tokens, response.cache_write_tokens, response.reasoning_tokens)
+    assert parts == (9, 3, 2)
+
+
+def test_cache_write_reported_beside_the_details_is_read_too(fake_llm, openai_gateway_make):
+    usage = {"prompt_tokens": 30, "completion_tokens": 4, "cache_write_tokens": 12}
+    fake_llm.enqueue(Step(reply="Written.", usage=usage))
+    response = openai_gateway_make().complete(request())
+    parts = (response.cached_input_tokens, response.cache_write_tokens, response.reasoning_tokens)
+    assert parts == (0, 12, 0)
+
+
+def test_failed_call_keeps_the_parts_the_provider_reported(fake_llm, openai_gateway_make):
+    usage = {"prompt_tokens": 30, "completion_tokens": 4, "prompt_tokens_details": {"cached_tokens": 20}}
+    fake_llm.enqueue(Step(error_in_body=True, usage=usage))
+    error = failure(openai_gateway_make())
+    assert (error.input_tokens, error.cached_input_tokens) == (30, 20)

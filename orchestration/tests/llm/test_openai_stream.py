@@ -451,3 +451,10 @@ def test_concurrent_streams_time_out_alone(fake_llm, openai_gateway_make):
         step.release()  # let the server's threads go
     assert outcomes[0::2] == ["provider_timeout"] * 4
     assert outcomes[1::2] == ["Noted: Open the story."] * 4
+
+
+def test_streamed_usage_carries_cache_and_reasoning_parts(fake_llm, openai_gateway_make):
+    fake_llm.enqueue(Step(reply=REPLY, cached_tokens=7, cache_write_tokens=1, reasoning_tokens=4))
+    response, deltas = streamed(openai_gateway_make())
+    assert "".join(deltas) == REPLY
+    assert (response.cached_input_tokens, response.cache_write_tokens, response.reasoning_tokens) == (7, 1, 4)

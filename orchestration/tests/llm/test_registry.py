@@ -118,11 +118,14 @@ def test_unknown_provider_fails_loudly(settings):
 
 
 @pytest.mark.parametrize(
-    ("timeout", "retries", "deadline"),
-    [(30.0, 1, 62.0), (10.0, 2, 34.0), (5.0, 0, 5.0)],
+    ("timeout", "retries", "deployments", "deadline"),
+    [(30.0, 1, 1, 62.0), (10.0, 2, 1, 34.0), (5.0, 0, 1, 5.0), (30.0, 1, 3, 186.0)],
 )
-def test_call_deadline_is_every_attempt_plus_capped_waits(settings, timeout, retries, deadline):
+def test_call_deadline_is_every_attempt_plus_capped_waits_on_each_deployment(
+    settings, timeout, retries, deployments, deadline
+):
     settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = timeout, retries
+    settings.LLM_FALLBACK_MAX_ATTEMPTS = deployments
     assert gateway_call_deadline_seconds() == deadline
 
 
@@ -135,7 +138,10 @@ def test_stream_first_chunk_deadline_is_every_attempt_plus_capped_waits(
 ):
     settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS = first_token
     settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = timeout, retries
+    settings.LLM_FALLBACK_MAX_ATTEMPTS = 1
     assert gateway_stream_first_chunk_deadline_seconds() == deadline
+    settings.LLM_FALLBACK_MAX_ATTEMPTS = 2
+    assert gateway_stream_first_chunk_deadline_seconds() == 2 * deadline
 
 
 def test_stream_idle_bound_is_the_idle_timeout(settings):
@@ -160,7 +166,7 @@ def test_system_check_reports_an_incomplete_provider_configuration(settings):
 def test_a_calls_quiet_bound_covers_a_plain_call_and_both_stream_bounds(settings, first_token, idle, bound):
     """What sizes a turn's session claim: a stream allowed to wait longer than a plain call's
     deadline keeps the claim that long too."""
-    settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES = 5.0, 0
+    settings.LLM_TIMEOUT_SECONDS, settings.LLM_MAX_RETRIES, settings.LLM_FALLBACK_MAX_ATTEMPTS = 5.0, 0, 1
     settings.LLM_STREAM_FIRST_TOKEN_TIMEOUT_SECONDS, settings.LLM_STREAM_IDLE_TIMEOUT_SECONDS = (
         first_token,
         idle,

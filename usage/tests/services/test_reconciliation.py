@@ -100,3 +100,18 @@ def test_rollups_are_rebuilt_from_the_events_not_added_to(user):
 )
 def test_drift_tolerance(ours, theirs, drifts):
     assert cost_drifts(ours=Decimal(ours), theirs=Decimal(theirs)) is drifts
+
+
+def test_cache_and_reasoning_parts_are_priced_and_reconciled_per_part(turn_post, session, fake_llm):
+    # The provider reports a cached prefix and reasoning; its record of the generation agrees on
+    # every part but the reasoning (it counted 5 more): the detail says which part differs.
+    fake_llm.enqueue(Step(reply="cached answer", cached_tokens=4, reasoning_tokens=2))
+    assert turn_post("@writer please").status_code == 201
+    event = LlmCallEvent.objects.get(session_id=session.pk)
+    assert (event.cached_input_tokens, event.cache_write_tokens, event.reasoning_tokens) == (4, 0, 2)
+    generation = fake_llm.state.generations[event.provider_generation_id]
+    generation["native_tokens_reasoning"] = 7
+    usage_reconcile()
+    event.refresh_from_db()
+    assert event.reconciliation_detail == {"reasoning": [2, 7]}
+    assert event.reconciliation == "matched"  # the cost agrees: deepseek's parts are priced as in/out

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("usage", "0007_ledger_created_by_and_pricing_activation"),
+        ("usage", "0009_deployments"),
     ]
 
     operations = [
