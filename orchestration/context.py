@@ -1,7 +1,8 @@
 """The context budget of one agent call: summary trigger, pruning, rejection (docs/context-budget.md).
 
-Pure functions: the caller loads the history once per turn (see ``sessions_app.selectors``) and this
-module decides, per agent, what is sent and records the figures for the ``TurnContextAudit``.
+Pure functions: the caller loads the history once per turn, with its claim
+(``orchestration.turns.store.claim_and_context``), and this module decides, per agent, what is sent
+and records the figures for the ``TurnContextAudit``.
 """
 
 from dataclasses import dataclass, field

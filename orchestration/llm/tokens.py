@@ -27,6 +27,16 @@ def count_text_tokens(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=()))
 
 
+def text_within_tokens(text: str, max_tokens: int) -> str:
+    """``text`` cut to its first ``max_tokens`` tokens (whole, when it fits), marked where it was cut."""
+    if count_text_tokens(text) <= max_tokens:
+        return text
+    marker = "\n[… cut to fit the window]"
+    keep = max(max_tokens - count_text_tokens(marker), 0)
+    tokens = _encoding().encode(text, disallowed_special=())
+    return _encoding().decode(tokens[:keep]) + marker
+
+
 def count_message_tokens(content: str) -> int:
     return TOKENS_PER_MESSAGE + count_text_tokens(content)
 

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from orchestration.context import Budget
 from orchestration.llm.gateway import LlmGateway, LlmRequest
 from orchestration.llm.registry import gateway_get
-from orchestration.llm.tokens import count_message_tokens
+from orchestration.llm.tokens import count_message_tokens, text_within_tokens
 from orchestration.parsing import extraction_parse, summary_parse
 from orchestration.prompts import extraction_prompt_build, summary_prompt_build, transcript_build
 from orchestration.services.calls import CallLog, CallScope, llm_call_staged
@@ -224,7 +224,9 @@ def _call(gateway, model, log: CallLog, session: ChatSession, purpose: str, mess
 
 
 def _transcript_within(*, session: ChatSession, after: int, through: int, tokens: int) -> str:
-    """The non-failed turns in (after, through], newest kept first when they do not all fit."""
+    """The non-failed turns in (after, through], newest kept first when they do not all fit; never more
+    than ``tokens`` (a turn larger than the whole window alone — a provider that ignored
+    ``max_tokens`` — is cut), so the summary's input stays within what its hold was sized for."""
     rows = list(
         Turn.objects.filter(session=session, turn_index__gt=after, turn_index__lte=through)
         .exclude(status=Turn.Status.FAILED)
@@ -237,7 +239,7 @@ def _transcript_within(*, session: ChatSession, after: int, through: int, tokens
             break
         kept.append((index, user_input, output))
         used += cost
-    return transcript_build(list(reversed(kept)))
+    return text_within_tokens(transcript_build(list(reversed(kept))), max(tokens, 0))
 
 
 def summary_enqueue(*, session_id: uuid.UUID, through_index: int) -> None:

@@ -196,6 +196,7 @@ def in_another_process(redis_location: str, name: str, failures: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.integration
 def test_a_cool_down_is_shared_by_processes_through_redis(settings, redis_url, monkeypatch):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": redis_url}

@@ -315,3 +315,41 @@ def test_a_replayed_turn_makes_no_call_and_holds_nothing(user, fake_llm, turn_po
     assert again.json()["usage"] == first.json()["usage"]
     assert fake_llm.requests == []
     assert Message.objects.count() == 2
+
+
+def test_a_provider_reporting_absurd_usage_is_charged_the_hold_not_the_balance(
+    user, session, fake_llm, turn_post
+):
+    """10¹⁸ tokens reported for one reply: the turn is charged what it held, never the balance; the
+    rest is recorded unbilled and flagged for the operator."""
+    fake_llm.enqueue(Step(reply="Fine.", usage={"prompt_tokens": 10**18, "completion_tokens": 10**18}))
+    before = CreditAccount.objects.get(user=user).balance
+    response = turn_post("@writer go")
+    assert response.status_code == 201, response.json()
+    event = LlmCallEvent.objects.get(turn_id=response.json()["id"])
+    debit = CreditLedgerEntry.objects.get(kind="turn_debit", turn_id=event.turn_id)
+    assert event.provider_overshoot and event.figures_clamped
+    assert event.credits_unbilled > 1000 > event.credits_burned > 0
+    assert -debit.amount == event.credits_burned
+    assert CreditAccount.objects.get(user=user).balance == before - event.credits_burned > before - 10
+    assert_books_balance(user)
+
+
+def test_a_summary_of_a_reply_larger_than_its_window_stays_within_it(
+    user, session, fake_llm, turn_post, settings
+):
+    """A provider that ignored ``max_tokens`` sent a huge reply: the summary of that turn sends at
+    most its model's window, the size its hold was made for."""
+    from orchestration.llm.tokens import count_messages_tokens
+    from orchestration.services.summaries import _summary_budget
+    from usage.selectors import priced_models_get
+
+    fake_llm.enqueue(Step(reply="lighthouse " * 150_000))  # ~150,000 tokens, far beyond any window
+    assert turn_post("@writer go").status_code == 201
+    fake_llm.reset()
+    session_summary_generate(session_id=session.pk, through_index=1)
+    stage_one = fake_llm.requests[0]
+    alias = settings.SUMMARY_MODEL_ALIAS
+    budget = _summary_budget(priced_models_get(aliases={alias})[alias])
+    assert count_messages_tokens(m["content"] for m in stage_one.messages) <= budget.tokens
+    assert "cut to fit the window" in stage_one.messages[-1]["content"]

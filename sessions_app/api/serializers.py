@@ -3,7 +3,7 @@ from rest_framework import serializers
 from pantheon.api.fields import LinkField
 from pantheon.api.serializers import CostFiguresSerializer, UserUsageTotalsSerializer
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
-from usage.models import LlmCallEvent, PricingVersion
+from usage.models import USAGE_EVENT_FIELDS, LlmCallEvent, PricingVersion
 
 
 class SessionSerializer(serializers.ModelSerializer):
@@ -167,31 +167,7 @@ class UsageEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LlmCallEvent
-        fields = [
-            "id",
-            "created_at",
-            "turn_id",
-            "agent_key",
-            "purpose",
-            "model_alias",
-            "provider_model",
-            "provider_generation_id",
-            "input_tokens",
-            "output_tokens",
-            "tokens_estimated",
-            "oe_tokens",
-            "cost_usd",
-            "credits_burned",
-            "credits_unbilled",
-            "pricing_version",
-            "billable",
-            "status",
-            "error_code",
-            "latency_ms",
-            "orphaned",
-            "abandoned",
-            "figures_clamped",
-        ]
+        fields = ["id", "created_at", *USAGE_EVENT_FIELDS, "pricing_version"]
         read_only_fields = fields
 
 

@@ -31,3 +31,14 @@ def test_a_text_counted_again_is_not_encoded_again(monkeypatch):
     tokens.count_message_tokens(long_input + "!")  # another text is encoded
     assert encoded == [len(long_input), len(long_input) + 1]
     tokens.count_text_tokens.cache_clear()
+
+
+def test_a_text_is_cut_to_the_tokens_it_may_take():
+    from orchestration.llm.tokens import count_text_tokens, text_within_tokens
+
+    short = "A lighthouse keeper."
+    assert text_within_tokens(short, 100) == short
+    long = "word " * 5000
+    cut = text_within_tokens(long, 300)
+    assert count_text_tokens(cut) <= 300 < count_text_tokens(long)
+    assert cut.startswith("word word") and cut.endswith("[… cut to fit the window]")

@@ -4,10 +4,13 @@ the web process writes JSON lines (production's LOG_FORMAT), gunicorn's access l
 import json
 import threading
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.authtoken.models import Token
 
 from pantheon.testing.processes import app_env, gunicorn, http
+
+pytestmark = pytest.mark.integration
 
 TOKEN = "scrape-secret"
 

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from orchestration.testing.fake_server import FakeLlmServer
 from tools.bench.load import load_measure, load_run
 
@@ -40,6 +42,7 @@ def test_load_run_counts_every_non_2xx_as_an_error():
     assert figures["error_samples"][0].startswith("404 ")
 
 
+@pytest.mark.integration
 def test_load_measure_runs_the_plan_in_a_subprocess():
     with FakeLlmServer() as server:
         figures = load_measure(_plan(server, "/v1/chat/completions", clients=1))

@@ -3,8 +3,12 @@ ready only once every worker has loaded the app."""
 
 import http.client
 
+import pytest
+
 from tools.bench import stack
 from tools.bench.calls import FLOOR_PATH
+
+pytestmark = pytest.mark.integration
 
 
 def test_bench_server_serves_pantheon_and_the_floor_once_every_worker_is_ready(tmp_path):
