@@ -210,5 +210,5 @@ def test_a_cool_down_is_shared_by_processes_through_redis(settings, redis_url, m
     # The second failure, in a second process, counts with the first: the deployment cools down…
     second = in_another_process(redis_url, name, 1)
     assert second["started"] == [True]
-    # … for this process too, which never saw a failure of it.
-    assert 25 < deployments_cooling([name])[name] <= 30
+    # … for this process too, which never saw a failure of it (for what is left of the 30 s).
+    assert 0 < deployments_cooling([name])[name] <= 30
