@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 # Credits as the columns hold them: 4 decimal places (CREDITS), up to a million.
 credits = st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False, allow_infinity=False)
 examples = hypothesis_settings(
-    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
 
