@@ -112,7 +112,7 @@ def server_env(database_url: str) -> dict[str, str]:
         "LLM_PROVIDER": "offline",
         "CELERY_TASK_ALWAYS_EAGER": "true",
         # Rate limits would only turn generated requests into 429s before they reach any code.
-        **{f"API_THROTTLE_{scope}": "1000000/min" for scope in ("ANON", "USER", "TURNS", "AUTH")},
+        **{f"API_THROTTLE_{scope}": "1000000/min" for scope in ("ANON", "USER", "TURNS", "AUTH", "REGISTER")},
         "LOG_LEVEL": "WARNING",
     }
 

@@ -119,6 +119,7 @@ class _CredentialsView(APIView):
 
 
 class RegisterView(_CredentialsView):
+    throttle_scope = "register"  # per client address (pantheon.client), a few an hour
     serializer_class = s.RegisterSerializer  # the browsable API's HTML form
 
     @extend_schema(

@@ -171,6 +171,7 @@ REST_FRAMEWORK = {
         "user": env("API_THROTTLE_USER", default="600/min"),
         "turns": env("API_THROTTLE_TURNS", default="60/min"),
         "auth": env("API_THROTTLE_AUTH", default="20/min"),
+        "register": env("API_THROTTLE_REGISTER", default="10/hour"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -197,6 +198,10 @@ SPECTACULAR_SETTINGS = {
         "UsageEventStatusEnum": "usage.models.LlmCallEvent.Status",
     },
 }
+
+# The reverse proxies in front of the app that append the client's address to X-Forwarded-For: the
+# client is that many entries from the right. 0: the header is ignored (pantheon.client).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- Cache (rate limits, slots) ----------------------------------------------------------------
 # Optional at run time: when Redis cannot be reached, limits count per process (pantheon.limits).
@@ -255,7 +260,10 @@ CELERY_BEAT_SCHEDULE = {
 # --- Accounts and credits ----------------------------------------------------------------------
 REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=True)
 CREDITS_PER_USD = Decimal(env.str("CREDITS_PER_USD", default="1000"))
+# Accounts an operator opens (admin, commands) get CREDITS_OPENING_BALANCE; accounts made through
+# POST /auth/register get REGISTRATION_OPENING_CREDITS, so open registration cannot farm credits.
 CREDITS_OPENING_BALANCE = Decimal(env.str("CREDITS_OPENING_BALANCE", default="1000"))
+REGISTRATION_OPENING_CREDITS = Decimal(env.str("REGISTRATION_OPENING_CREDITS", default="100"))
 
 # --- LLM provider ------------------------------------------------------------------------------
 # "offline" (built-in deterministic provider) unless a key is configured.

@@ -94,8 +94,10 @@ def credit_adjust(
 
 @transaction.atomic
 def user_register(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
-    """A new user with the opening credits. Usernames are unique regardless of case: ``Ada`` is taken
-    once ``ada`` exists (400 on ``username``)."""
+    """A new self-registered user with ``REGISTRATION_OPENING_CREDITS`` (not the operator's
+    ``CREDITS_OPENING_BALANCE``: anyone can register, so what it grants is what a farm earns).
+    Usernames are unique regardless of case: ``Ada`` is taken once ``ada`` exists (400 on
+    ``username``)."""
     users = get_user_model().objects
     if users.filter(username__iexact=username).exists():
         raise InvalidInput.for_field("username", USERNAME_TAKEN)
@@ -106,5 +108,5 @@ def user_register(*, username: str, password: str, email: str = "") -> AbstractB
             user = users.create_user(username=username, password=password, email=email)
     except IntegrityError as exc:
         raise InvalidInput.for_field("username", USERNAME_TAKEN) from exc
-    credit_account_open(user=user)
+    credit_account_open(user=user, opening_balance=settings.REGISTRATION_OPENING_CREDITS)
     return user

@@ -38,7 +38,7 @@ def test_register_gives_a_working_token_and_the_opening_credits(anon_client, set
     user = get_user_model().objects.get(username="ada")
     assert body["id"] == user.pk and user.email == "ada@example.com" and user.check_password(ADA["password"])
     assert Token.objects.get(user=user).key == body["token"]
-    assert CreditAccount.objects.get(user=user).balance == settings.CREDITS_OPENING_BALANCE
+    assert CreditAccount.objects.get(user=user).balance == settings.REGISTRATION_OPENING_CREDITS
     assert CreditLedgerEntry.objects.get(user=user).kind == "grant"
     assert bearer(body["token"]).get(ME).json()["username"] == "ada"
 
