@@ -58,6 +58,20 @@ def django_db_setup(django_db_setup, django_db_blocker, django_db_keepdb):
                 connection.creation.deserialize_db_from_string(contents)
 
 
+@pytest.fixture(autouse=True)
+def login_counts_fresh():
+    """Failed logins are counted per name and per address (127.0.0.1 for every test) in the cache:
+    each test starts with none (the in-process cache; a test on Redis has a key prefix of its own)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from pantheon import limits
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+    limits._local = limits._LocalCounters()
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()

@@ -52,6 +52,7 @@ MIDDLEWARE = [
     "pantheon.api.request_context.RequestContextMiddleware",
     "pantheon.api.timing.ServerTimingMiddleware",
     "pantheon.api.input_guard.InputGuardMiddleware",
+    "pantheon.api.exceptions.ApplicationErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -198,6 +199,15 @@ SPECTACULAR_SETTINGS = {
         "UsageEventStatusEnum": "usage.models.LlmCallEvent.Status",
     },
 }
+
+# Failed logins (token endpoint, browsable API and admin forms alike: usage.services.logins) are
+# counted per username and per client address in a window; from the limit on, each failure locks
+# the name (address) for the base delay, doubled per failure past the limit, at most the maximum.
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+LOGIN_LOCKOUT_BASE_SECONDS = env.int("LOGIN_LOCKOUT_BASE_SECONDS", default=30)
+LOGIN_LOCKOUT_MAX_SECONDS = env.int("LOGIN_LOCKOUT_MAX_SECONDS", default=900)
 
 # The reverse proxies in front of the app that append the client's address to X-Forwarded-For: the
 # client is that many entries from the right. 0: the header is ignored (pantheon.client).

@@ -125,6 +125,7 @@ def test_with_the_cache_unreachable_logins_are_still_limited_per_process(
     monkeypatch.setattr(TokenView, "throttle_classes", [throttling.ScopedRateThrottle])
     monkeypatch.setattr(throttling.ScopedRateThrottle, "THROTTLE_RATES", {"auth": "20/min"})
     settings.CACHE_RETRY_SECONDS = 0  # try Redis on every request
+    settings.LOGIN_FAILURES_PER_USERNAME = 1000  # the throttle alone (the lockout: tests/attacks)
     body = {"username": user.username, "password": "wrong"}
     with caplog.at_level(logging.WARNING, logger="pantheon.limits"):
         statuses = Counter(anon_client.post("/api/v1/auth/token", body).status_code for _ in range(30))
