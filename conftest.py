@@ -5,13 +5,13 @@ turns, the fake OpenAI-compatible server, and Redis for the integration tests.""
 from collections.abc import Callable
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.testing.fake_server import FakeLlmServer
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.tests.factories import SessionFactory
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import UserFactory
 
 REFERER = "https://pantheon.test"
@@ -84,12 +84,12 @@ def other_user(db):
 
 @pytest.fixture
 def client_for() -> Callable[..., APIClient]:
-    """``client_for(user)``: an API client authenticated as that user with a Bearer token."""
+    """``client_for(user)``: an API client authenticated as that user with a new API token."""
 
     def make(user) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+        _, token = api_token_issue(user=user, name="tests")
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         return client
 
     return make

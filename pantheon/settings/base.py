@@ -4,6 +4,7 @@ With no environment at all the app runs on the embedded default: SQLite under va
 executed eagerly, and the offline LLM provider.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,7 +36,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # only for the migration that hashed its plaintext tokens
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -175,6 +177,22 @@ REST_FRAMEWORK = {
         "register": env("API_THROTTLE_REGISTER", default="10/hour"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# API tokens (django-rest-knox, usage.ApiToken): one per client or device, stored as a SHA-512
+# digest. A token expires API_TOKEN_TTL_DAYS after its last use (use pushes the expiry on, at most
+# once a minute) and API_TOKEN_MAX_AGE_DAYS after it was issued whatever its use.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+API_TOKEN_MAX_AGE_DAYS = env.int("API_TOKEN_MAX_AGE_DAYS", default=365)
+KNOX_TOKEN_MODEL = "usage.ApiToken"  # noqa: S105 (a model, not a secret)
+# knox's own migrations create its AuthToken table even when the model is swapped for ours: none
+# of them is run (the table would hold nothing, and would block the test database's flush).
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(days=API_TOKEN_MAX_AGE_DAYS),
+    "MIN_REFRESH_INTERVAL": 60,
+    "AUTH_HEADER_PREFIX": "Bearer",
 }
 # A JSON body nested deeper than this is refused (400 invalid); the API's bodies nest a few levels.
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
