@@ -187,9 +187,11 @@ class TurnProgress:
     audits: list[TurnContextAudit] = field(default_factory=list)
     routing_used_fallback: bool = False
     summary_triggered: bool = False
-    # Set by a streaming response when its client went away: the agent in progress is read to its
-    # end (its tokens are paid for), no further agent is called, the turn commits as partial.
+    # Set by a streaming response when its client went away (or its credential was revoked:
+    # ``cancel_code`` says which): the agent in progress is read to its end (its tokens are paid
+    # for), no further agent is called, the turn commits as partial.
     cancelled: threading.Event = field(default_factory=threading.Event)
+    cancel_code: str = "client_disconnected"
     slot_key: str = ""
     # Set once the turn's rows are committed: from then on nothing may be written for it again.
     committed: bool = False
@@ -653,7 +655,7 @@ def _agents_answer(progress: TurnProgress, gateway: LlmGateway, on_event: TurnEv
     emit = on_event or _ignore
     for agent in progress.selected:
         if progress.cancelled.is_set():
-            progress.errors.append({"agent_key": agent.agent_key, "code": "client_disconnected"})
+            progress.errors.append({"agent_key": agent.agent_key, "code": progress.cancel_code})
             continue
         model = progress.priced.get(agent.model_alias)
         if model is None:
