@@ -1,14 +1,15 @@
 """Logging in: one backend behind every login path (the token endpoint, the browsable API's form and
 the admin's), so one limit on password guessing covers them all (``usage.services.logins``).
 
-A username matches in any case (``ADA`` logs in as ``ada``): names are unique regardless of case.
+A username matches as it is compared (``usage.usernames``): ``ADA`` logs in as ``ada``, ``ΣΟΦΟΣ`` as
+``σοφος``; such names are one account.
 """
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 
 from pantheon.client import client_address
+from usage.selectors import user_login_name
 from usage.services.logins import login_failed, login_guard
 
 
@@ -18,12 +19,7 @@ class CaseInsensitiveUsernameBackend(ModelBackend):
             return None
         address = client_address(request) if request is not None else ""
         login_guard(username=username, address=address)  # locked: LoginLocked (429), nothing hashed
-        stored = (
-            get_user_model()
-            ._default_manager.filter(username__iexact=username)
-            .values_list("username", flat=True)
-            .first()
-        )
+        stored = user_login_name(username=username)
         # The model backend checks the password (and hashes one for an unknown name, so the
         # answer takes as long either way) and whether the user may log in.
         user = super().authenticate(request, username=stored or username, password=password, **kwargs)

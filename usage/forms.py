@@ -4,6 +4,7 @@ from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model
 
 from pantheon.client import client_address
+from usage.selectors import user_login_name
 from usage.services.logins import login_refuse
 
 
@@ -17,10 +18,9 @@ class StaffFirstAuthenticationForm(AdminAuthenticationForm):
         username = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")
         if username is not None and password:
-            staff = get_user_model()._default_manager.filter(
-                username__iexact=username, is_staff=True, is_active=True
-            )
-            if not staff.exists():
+            stored = user_login_name(username=username)
+            staff = get_user_model()._default_manager.filter(username=stored, is_staff=True, is_active=True)
+            if stored is None or not staff.exists():
                 login_refuse(username=username, address=client_address(self.request), password=password)
                 raise self.get_invalid_login_error()
         return super().clean()

@@ -319,3 +319,20 @@ class ApiToken(AbstractAuthToken):
         """Whether the token still exists unexpired now (a stream asks between two agents)."""
         live = ApiToken.objects.filter(pk=self.pk)
         return (live.filter(expiry__isnull=True) | live.filter(expiry__gt=timezone.now())).exists()
+
+
+class AccountName(models.Model):
+    """A username as it is compared (``usage.usernames``): normalised (NFKC, case folded) and as it
+    looks (its confusable skeleton). Both are unique, so two names that differ only in case, in
+    compatibility form or in look-alike letters cannot both exist, even when registered at once.
+    Kept for every user whenever the username is saved (``usage.apps``)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="account_name"
+    )
+    # NFKC and case folding can lengthen a name (ß → ss, ﬃ → ffi): room for 150 characters at 4×.
+    normalized = models.CharField(max_length=600, unique=True)
+    skeleton = models.CharField(max_length=600, unique=True)
+
+    def __str__(self) -> str:
+        return self.normalized
