@@ -2,7 +2,7 @@
 (the check compared ``upper()``, the index ``lower()``), a login as one answered as the other, and
 ``аdmin`` (Cyrillic а) registered beside ``admin``. Real threads on PostgreSQL."""
 
-import threading
+from functools import partial
 from importlib import import_module
 
 import pytest
@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from rest_framework.test import APIClient
 
+from pantheon.testing.processes import concurrently
 from usage.models import AccountName, CreditAccount
 from usage.tests.factories import UserFactory
 from usage.usernames import username_normalize, username_skeleton
@@ -20,22 +21,15 @@ PASSWORD = "analytical-engine-1843"
 
 
 def register_at_once(names: list[str]) -> list:
-    barrier = threading.Barrier(len(names))
-    responses: list = [None] * len(names)
+    """Every name registered from a thread of its own, all released at once (real connections)."""
 
-    def register(i: int) -> None:
+    def register(name: str):
         try:
-            barrier.wait()
-            responses[i] = APIClient().post(REGISTER, {"username": names[i], "password": PASSWORD})
+            return APIClient().post(REGISTER, {"username": name, "password": PASSWORD})
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=register, args=(i,)) for i in range(len(names))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return responses
+    return concurrently(*[partial(register, name) for name in names])
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
