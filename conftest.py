@@ -5,13 +5,13 @@ turns, the fake OpenAI-compatible server, and Redis for the integration tests.""
 from collections.abc import Callable
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orchestration.llm.openai_provider import OpenAIGateway
 from orchestration.testing.fake_server import FakeLlmServer
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.tests.factories import SessionFactory
+from usage.services.tokens import api_token_issue, api_token_used
 from usage.tests.factories import UserFactory
 
 REFERER = "https://pantheon.test"
@@ -58,6 +58,20 @@ def django_db_setup(django_db_setup, django_db_blocker, django_db_keepdb):
                 connection.creation.deserialize_db_from_string(contents)
 
 
+@pytest.fixture(autouse=True)
+def login_counts_fresh():
+    """Failed logins are counted per name and per address (127.0.0.1 for every test) in the cache:
+    each test starts with none (the in-process cache; a test on Redis has a key prefix of its own)."""
+    from django.core.cache import caches
+    from django.core.cache.backends.locmem import LocMemCache
+
+    from pantheon import limits
+
+    if isinstance(caches["default"], LocMemCache):
+        caches["default"].clear()
+    limits._local = limits._LocalCounters()
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()
@@ -70,12 +84,15 @@ def other_user(db):
 
 @pytest.fixture
 def client_for() -> Callable[..., APIClient]:
-    """``client_for(user)``: an API client authenticated as that user with a Bearer token."""
+    """``client_for(user)``: an API client authenticated as that user with a new API token."""
 
     def make(user) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token.key}")
+        stored, token = api_token_issue(user=user, name="tests")
+        # Its last use noted: a test's requests within the minute write nothing for the token, so
+        # the statements a request takes are its own (test_tokens covers the write).
+        api_token_used(token=stored)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
         return client
 
     return make

@@ -37,6 +37,14 @@ _config["loggers"].update(
 logconfig_dict = _config
 
 
+def post_worker_init(worker):
+    """Gunicorn's own error answers (a header over its limit, a malformed request line …) in the
+    API's JSON shape, not its HTML page (pantheon/serving.py)."""
+    from pantheon.serving import json_errors_install
+
+    json_errors_install()
+
+
 def child_exit(server, worker):
     """A worker exited: its live gauges go with it (its counters stay in the totals). Needed with
     PROMETHEUS_MULTIPROC_DIR (metrics across workers)."""

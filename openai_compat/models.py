@@ -23,6 +23,10 @@ class ApiKey(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    def still_valid(self) -> bool:
+        """Whether the key is still not revoked now (a stream asks between two agents)."""
+        return ApiKey.objects.filter(pk=self.pk, revoked_at__isnull=True).exists()
+
 
 def api_key_hash(key: str) -> str:
     """Keys are long random secrets, so a plain SHA-256 (looked up through a unique index) is

@@ -106,6 +106,7 @@ class _LocalCounters(_SlotsByIncrement):
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, tuple[int, float]] = {}  # key → (count, expires at, monotonic)
+        self._values: dict[str, tuple[float, float]] = {}  # key → (value, expires at, monotonic)
 
     def add_and_incr(self, key: str, *, ttl_seconds: float) -> int:
         with self._lock:
@@ -123,14 +124,24 @@ class _LocalCounters(_SlotsByIncrement):
             if count > 0 and expires > time.monotonic():
                 self._counts[key] = (count - 1, expires)
 
+    def value_set(self, key: str, value: float, *, ttl_seconds: float) -> None:
+        with self._lock:
+            self._values[key] = (value, time.monotonic() + ttl_seconds)
+
+    def value_get(self, key: str) -> float | None:
+        with self._lock:
+            value, expires = self._values.get(key, (None, 0.0))
+            return value if expires > time.monotonic() else None
+
     def holds(self, key: str) -> bool:
         with self._lock:
             count, expires = self._counts.get(key, (0, 0.0))
             return count > 0 and expires > time.monotonic()
 
     def _prune(self, now: float) -> None:
-        for key in [k for k, (_, expires) in self._counts.items() if expires <= now]:
-            del self._counts[key]
+        for store in (self._counts, self._values):
+            for key in [k for k, (_, expires) in store.items() if expires <= now]:
+                del store[key]
 
 
 class _CacheCounters(_SlotsByIncrement):
@@ -284,3 +295,19 @@ def slot_release(key: str) -> None:
         _local.decr(key)
         return
     _with_fallback(lambda counters: counters.decr(key), lambda counters: None)
+
+
+def lock_set(key: str, *, seconds: float) -> None:
+    """Lock ``key`` for ``seconds`` (a later lock replaces an earlier one)."""
+    until = _clock() + seconds
+
+    def shared(_: _Counters) -> None:
+        cache.set(key, until, timeout=_whole(seconds))
+
+    _with_fallback(shared, lambda _: _local.value_set(key, until, ttl_seconds=seconds))
+
+
+def lock_remaining(key: str) -> int:
+    """Whole seconds until ``key``'s lock ends; 0 when it is not locked."""
+    until = _with_fallback(lambda _: cache.get(key), lambda _: _local.value_get(key))
+    return max(0, math.ceil(until - _clock())) if until is not None else 0

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from pantheon.telemetry.views import metrics_view
+from usage.forms import StaffFirstAuthenticationForm
 
 api_v1 = [
     path("", include("pantheon.api.urls")),
@@ -15,6 +16,7 @@ api_v1 = [
 
 admin.site.site_header = "Pantheon administration"
 admin.site.site_title = "Pantheon admin"
+admin.site.login_form = StaffFirstAuthenticationForm
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="api-root", permanent=False)),

@@ -1,27 +1,31 @@
-"""Logging in with a username in any case: ``ADA`` logs in as ``ada``.
+"""Logging in: one backend behind every login path (the token endpoint, the browsable API's form and
+the admin's), so one limit on password guessing covers them all (``usage.services.logins``).
 
-Usernames are unique regardless of case (a unique index on ``lower(username)``), so a name in any
-case names at most one account; the token endpoint and the admin login both accept it.
+A username matches as it is compared (``usage.usernames``): ``ADA`` logs in as ``ada``, ``ΣΟΦΟΣ`` as
+``σοφος``; such names are one account.
 """
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+
+from pantheon.client import client_address
+from usage.selectors import user_login_name
+from usage.services.logins import login_failed, login_guard
 
 
 class CaseInsensitiveUsernameBackend(ModelBackend):
     def authenticate(self, request, username=None, password=None, **kwargs):
-        if username is not None:
-            stored = (
-                get_user_model()
-                ._default_manager.filter(username__iexact=username)
-                .values_list("username", flat=True)
-                .first()
-            )
-            username = stored or username
+        if username is None or password is None:
+            return None
+        address = client_address(request) if request is not None else ""
+        login_guard(username=username, address=address)  # locked: LoginLocked (429), nothing hashed
+        stored = user_login_name(username=username)
         # The model backend checks the password (and hashes one for an unknown name, so the
         # answer takes as long either way) and whether the user may log in.
-        return super().authenticate(request, username=username, password=password, **kwargs)
+        user = super().authenticate(request, username=stored or username, password=password, **kwargs)
+        if user is None:
+            login_failed(username=username, address=address)
+        return user
 
     async def aauthenticate(self, request, username=None, password=None, **kwargs):
         return await sync_to_async(self.authenticate)(request, username=username, password=password, **kwargs)

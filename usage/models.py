@@ -11,6 +11,8 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
+from knox.models import AbstractAuthToken
 
 from usage.formatting import usd_display
 
@@ -404,3 +406,43 @@ class UsageDailyRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.day} {self.user_id} {self.model_alias}: {self.cost_usd} USD"
+
+
+class ApiToken(AbstractAuthToken):
+    """A user's API token for one client or device (django-rest-knox): only the SHA-512 digest of
+    the token is stored (``digest``, the key) and the first characters it is found by
+    (``token_key``); the token itself is shown once, when issued. It expires ``expiry`` (pushed on
+    by use, up to its maximum age: ``usage.services.tokens``) and is revoked by deleting its row."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    name = models.CharField(max_length=100, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name or 'token'} of {self.user_id} (created {self.created:%Y-%m-%d})"
+
+    def still_valid(self) -> bool:
+        """Whether the token still exists unexpired now (a stream asks between two agents)."""
+        live = ApiToken.objects.filter(pk=self.pk)
+        return (live.filter(expiry__isnull=True) | live.filter(expiry__gt=timezone.now())).exists()
+
+
+class AccountName(models.Model):
+    """A username as it is compared (``usage.usernames``): normalised (NFKC, case folded) and as it
+    looks (its confusable skeleton). Both are unique, so two names that differ only in case, in
+    compatibility form or in look-alike letters cannot both exist, even when registered at once.
+    Kept for every user whenever the username is saved (``usage.apps``)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE, related_name="account_name"
+    )
+    # NFKC and case folding can lengthen a name (ß → ss, ﬃ → ffi): room for 150 characters at 4×.
+    normalized = models.CharField(max_length=600, unique=True)
+    skeleton = models.CharField(max_length=600, unique=True)
+
+    def __str__(self) -> str:
+        return self.normalized

@@ -3,12 +3,22 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from usage.metering import Price, price_worst
-from usage.models import CreditAccount, LlmCallEvent, LlmDeployment, LlmModel, ModelPrice, PricingVersion
+from usage.models import (
+    AccountName,
+    CreditAccount,
+    LlmCallEvent,
+    LlmDeployment,
+    LlmModel,
+    ModelPrice,
+    PricingVersion,
+)
+from usage.usernames import username_normalize
 
 ZERO = Decimal(0)
 
@@ -219,3 +229,13 @@ def user_usage_summary(*, user: AbstractBaseUser) -> dict:
         **credit_account_figures(user_id=user.pk),
         "usage": usage_totals(events=LlmCallEvent.objects.filter(user=user)),
     }
+
+
+def user_login_name(*, username: str) -> str | None:
+    """The stored username a login name stands for: the account whose name compares equal to it
+    (``usage.usernames``: ``ΣΟΦΟΣ``, ``σοφος`` and ``Σοφοσ`` are one), else one equal regardless of
+    case (an account whose name collided when compared names were introduced); None when none is."""
+    users = get_user_model()._default_manager
+    by_name = AccountName.objects.filter(normalized=username_normalize(username)).values("user_id")
+    stored = users.filter(pk__in=by_name).values_list("username", flat=True).first()
+    return stored or users.filter(username__iexact=username).values_list("username", flat=True).first()

@@ -175,7 +175,10 @@ class ChatCompletionView(OpenAIView):
         else:
             chunks = CompletionChunks(chat, turn_id=prepared.turn_id, include_usage=include_usage)
             body = EncodedStream(
-                TurnStream(prepared).start(), chunks.encode, keepalive=KEEPALIVE, head=chunks.head()
+                TurnStream(prepared, credential=self.request.auth).start(),
+                chunks.encode,
+                keepalive=KEEPALIVE,
+                head=chunks.head(),
             )
             headers = {SESSION_HEADER: str(chat.session.pk)}
         response = StreamingHttpResponse(body, content_type="text/event-stream", status=status.HTTP_200_OK)

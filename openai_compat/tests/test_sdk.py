@@ -10,13 +10,13 @@ from django.core.cache import cache
 from django.core.signals import request_started
 from django.db.models import Sum
 from openai import OpenAI
-from rest_framework.authtoken.models import Token
 
 from openai_compat.fingerprint import EMPTY, turn_fingerprint
 from orchestration.testing.fake_server import Step
 from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Turn
 from usage.models import CreditLedgerEntry, LlmCallEvent
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import balance_set
 
 pytestmark = [
@@ -34,7 +34,7 @@ COMPLETIONS = ("POST", "/api/openai/v1/chat/completions")
 @pytest.fixture
 def client(live_server, user, fake_llm) -> OpenAI:
     """The SDK as a chat client sets it up: base URL and key, default retries (2) left on."""
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     return OpenAI(base_url=f"{live_server.url}/api/openai/v1", api_key=token)
 
 

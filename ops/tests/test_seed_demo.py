@@ -6,12 +6,12 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
+from knox.crypto import hash_token
 from rest_framework.test import APIClient
 
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession
-from usage.models import CreditAccount
+from usage.models import ApiToken, CreditAccount
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def test_seed_demo_makes_a_room_of_three_agents_and_prints_working_credentials()
     demo = get_user_model().objects.get(username="demo")
     assert printed["username"] == "demo" and printed["password"] == "pantheon-demo"
     assert authenticate(username="demo", password="pantheon-demo") == demo
-    assert printed["token"] == Token.objects.get(user=demo).key
+    assert ApiToken.objects.get(user=demo).digest == hash_token(printed["token"])  # the token is not stored
     assert CreditAccount.objects.filter(user=demo).exists()
 
     room = Room.objects.get(pk=printed["room"])
@@ -47,11 +47,13 @@ def test_seed_demo_is_idempotent_and_completes_what_is_missing():
     first = seed()
     Agent.objects.filter(agent_key="critic").update(deleted_at=timezone.now())
     second = seed()
-    assert (second["room"], second["token"], second["session"]) == (
-        first["room"],
-        first["token"],
-        first["session"],
-    )
+    assert (second["room"], second["session"]) == (first["room"], first["session"])
+    # Only digests are stored, so each run issues a new token and revokes the last run's.
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {first['token']}")
+    assert client.get("/api/v1/auth/me").status_code == 401
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {second['token']}")
+    assert client.get("/api/v1/auth/me").status_code == 200
     assert Room.objects.count() == 1 and ChatSession.objects.count() == 1
     live = Agent.objects.live().filter(room_id=first["room"])
     assert sorted(live.values_list("agent_key", flat=True)) == ["critic", "researcher", "writer"]

@@ -5,12 +5,12 @@ import time
 
 import pytest
 from django.db import connections
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from pantheon import limits
 from sessions_app.models import ChatSession, Turn
 from usage.models import LlmCallEvent
+from usage.services.tokens import api_token_issue
 
 # serialized_rollback: the flush after a transactional test must not lose the seeded catalog.
 pytestmark = [
@@ -45,7 +45,7 @@ def run_simultaneously(count: int, session, token: str, text: str = "@writer hel
 def test_ten_simultaneous_turns_get_indexes_one_to_ten(user, session, fake_llm, settings):
     settings.TURNS_IN_FLIGHT_PER_USER = 10  # this test is about sequencing, not the in-flight cap
     fake_llm.set_latency(20)
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     responses = run_simultaneously(10, session, token)
 
     statuses = [r.status_code for r in responses]
@@ -68,7 +68,7 @@ def test_ten_simultaneous_turns_get_indexes_one_to_ten(user, session, fake_llm, 
 def test_turn_that_cannot_be_sequenced_in_time_is_409_with_retry_after(user, session, fake_llm, settings):
     settings.TURN_CLAIM_WAIT_SECONDS = 0.3
     fake_llm.set_latency(800)
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     responses = run_simultaneously(3, session, token)
 
     statuses = sorted(r.status_code for r in responses)
@@ -92,7 +92,7 @@ def test_expired_claim_is_taken_over(user, session, fake_llm):
         claim_token="00000000-0000-0000-0000-000000000001",
         claim_expires_at=timezone.now() - timedelta(seconds=1),
     )
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     [response] = run_simultaneously(1, session, token)
     assert response.status_code == 201, response.json()["errors"]
     assert response.json()["turn_index"] == 1
@@ -102,7 +102,7 @@ def test_simultaneous_requests_with_one_idempotency_key_run_the_turn_once(user, 
     """The twins wait for the session; the first commits, the others find its key once they hold
     the claim and replay it: one call, one turn."""
     fake_llm.set_latency(100)
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     responses = run_simultaneously(3, session, token, headers={"HTTP_IDEMPOTENCY_KEY": "same-key"})
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200, 200, 201], statuses
@@ -121,7 +121,7 @@ def test_a_twin_with_other_text_is_refused_and_gives_its_in_flight_slot_back_onc
     fake_llm.set_latency(300)
     key = f"turns-in-flight:{user.pk}"
     assert limits.slot_acquire(key, limit=3, ttl_seconds=60)  # another turn of this user, running
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     responses: dict[str, object] = {}
 
     def post(name: str, text: str, delay: float) -> None:

@@ -7,7 +7,6 @@ from decimal import Decimal
 import pytest
 from django.db import connections
 from django.db.models import Sum
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from orchestration.testing.fake_server import Step
@@ -15,6 +14,7 @@ from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import balance_set
 
 # serialized_rollback: the flush after a transactional test must not lose the seeded catalog.
@@ -58,7 +58,7 @@ def test_twenty_turns_with_credits_for_three_worst_cases_exactly_three_succeed(u
     settings.TURNS_IN_FLIGHT_PER_USER = 50  # this test is about holds, not the in-flight cap
     fake_llm.set_latency(400)
     sessions = room_with_sessions(user, 10)
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     balance_set(user, Decimal(0))
     [probe] = post_all(
         token, [(f"/api/v1/sessions/{sessions[0].pk}/turns", {"user_input": "@writer go"}, {})]
@@ -96,7 +96,7 @@ def test_ten_orchestrator_twins_with_one_key_route_and_run_once(user, fake_llm, 
     settings.TURNS_IN_FLIGHT_PER_USER = 50
     fake_llm.set_latency(100)
     [session] = room_with_sessions(user, 1)
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     path = f"/api/v1/sessions/{session.pk}/turns"
     body = {"user_input": "Who should take this?", "mode": "orchestrator"}
 

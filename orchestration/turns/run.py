@@ -124,7 +124,7 @@ def _agents_answer(progress: TurnProgress, gateway: LlmGateway, on_event: TurnEv
 
     for agent in work.selected:
         if progress.cancelled.is_set():
-            work.errors.append({"agent_key": agent.agent_key, "code": "client_disconnected"})
+            work.errors.append({"agent_key": agent.agent_key, "code": progress.cancel_code})
             continue
         model = progress.scope.priced.get(agent.model_alias)
         if model is None:

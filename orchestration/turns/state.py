@@ -76,9 +76,11 @@ class TurnProgress:
     work: TurnWork = field(default_factory=TurnWork)
     turn_id: uuid.UUID = field(default_factory=uuid.uuid4)
     started: float = field(default_factory=time.perf_counter)
-    # Set by a streaming response when its client went away: the agent in progress is read to its
-    # end (its tokens are paid for), no further agent is called, the turn commits as partial.
+    # Set by a streaming response when its client went away (or its credential was revoked:
+    # ``cancel_code`` says which): the agent in progress is read to its end (its tokens are paid
+    # for), no further agent is called, the turn commits as partial.
     cancelled: threading.Event = field(default_factory=threading.Event)
+    cancel_code: str = "client_disconnected"
 
     @property
     def session(self) -> ChatSession:

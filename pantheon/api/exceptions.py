@@ -119,6 +119,27 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return Response(_encodable(body), status=exc.status_code, headers=headers)
 
 
+class ApplicationErrorMiddleware:
+    """A domain error raised under a plain Django view (the admin's and the browsable API's login
+    forms: a locked login) answers in the API's shape with its status, as under a DRF view."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        if not isinstance(exception, errors.ApplicationError):
+            return None
+        response = JsonResponse(
+            _encodable(application_error_body(exception)), status=application_error_status(exception)
+        )
+        for name, value in application_error_headers(exception).items():
+            response[name] = value
+        return response
+
+
 def json_bad_request(request, exception=None):
     """Django-level 400 (e.g. a body over DATA_UPLOAD_MAX_MEMORY_SIZE) in the API's error shape."""
     return JsonResponse({"detail": "Bad request (the body may be too large).", "code": "invalid"}, status=400)

@@ -33,16 +33,38 @@ class RegisterSerializer(serializers.Serializer):
 class RegisterResponseSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="A new API token (shown once): `Authorization: Bearer <token>`.")
+
+
+DEVICE_NAME_HELP = "What the token is for (a device, a script), shown in `GET /auth/tokens`."
 
 
 class CredentialsSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, help_text=DEVICE_NAME_HELP)
 
 
 class TokenResponseSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="The new token, shown once (only its digest is stored).")
+    token_id = serializers.UUIDField(help_text="Its id in `GET /auth/tokens` (to revoke it).")
+    expires_at = serializers.DateTimeField(help_text="Pushed on by use (`docs/security.md`).")
+
+
+class ApiTokenSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="public_id")
+    name = serializers.CharField(help_text=DEVICE_NAME_HELP)
+    created_at = serializers.DateTimeField(source="created")
+    last_used_at = serializers.DateTimeField(allow_null=True, help_text="To the minute.")
+    expires_at = serializers.DateTimeField(source="expiry", allow_null=True)
+    current = serializers.SerializerMethodField(help_text="Whether this request came with it.")
+
+    def get_current(self, token) -> bool:
+        return token.pk == getattr(self.context.get("current"), "pk", None)
+
+
+class LogoutAllResponseSerializer(serializers.Serializer):
+    revoked = serializers.IntegerField(help_text="How many tokens were revoked.")
 
 
 class CostFiguresSerializer(serializers.Serializer):

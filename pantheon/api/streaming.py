@@ -9,6 +9,10 @@ reads the provider. No transaction or lock is held by either while waiting.
 When the client goes away, the server closes the response: the turn is told (``cancelled``), reads the
 agent in progress to its end — its tokens are paid for — calls no further agent and commits as
 ``partial``. The turn thread always finishes its commit, whoever is still listening.
+
+A revoked credential stops a stream the same way: at each agent's end the stream asks the request's
+token or API key (``still_valid()``, one indexed lookup) whether it still holds; once it does not,
+no further agent is called (``credential_revoked``).
 """
 
 import contextlib
@@ -35,6 +39,7 @@ class StreamFailed(ServiceUnavailable):
     default_message = "The turn failed on the server; what it committed, if anything, is in the session."
 
 
+AGENT_ENDS = ("agent.completed", "agent.failed")  # the boundaries where a revoked credential stops a turn
 KEEPALIVE = object()  # yielded by ``TurnStream`` after a silence; the formatter writes a comment
 _END = object()
 
@@ -48,8 +53,12 @@ class TurnStream:
     cancels the turn if it has not finished.
     """
 
-    def __init__(self, progress: TurnProgress, *, keepalive_seconds: float | None = None) -> None:
+    def __init__(
+        self, progress: TurnProgress, *, keepalive_seconds: float | None = None, credential: Any = None
+    ) -> None:
         self.progress = progress
+        # The request's token or API key: asked at each agent's end whether it still holds.
+        self.credential_valid: Callable[[], bool] | None = getattr(credential, "still_valid", None)
         self.keepalive_seconds = keepalive_seconds or settings.TURN_STREAM_KEEPALIVE_SECONDS
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._finished = False
@@ -65,6 +74,14 @@ class TurnStream:
 
     def _put(self, name: str, data: Any) -> None:
         self._queue.put((name, data))
+        if name in AGENT_ENDS and self._credential_revoked():
+            logger.info("the stream's credential was revoked; the turn calls no further agent")
+            self.progress.cancel_code = "credential_revoked"
+            self.progress.cancelled.set()
+
+    def _credential_revoked(self) -> bool:
+        check = self.credential_valid
+        return check is not None and not self.progress.cancelled.is_set() and not check()
 
     def _run(self) -> None:
         try:

@@ -9,6 +9,7 @@ process when the cache is down.
 
 from rest_framework import throttling
 
+from pantheon.client import client_address
 from pantheon.limits import window_hit
 
 
@@ -17,6 +18,11 @@ class AtomicWindowThrottle(throttling.SimpleRateThrottle):
     are counted together (``get_cache_key``), exactly as in DRF."""
 
     retry_after_seconds: int | None = None
+
+    def get_ident(self, request) -> str:
+        """The client's address through the trusted proxies only (``pantheon.client``): DRF's own
+        takes ``X-Forwarded-For`` as sent, so a new header each request started a new count."""
+        return client_address(request)
 
     def allow_request(self, request, view) -> bool:
         if self.rate is None:
@@ -41,4 +47,4 @@ class UserRateThrottle(throttling.UserRateThrottle, AtomicWindowThrottle):
 
 
 class ScopedRateThrottle(throttling.ScopedRateThrottle, AtomicWindowThrottle):
-    """Views that name a ``throttle_scope`` (``turns``, ``auth``), per user or address."""
+    """Views that name a ``throttle_scope`` (``turns``, ``auth``, ``register``), per user or address."""

@@ -3,14 +3,13 @@
 import logging
 
 from django.conf import settings
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, logout
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
 from django.db import connection, transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,9 +17,11 @@ from rest_framework.views import APIView
 
 from pantheon.api import serializers as s
 from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
-from pantheon.errors import Forbidden, InvalidInput
+from pantheon.errors import Forbidden, InvalidInput, NotFound
+from usage.models import ApiToken
 from usage.selectors import user_usage_summary
 from usage.services.accounts import user_register
+from usage.services.tokens import api_token_issue, api_token_revoke, api_tokens_live, api_tokens_revoke_all
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,7 @@ class _CredentialsView(APIView):
 
 
 class RegisterView(_CredentialsView):
+    throttle_scope = "register"  # per client address (pantheon.client), a few an hour
     serializer_class = s.RegisterSerializer  # the browsable API's HTML form
 
     @extend_schema(
@@ -140,8 +142,8 @@ class RegisterView(_CredentialsView):
         serializer.is_valid(raise_exception=True)
         with transaction.atomic():
             user = user_register(**serializer.validated_data)
-            token = Token.objects.create(user=user)
-        body = {"id": user.pk, "username": user.username, "token": token.key}
+            _, token = api_token_issue(user=user, name="registration")
+        body = {"id": user.pk, "username": user.username, "token": token}
         return Response(s.RegisterResponseSerializer(body).data, status=status.HTTP_201_CREATED)
 
 
@@ -150,7 +152,12 @@ class TokenView(_CredentialsView):
 
     @extend_schema(
         tags=["auth"],
-        summary="Exchange a username and password for your API token",
+        summary="Exchange a username and password for a new API token (one per client or device)",
+        description=(
+            "Each call issues a new token, named by `name`; the others stay valid until they expire "
+            "or are revoked (`GET /auth/tokens`, `POST /auth/logout`). Failed logins are limited per "
+            "username and per address: past the limit a 429 with `Retry-After`."
+        ),
         request=s.CredentialsSerializer,
         responses={
             200: s.TokenResponseSerializer,
@@ -162,11 +169,67 @@ class TokenView(_CredentialsView):
     def post(self, request: Request) -> Response:
         serializer = s.CredentialsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        name = serializer.validated_data.pop("name", "")
         user = authenticate(request=request._request, **serializer.validated_data)
         if user is None or not user.is_active:
             raise InvalidCredentials()
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response(s.TokenResponseSerializer({"token": token.key}).data)
+        token, raw = api_token_issue(user=user, name=name)
+        body = {"token": raw, "token_id": token.public_id, "expires_at": token.expiry}
+        return Response(s.TokenResponseSerializer(body).data)
+
+
+class TokensView(APIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="Your API tokens that have not expired, newest first (never the tokens themselves)",
+        responses={200: s.ApiTokenSerializer(many=True), **UNAUTHENTICATED},
+    )
+    def get(self, request: Request) -> Response:
+        tokens = api_tokens_live(user=request.user)
+        return Response(s.ApiTokenSerializer(tokens, many=True, context={"current": request.auth}).data)
+
+
+class TokenDetailView(APIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="Revoke one of your API tokens: requests with it answer 401 at once",
+        responses={204: None, 404: error("No such token of yours (`not_found`)."), **UNAUTHENTICATED},
+    )
+    def delete(self, request: Request, token_id) -> Response:
+        token = ApiToken.objects.filter(user=request.user, public_id=token_id).first()
+        if token is None:
+            raise NotFound()
+        api_token_revoke(token=token)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutView(APIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="Log out: revoke the token this request came with (or end the browser session)",
+        request=None,
+        responses={204: None, **UNAUTHENTICATED},
+    )
+    def post(self, request: Request) -> Response:
+        if isinstance(request.auth, ApiToken):
+            api_token_revoke(token=request.auth)
+        else:
+            logout(request._request)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllView(APIView):
+    @extend_schema(
+        tags=["auth"],
+        summary="Log out everywhere: revoke every API token of yours (and end this browser session)",
+        request=None,
+        responses={200: s.LogoutAllResponseSerializer, **UNAUTHENTICATED},
+    )
+    def post(self, request: Request) -> Response:
+        revoked = api_tokens_revoke_all(user=request.user)
+        if not isinstance(request.auth, ApiToken):
+            logout(request._request)
+        return Response(s.LogoutAllResponseSerializer({"revoked": revoked}).data)
 
 
 class MeView(APIView):
@@ -192,6 +255,7 @@ API_ROOT_LINKS = {
     "register": "auth-register",
     "token": "auth-token",
     "me": "auth-me",
+    "tokens": "auth-tokens",
     "models": "model-list",
     "rooms": "room-list",
     "schema": "schema",

@@ -5,6 +5,7 @@ With no environment at all the app runs on the embedded default: the embedded Po
 LLM provider.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -37,7 +38,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # only for the migration that hashed its plaintext tokens
+    "knox",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -54,6 +56,7 @@ MIDDLEWARE = [
     "pantheon.api.request_context.RequestContextMiddleware",
     "pantheon.api.timing.ServerTimingMiddleware",
     "pantheon.api.input_guard.InputGuardMiddleware",
+    "pantheon.api.exceptions.ApplicationErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -165,8 +168,25 @@ REST_FRAMEWORK = {
         "user": env("API_THROTTLE_USER", default="600/min"),
         "turns": env("API_THROTTLE_TURNS", default="60/min"),
         "auth": env("API_THROTTLE_AUTH", default="20/min"),
+        "register": env("API_THROTTLE_REGISTER", default="10/hour"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+# API tokens (django-rest-knox, usage.ApiToken): one per client or device, stored as a SHA-512
+# digest. A token expires API_TOKEN_TTL_DAYS after its last use (use pushes the expiry on, at most
+# once a minute) and API_TOKEN_MAX_AGE_DAYS after it was issued whatever its use.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+API_TOKEN_MAX_AGE_DAYS = env.int("API_TOKEN_MAX_AGE_DAYS", default=365)
+KNOX_TOKEN_MODEL = "usage.ApiToken"  # noqa: S105 (a model, not a secret)
+# knox's own migrations create its AuthToken table even when the model is swapped for ours: none
+# of them is run (the table would hold nothing, and would block the test database's flush).
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "AUTO_REFRESH": True,
+    "AUTO_REFRESH_MAX_TTL": timedelta(days=API_TOKEN_MAX_AGE_DAYS),
+    "MIN_REFRESH_INTERVAL": 60,
+    "AUTH_HEADER_PREFIX": "Bearer",
 }
 # A JSON body nested deeper than this is refused (400 invalid); the API's bodies nest a few levels.
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
@@ -191,6 +211,19 @@ SPECTACULAR_SETTINGS = {
         "UsageEventStatusEnum": "usage.models.LlmCallEvent.Status",
     },
 }
+
+# Failed logins (token endpoint, browsable API and admin forms alike: usage.services.logins) are
+# counted per username and per client address in a window; from the limit on, each failure locks
+# the name (address) for the base delay, doubled per failure past the limit, at most the maximum.
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
+LOGIN_LOCKOUT_BASE_SECONDS = env.int("LOGIN_LOCKOUT_BASE_SECONDS", default=30)
+LOGIN_LOCKOUT_MAX_SECONDS = env.int("LOGIN_LOCKOUT_MAX_SECONDS", default=900)
+
+# The reverse proxies in front of the app that append the client's address to X-Forwarded-For: the
+# client is that many entries from the right. 0: the header is ignored (pantheon.client).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- Cache (rate limits, slots) ----------------------------------------------------------------
 # Optional at run time: when Redis cannot be reached, limits count per process (pantheon.limits).
@@ -249,7 +282,10 @@ CELERY_BEAT_SCHEDULE = {
 # --- Accounts and credits ----------------------------------------------------------------------
 REGISTRATION_OPEN = env.bool("REGISTRATION_OPEN", default=True)
 CREDITS_PER_USD = Decimal(env.str("CREDITS_PER_USD", default="1000"))
+# Accounts an operator opens (admin, commands) get CREDITS_OPENING_BALANCE; accounts made through
+# POST /auth/register get REGISTRATION_OPENING_CREDITS, so open registration cannot farm credits.
 CREDITS_OPENING_BALANCE = Decimal(env.str("CREDITS_OPENING_BALANCE", default="1000"))
+REGISTRATION_OPENING_CREDITS = Decimal(env.str("REGISTRATION_OPENING_CREDITS", default="100"))
 
 # --- LLM provider ------------------------------------------------------------------------------
 # "offline" (built-in deterministic provider) unless a key is configured.

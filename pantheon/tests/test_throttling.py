@@ -6,7 +6,6 @@ from collections import Counter
 from functools import partial
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from pantheon.api import throttling
 from pantheon.api.views import RegisterView, TokenView
@@ -16,6 +15,7 @@ from rooms.api.views import RoomViewSet
 from rooms.tests.factories import RoomFactory
 from sessions_app.api.views import TurnViewSet
 from sessions_app.tests.factories import SessionFactory
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import UserFactory
 
 PASSWORD = "correct-horse-battery"
@@ -41,12 +41,12 @@ def test_120_concurrent_turn_posts_at_60_per_minute_pass_at_most_60(
     monkeypatch.setattr(throttling.ScopedRateThrottle, "THROTTLE_RATES", {"turns": "60/min"})
     user = UserFactory()
     session = SessionFactory(room=RoomFactory(owner=user))
-    token = Token.objects.create(user=user)
+    token = api_token_issue(user=user)[1]
 
     statuses = _post_all(
         f"{wide_live_server}/api/v1/sessions/{session.pk}/turns",
         [{"user_input": "", "mode": "manual"}] * 120,
-        headers={"Authorization": f"Bearer {token.key}"},
+        headers={"Authorization": f"Bearer {token}"},
         threads=32,
     )
 
@@ -125,6 +125,7 @@ def test_with_the_cache_unreachable_logins_are_still_limited_per_process(
     monkeypatch.setattr(TokenView, "throttle_classes", [throttling.ScopedRateThrottle])
     monkeypatch.setattr(throttling.ScopedRateThrottle, "THROTTLE_RATES", {"auth": "20/min"})
     settings.CACHE_RETRY_SECONDS = 0  # try Redis on every request
+    settings.LOGIN_FAILURES_PER_USERNAME = 1000  # the throttle alone (the lockout: tests/attacks)
     body = {"username": user.username, "password": "wrong"}
     with caplog.at_level(logging.WARNING, logger="pantheon.limits"):
         statuses = Counter(anon_client.post("/api/v1/auth/token", body).status_code for _ in range(30))

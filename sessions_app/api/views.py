@@ -165,7 +165,7 @@ class TurnViewSet(OwnedViewSet):
             **serializer.validated_data,
         )
         if stream:
-            return _turn_stream_response(turn_request)
+            return _turn_stream_response(turn_request, credential=request.auth)
         outcome = turn_execute(request=turn_request)
         data = turn_outcome_data(outcome)
         if outcome.replayed:
@@ -201,7 +201,7 @@ def _turn_body_serializer() -> s.TurnCreateResponseSerializer:
     return serializer
 
 
-def _turn_stream_response(turn_request: TurnRequest) -> StreamingHttpResponse:
+def _turn_stream_response(turn_request: TurnRequest, *, credential=None) -> StreamingHttpResponse:
     """Refusals raise here, before the stream begins, and answer as plain JSON with their status."""
     prepared = turn_prepare(turn_request)
     if isinstance(prepared, TurnOutcome):  # an Idempotency-Key replay: the stored result's final events
@@ -213,7 +213,7 @@ def _turn_stream_response(turn_request: TurnRequest) -> StreamingHttpResponse:
         response = StreamingHttpResponse([body], content_type="text/event-stream", status=200)
         response["Idempotent-Replayed"] = "true"
         return _no_buffering(response)
-    stream = TurnStream(prepared).start()
+    stream = TurnStream(prepared, credential=credential).start()
 
     def encode(name: str, data) -> bytes:
         if name == "turn.completed":

@@ -11,12 +11,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.db.models import Sum
-from rest_framework.authtoken.models import Token
 
 from orchestration.services.calls import reply_clean
 from orchestration.testing.fake_server import Step
 from sessions_app.models import ChatSession, Message, Turn
 from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import balance_set
 
 pytestmark = [
@@ -30,7 +30,7 @@ WRITER, CRITIC = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
 
 @pytest.fixture
 def token(user) -> str:
-    return Token.objects.create(user=user).key
+    return api_token_issue(user=user)[1]
 
 
 class EventStream:

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
 
 from orchestration.context import turn_context_tokens
 from rooms.models import Room
@@ -15,6 +14,7 @@ from rooms.services import agent_create, room_create
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
 from sessions_app.services import session_create
 from usage.services.accounts import credit_account_open
+from usage.services.tokens import api_token_issue, api_token_used
 
 # Enough credits that no bench turn is ever refused for money (holds included).
 BALANCE = Decimal("1000000000")
@@ -40,7 +40,9 @@ class Client:
 def _user_make() -> tuple[object, str]:
     user = get_user_model().objects.create_user(username=f"bench-{uuid.uuid4().hex[:12]}", password=None)
     credit_account_open(user=user, opening_balance=BALANCE)
-    return user, Token.objects.create(user=user).key
+    token, raw = api_token_issue(user=user)
+    api_token_used(token=token)  # its last use noted: the measured requests write nothing for it
+    return user, raw
 
 
 def _room_make(owner, name: str, agents: tuple[dict, ...]) -> Room:

@@ -1,6 +1,6 @@
 """The floor: the simplest DRF view that does a turn's work, to measure Pantheon against.
 
-A token lookup (DRF's ``TokenAuthentication``), the LLM call the bench hands it (the very request a
+A token lookup (the API's own: knox's digest), the LLM call the bench hands it (the very request a
 Pantheon turn sent) through the ``openai`` client, then one transaction: ``SELECT … FOR UPDATE`` of
 the caller's session (which also reads its last turn index) and 4 inserts into the real tables —
 the turn, the user's message, the reply, the usage event. Six SQL statements, whatever the
@@ -18,12 +18,12 @@ from django.db.models import OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from rest_framework import serializers, status
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from pantheon.api.authentication import BearerTokenAuthentication
 from sessions_app.models import ChatSession, Message, Turn
 from tools.bench.calls import completion_send
 from usage.models import LlmCallEvent
@@ -40,7 +40,7 @@ class FloorTurnSerializer(serializers.Serializer):
 
 
 class FloorTurnView(APIView):
-    authentication_classes = [TokenAuthentication]
+    authentication_classes = [BearerTokenAuthentication]
     permission_classes = [IsAuthenticated]
     throttle_classes: list = []
 

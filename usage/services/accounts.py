@@ -4,12 +4,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from pantheon.errors import InvalidInput
 from usage.errors import AdjustmentExceedsAvailable, AdjustmentInvalid, CreditAccountMissing
-from usage.models import CREDITS, CreditAccount, CreditLedgerEntry
+from usage.models import CREDITS, AccountName, CreditAccount, CreditLedgerEntry
+from usage.usernames import username_normalize, username_skeleton
 
 # The largest amount the balance column can hold (18 digits, 4 of them decimals).
 CREDITS_LIMIT = Decimal(10) ** (CREDITS["max_digits"] - CREDITS["decimal_places"])
@@ -94,17 +95,36 @@ def credit_adjust(
 
 @transaction.atomic
 def user_register(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
-    """A new user with the opening credits. Usernames are unique regardless of case: ``Ada`` is taken
-    once ``ada`` exists (400 on ``username``)."""
+    """A new self-registered user with ``REGISTRATION_OPENING_CREDITS`` (not the operator's
+    ``CREDITS_OPENING_BALANCE``: anyone can register, so what it grants is what a farm earns).
+    Usernames are unique regardless of case: ``Ada`` is taken once ``ada`` exists (400 on
+    ``username``)."""
     users = get_user_model().objects
-    if users.filter(username__iexact=username).exists():
+    normalized, skeleton = username_normalize(username), username_skeleton(username)
+    taken = AccountName.objects.filter(Q(normalized=normalized) | Q(skeleton=skeleton))
+    if taken.exists() or users.filter(username__iexact=username).exists():
         raise InvalidInput.for_field("username", USERNAME_TAKEN)
     try:
-        # Simultaneous registrations all pass the check above; the unique index on lower(username)
-        # lets one in. The savepoint keeps the surrounding transaction usable for the error.
+        # Simultaneous registrations all pass the check above; the unique indexes of AccountName
+        # (written with the user: account_name_sync) let one in. The savepoint keeps the
+        # surrounding transaction usable for the error.
         with transaction.atomic():
             user = users.create_user(username=username, password=password, email=email)
     except IntegrityError as exc:
         raise InvalidInput.for_field("username", USERNAME_TAKEN) from exc
-    credit_account_open(user=user)
+    credit_account_open(user=user, opening_balance=settings.REGISTRATION_OPENING_CREDITS)
     return user
+
+
+def account_name_sync(
+    *, instance: AbstractBaseUser, created: bool, update_fields=None, raw: bool = False, **kwargs
+) -> None:
+    """Keep a user's compared name (``AccountName``) with its username; an ``IntegrityError`` when
+    another account already has it (in case, compatibility form or look)."""
+    if raw or (update_fields is not None and "username" not in update_fields):
+        return  # a fixture load, or a save that leaves the name alone (last_login at each login)
+    username = instance.get_username()
+    AccountName.objects.update_or_create(
+        user_id=instance.pk,
+        defaults={"normalized": username_normalize(username), "skeleton": username_skeleton(username)},
+    )

@@ -6,16 +6,18 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-from rest_framework.authtoken.models import Token
 
 from pantheon.errors import ApplicationError
 from rooms import selectors, services
 from rooms.models import Room
 from sessions_app.models import ChatSession
 from sessions_app.services import session_create
+from usage.models import ApiToken
 from usage.services.accounts import credit_account_open
+from usage.services.tokens import api_token_issue
 
 DEMO_ROOM = "Demo room"
+DEMO_TOKEN_NAME = "seed_demo"  # noqa: S105 (a name, not a secret)
 
 AGENTS = [
     (
@@ -64,7 +66,9 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         credit_account_open(user=user)
-        token, _ = Token.objects.get_or_create(user=user)
+        # Only a token's digest is stored: each run issues a new one (and drops the last run's).
+        ApiToken.objects.filter(user=user, name=DEMO_TOKEN_NAME).delete()
+        _, token = api_token_issue(user=user, name=DEMO_TOKEN_NAME)
         room = self._room(user)
         session = ChatSession.objects.live().filter(room=room).first() or session_create(
             room=room, title="First session"
@@ -75,11 +79,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  admin:    http://{host}:{port}/admin/  ·  API: http://{host}:{port}/api/docs/")
         self.stdout.write(success(f"  username: {username}"))
         self.stdout.write(success(f"  password: {password}"))
-        self.stdout.write(success(f"  token:    {token.key}"))
+        self.stdout.write(success(f"  token:    {token}"))
         self.stdout.write(success(f"  room:     {room.pk}"))
         self.stdout.write(f"  session:  {session.pk}")
         self.stdout.write(
-            f'  try:      curl -H "Authorization: Bearer {token.key}" -H "Content-Type: application/json" '
+            f'  try:      curl -H "Authorization: Bearer {token}" -H "Content-Type: application/json" '
             f'-d \'{{"user_input": "@writer @critic open the story", "mode": "manual"}}\' '
             f"http://{host}:{port}/api/v1/sessions/{session.pk}/turns"
         )

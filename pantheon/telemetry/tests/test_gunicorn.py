@@ -6,9 +6,9 @@ import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
 
 from pantheon.testing.processes import app_env, gunicorn, http
+from usage.services.tokens import api_token_issue
 
 pytestmark = pytest.mark.integration
 
@@ -16,7 +16,7 @@ TOKEN = "scrape-secret"
 
 
 def test_metrics_add_up_across_gunicorn_workers(database_url, session, user, tmp_path):
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     env = app_env(

@@ -4,10 +4,11 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from knox.crypto import hash_token
 from rest_framework.test import APIClient
 
-from usage.models import CreditAccount, CreditLedgerEntry
+from usage.models import ApiToken, CreditAccount, CreditLedgerEntry
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import (
     PASSWORD,
     CreditHoldFactory,
@@ -37,8 +38,8 @@ def test_register_gives_a_working_token_and_the_opening_credits(anon_client, set
     assert set(body) == {"id", "username", "token"} and body["username"] == "ada"
     user = get_user_model().objects.get(username="ada")
     assert body["id"] == user.pk and user.email == "ada@example.com" and user.check_password(ADA["password"])
-    assert Token.objects.get(user=user).key == body["token"]
-    assert CreditAccount.objects.get(user=user).balance == settings.CREDITS_OPENING_BALANCE
+    assert ApiToken.objects.get(user=user).digest == hash_token(body["token"])  # only the digest is kept
+    assert CreditAccount.objects.get(user=user).balance == settings.REGISTRATION_OPENING_CREDITS
     assert CreditLedgerEntry.objects.get(user=user).kind == "grant"
     assert bearer(body["token"]).get(ME).json()["username"] == "ada"
 
@@ -86,12 +87,18 @@ def test_registration_can_be_closed(anon_client, settings):
 # --- Token. ------------------------------------------------------------------------------------
 
 
-def test_token_for_good_credentials_is_the_users_token(anon_client, user):
-    response = anon_client.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
-    assert response.status_code == 200 and set(response.json()) == {"token"}
-    assert response.json()["token"] == Token.objects.get(user=user).key
-    again = anon_client.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
-    assert again.json()["token"] == response.json()["token"]
+def test_each_login_issues_a_new_token_for_its_device_and_both_work(anon_client, user):
+    body = {"username": user.username, "password": PASSWORD}
+    laptop = anon_client.post(TOKEN, {**body, "name": "laptop"}, format="json")
+    assert laptop.status_code == 200 and set(laptop.json()) == {"token", "token_id", "expires_at"}
+    phone = anon_client.post(TOKEN, {**body, "name": "phone"}, format="json")
+    assert phone.json()["token"] != laptop.json()["token"]
+    stored = {t.name: t for t in ApiToken.objects.filter(user=user)}
+    assert set(stored) == {"laptop", "phone"}
+    assert stored["laptop"].digest == hash_token(laptop.json()["token"])
+    assert str(stored["laptop"].public_id) == laptop.json()["token_id"]
+    for issued in (laptop, phone):
+        assert bearer(issued.json()["token"]).get(ME).json()["id"] == user.pk
 
 
 @pytest.mark.parametrize(
@@ -110,7 +117,7 @@ def test_bad_credentials_are_400_invalid_credentials(anon_client, user, username
         "detail": "Unable to log in with the provided credentials.",
         "code": "invalid_credentials",
     }
-    assert not Token.objects.filter(user=user).exists()
+    assert not ApiToken.objects.filter(user=user).exists()
 
 
 @pytest.mark.parametrize(
@@ -132,7 +139,8 @@ def test_an_inactive_user_gets_no_token(anon_client, user):
 def test_a_stale_token_does_not_block_getting_a_new_one(user):
     client = bearer("stale-token-from-last-week")
     response = client.post(TOKEN, {"username": user.username, "password": PASSWORD}, format="json")
-    assert response.status_code == 200 and response.json()["token"] == Token.objects.get(user=user).key
+    assert response.status_code == 200
+    assert ApiToken.objects.get(user=user).digest == hash_token(response.json()["token"])
 
 
 # --- Authentication keywords and 401. -----------------------------------------------------------
@@ -141,7 +149,7 @@ def test_a_stale_token_does_not_block_getting_a_new_one(user):
 @pytest.mark.parametrize("keyword", ["Bearer", "Token", "bearer", "token"])
 def test_bearer_and_token_keywords_both_authenticate(user, keyword):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"{keyword} {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"{keyword} {api_token_issue(user=user)[1]}")
     response = client.get(ME)
     assert response.status_code == 200 and response.json()["id"] == user.pk
 
@@ -158,10 +166,10 @@ def test_missing_or_bad_credentials_are_401_not_authenticated(header):
 
 
 def test_a_token_of_an_inactive_user_is_401(user):
-    token = Token.objects.create(user=user)
+    _, token = api_token_issue(user=user)
     user.is_active = False
     user.save()
-    assert bearer(token.key).get(ME).status_code == 401
+    assert bearer(token).get(ME).status_code == 401
 
 
 # --- Me. ---------------------------------------------------------------------------------------

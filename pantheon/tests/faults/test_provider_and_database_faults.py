@@ -4,12 +4,12 @@ requests (``pg_terminate_backend``) are replaced and the next requests succeed."
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from orchestration.testing.fake_server import Step
 from pantheon.testing.books import assert_nothing_lost
 from pantheon.testing.processes import app_env, gunicorn, http
 from sessions_app.models import Turn
+from usage.services.tokens import api_token_issue
 
 pytestmark = pytest.mark.faults
 
@@ -43,7 +43,7 @@ def test_a_hung_provider_is_cut_at_the_deadline(session, fake_llm, settings, tur
 
 def test_database_connections_killed_between_requests(database_url, session, user, tmp_path):
     """gunicorn keeps its connections (CONN_MAX_AGE) and checks them before reuse (health checks)."""
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     auth = {"Authorization": f"Bearer {token}"}
     turns = f"/api/v1/sessions/{session.pk}/turns"
     with gunicorn(env=app_env(DATABASE_URL=database_url), log=tmp_path / "gunicorn.log", workers=1) as server:

@@ -6,7 +6,6 @@ import threading
 from collections import Counter
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from pantheon.api import throttling
 from pantheon.api.views import TokenView
@@ -16,6 +15,7 @@ from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.api.views import TurnViewSet
 from sessions_app.models import Turn
 from sessions_app.tests.factories import SessionFactory
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import UserFactory
 
 pytestmark = pytest.mark.faults
@@ -44,7 +44,7 @@ def test_redis_stopped_mid_load(
     room = RoomFactory(owner=user)
     AgentFactory(room=room, agent_key="writer", model_alias="deepseek")
     session = SessionFactory(room=room)
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     turn_statuses: list[int] = []
     redis_gone = threading.Event()
 

@@ -9,7 +9,6 @@ import threading
 import time
 
 import pytest
-from rest_framework.authtoken.models import Token
 
 from orchestration.testing.fake_server import Step
 from pantheon.testing.books import assert_nothing_lost
@@ -17,6 +16,7 @@ from pantheon.testing.processes import app_env, gunicorn, http
 from sessions_app.models import ChatSession, Turn
 from usage.models import CreditAccount, CreditHold, LlmCallEvent
 from usage.services.holds import credit_holds_sweep
+from usage.services.tokens import api_token_issue
 
 pytestmark = pytest.mark.faults
 
@@ -42,7 +42,7 @@ def _workers_of(master: int) -> list[int]:
 def test_a_web_worker_killed_mid_turn_frees_its_session_and_reports_its_hold(
     database_url, session, user, fake_llm, tmp_path
 ):
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     auth = {"Authorization": f"Bearer {token}"}
     turns = f"/api/v1/sessions/{session.pk}/turns"
     step = Step(model=WRITER, reply="never delivered", delay=20)
@@ -104,7 +104,7 @@ def _ignore_errors(call):
 def test_health_keeps_answering_while_forty_turns_press_on_one_session(
     database_url, redis_url, session, user, fake_llm, tmp_path
 ):
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     auth = {"Authorization": f"Bearer {token}"}
     turns = f"/api/v1/sessions/{session.pk}/turns"
     fake_llm.set_latency(1500)

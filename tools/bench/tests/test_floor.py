@@ -1,13 +1,13 @@
 """The floor the bench measures Pantheon against: exactly a turn's minimal work, nothing more."""
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from sessions_app.models import Message, Turn
 from sessions_app.tests.factories import SessionFactory
 from tools.bench.calls import FLOOR_PATH, server_timing_parse
 from usage.models import LlmCallEvent
+from usage.services.tokens import api_token_issue, api_token_used
 
 pytestmark = pytest.mark.urls("tools.bench.urls")
 
@@ -25,7 +25,9 @@ SENT = {
 
 def _client_of(user, keyword: str = "Token") -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"{keyword} {Token.objects.create(user=user).key}")
+    token, raw = api_token_issue(user=user)
+    api_token_used(token=token)  # as the bench's users: a request within the minute writes nothing
+    client.credentials(HTTP_AUTHORIZATION=f"{keyword} {raw}")
     return client
 
 
@@ -78,11 +80,11 @@ def test_floor_answers_404_for_another_users_session_and_writes_nothing(fake_llm
 
 
 @pytest.mark.django_db
-def test_floor_authenticates_with_drf_tokens_only(fake_llm):
+def test_floor_authenticates_with_api_tokens_only(fake_llm):
     session = SessionFactory()
     body = {"session": str(session.pk), "request": SENT}
 
     assert APIClient().post(FLOOR_PATH, body, format="json").status_code == 401
-    bearer = _client_of(session.room.owner, keyword="Bearer").post(FLOOR_PATH, body, format="json")
-    assert bearer.status_code == 401
+    forged = APIClient(HTTP_AUTHORIZATION=f"Token {'0' * 64}").post(FLOOR_PATH, body, format="json")
+    assert forged.status_code == 401
     assert fake_llm.requests == []
