@@ -298,6 +298,10 @@ TURN_CLAIM_WAIT_SECONDS = env.float("TURN_CLAIM_WAIT_SECONDS", default=5.0)
 TURN_CLAIM_MARGIN_SECONDS = env.float("TURN_CLAIM_MARGIN_SECONDS", default=30.0)
 # At most this many turns of one user run or wait at once; beyond, 429 at once.
 TURNS_IN_FLIGHT_PER_USER = env.int("TURNS_IN_FLIGHT_PER_USER", default=4)
+# At most this many turns run at once in one web process; beyond, 503 server_busy at once, nothing held
+# (orchestration/capacity.py). 0 = no cap. Sized in docs/runbook.md ("Capacity").
+TURNS_IN_FLIGHT_PER_PROCESS = env.int("TURNS_IN_FLIGHT_PER_PROCESS", default=400)
+SERVER_BUSY_RETRY_AFTER_SECONDS = env.int("SERVER_BUSY_RETRY_AFTER_SECONDS", default=5)
 # A summary's credit hold is freed by the sweep if the summary is not made within this time.
 SUMMARY_HOLD_SECONDS = env.int("SUMMARY_HOLD_SECONDS", default=3600)
 HOLDS_SWEEP_INTERVAL_SECONDS = env.int("HOLDS_SWEEP_INTERVAL_SECONDS", default=60)

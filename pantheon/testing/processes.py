@@ -172,11 +172,15 @@ def app_env(**overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def celery_worker(*, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """A Celery worker process (solo pool: the task runs in the process a test may kill)."""
+def celery_worker(
+    *, env: dict[str, str], log: Path, pool: str = "solo", concurrency: int = 1
+) -> Iterator[subprocess.Popen]:
+    """A Celery worker process (by default the solo pool: the task runs in the process a test may
+    kill; ``pool="gevent"`` with a ``concurrency`` runs many at once, as the shipped worker does)."""
     process = spawn(
         [
-            *(sys.executable, "-m", "celery", "-A", "pantheon", "worker", "--pool=solo"),
+            *(sys.executable, "-m", "celery", "-A", "pantheon", "worker", f"--pool={pool}"),
+            f"--concurrency={concurrency}",
             *("--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"),
         ],
         log=log,
