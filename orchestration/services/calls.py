@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest, LlmResponse
+from pantheon.db_connections import connection_release
 from pantheon.observability import LlmCallObserved, observe
 from usage.models import LlmCallEvent
 from usage.selectors import PricedModel
@@ -65,6 +66,7 @@ def llm_call_staged(
         "billable": billable,
     }
     reply: str | None = None
+    connection_release()  # no database connection held while the model thinks
     try:
         if on_delta is None:
             response = gateway.complete(request)

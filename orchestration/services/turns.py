@@ -34,6 +34,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from orchestration.capacity import process_slot_give_back, process_slot_take
 from orchestration.context import (
     Budget,
     ContextPlan,
@@ -69,6 +70,7 @@ from orchestration.services.sequencing import (
 )
 from orchestration.services.summaries import summary_enqueue, summary_worst_case
 from pantheon.db import sql_fast_path
+from pantheon.db_connections import connection_release
 from pantheon.errors import ApplicationError, NotFound
 from pantheon.limits import slot_acquire, slot_release
 from pantheon.logging import turn_log_context
@@ -354,8 +356,10 @@ def _candidates_select(*, request: TurnRequest, agents: list[Agent]) -> list[Age
 def _slot_take(progress: TurnProgress) -> None:
     """At most ``TURNS_IN_FLIGHT_PER_USER`` turns of a user run or wait at once: one user cannot tie
     up every web thread with turns queued on a busy session."""
+    process_slot_take()  # capacity: this process's cap (orchestration/capacity.py), 503 server_busy
     key = f"turns-in-flight:{progress.request.user.pk}"
     if not slot_acquire(key, limit=settings.TURNS_IN_FLIGHT_PER_USER, ttl_seconds=_claim_ttl(progress)):
+        process_slot_give_back()  # capacity
         raise TurnsInFlight(retry_after_seconds=settings.TURN_CONFLICT_RETRY_AFTER_SECONDS)
     progress.slot_key = key
 
@@ -365,6 +369,7 @@ def _slot_give_back(progress: TurnProgress) -> None:
     key, progress.slot_key = progress.slot_key, ""
     if key:
         slot_release(key)
+        process_slot_give_back()  # capacity
 
 
 def _claim_ttl(progress: TurnProgress) -> float:
@@ -728,6 +733,7 @@ def _claim_keep(progress: TurnProgress) -> None:
     if renewed is not None:
         progress.claim = renewed
         credit_hold_extend(hold=progress.hold, expires_at=renewed.expires_at)
+    connection_release()  # capacity: mid-stream, no connection kept through the rest of the call
 
 
 def _audit_build(*, session: ChatSession, agent: Agent, plan: ContextPlan) -> TurnContextAudit:

@@ -101,6 +101,18 @@ if env("DATABASE_URL", default=""):
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"]["OPTIONS"] = postgres_options()
+    # A pool of connections per process (psycopg_pool), shared by its requests and tasks, which give
+    # theirs back before every model call (pantheon/db_connections.py): the deployment's connections
+    # are processes × this, whatever the turns in flight (docs/runbook.md, "Capacity"). 0: no pool, a
+    # persistent connection per thread (or greenlet) instead.
+    DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=8)
+    if DATABASE_POOL_MAX_SIZE:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": min(2, DATABASE_POOL_MAX_SIZE),
+            "max_size": DATABASE_POOL_MAX_SIZE,
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+        }
 else:
     VAR_DIR.mkdir(exist_ok=True)
     DATABASES = {
