@@ -111,7 +111,7 @@ if env("DATABASE_URL", default=""):
         DATABASES["default"]["OPTIONS"]["pool"] = {
             "min_size": min(2, DATABASE_POOL_MAX_SIZE),
             "max_size": DATABASE_POOL_MAX_SIZE,
-            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
         }
 else:
     VAR_DIR.mkdir(exist_ok=True)
