@@ -157,3 +157,21 @@ def test_summaries_of_a_session_never_overlap_on_a_concurrent_worker(gevent_work
         assert calls.count() == 2 * len(chain)  # each made summary billed once, nothing orphaned
         assert not calls.filter(orphaned=True).exists()
         assert ChatSession.objects.get(pk=session.pk).summary_claim_token is None  # claims given back
+
+
+def test_the_shipped_worker_holds_sixty_summary_calls_at_once(gevent_worker, room, fake_llm):
+    """Sixty sessions' summaries asked for together: all sixty calls reach the provider before any
+    answers (one worker process, the gevent pool), then each is written."""
+    from orchestration.tasks import session_summary_generate
+
+    sessions = [SessionFactory(room=room) for _ in range(60)]
+    for session in sessions:
+        TurnFactory.create_batch(2, session=session)
+    fake_llm.set_latency(8000)
+    for session in sessions:
+        session_summary_generate.delay(str(session.pk), 2)
+
+    _wait_for(lambda: len(fake_llm.requests) >= 60, timeout=60)
+    assert not SessionSummary.objects.filter(session__in=sessions).exists()  # all sixty still waiting
+    fake_llm.set_latency(0)
+    _wait_for(lambda: SessionSummary.objects.filter(session__in=sessions).count() == 60, timeout=120)
