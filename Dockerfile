@@ -20,5 +20,5 @@ RUN useradd --create-home --uid 1000 pantheon \
 USER pantheon
 
 EXPOSE 8000
-# Workers, threads and timeouts: gunicorn.conf.py (shared with docker-compose.yml and `make bench`).
+# Worker class (gevent), workers and timeouts: gunicorn.conf.py (shared with docker-compose.yml and `make bench`).
 CMD ["gunicorn", "--config", "gunicorn.conf.py", "pantheon.wsgi", "--bind", "0.0.0.0:8000"]

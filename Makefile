@@ -52,7 +52,7 @@ format: install
 	$(BIN)/ruff format .
 
 worker: install
-	$(BIN)/celery -A pantheon worker --loglevel=INFO
+	$(BIN)/celery -A pantheon worker --loglevel=INFO --pool=gevent --concurrency=100
 
 beat: install
 	$(BIN)/celery -A pantheon beat --loglevel=INFO

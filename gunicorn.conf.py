@@ -2,11 +2,18 @@
 ``make bench`` all run with these. Gunicorn reads this file by itself when started from the
 repository root; the command line adds only what differs per place (``--bind``).
 
-Threads, not sync workers: a turn waits on the LLM for up to the gateway deadline × agents, and a
-threaded worker keeps answering (health included) meanwhile instead of being killed at ``timeout``.
-A turn holds one of these threads while it runs; a streamed turn also runs in a thread of its own,
-outside this pool (the pool's thread writes the events), so 3 × 8 threads serve 24 turns at once,
-plain or streamed (docs/streaming.md, "Serving").
+gevent, not threads (``WEB_WORKER_CLASS``, default ``gevent``): a turn waits on the LLM for up to the
+gateway deadline × agents, and under the gevent worker that wait costs a greenlet (a few kilobytes),
+not a thread — psycopg (≥ 3.1.14), redis-py and the ``openai`` client's httpx all yield to the others
+once gunicorn's worker has patched the standard library, which it does before it loads the app. Each
+worker holds up to ``worker_connections`` requests at once; turns beyond ``TURNS_IN_FLIGHT_PER_PROCESS``
+are refused with 503 ``server_busy``; a streamed turn runs in a greenlet of its own. The database
+connections are a pool per worker (``DATABASE_POOL_MAX_SIZE``) that a turn gives back while the model
+thinks, so workers × pool bounds them (docs/runbook.md, "Capacity").
+
+``WEB_WORKER_CLASS=gthread`` keeps the thread-bound server (``WEB_THREADS`` threads per worker, each
+turn holding one — and a streamed turn one more of its own — for its whole life): 3 × 8 threads serve
+24 turns at once.
 
 It also sends gunicorn's own lines (start-up, worker exits, the access log) to the app's log format —
 JSON lines in production (LOG_FORMAT defaults to json under production settings), key=value
@@ -17,9 +24,10 @@ import os
 
 from pantheon.logging import logging_config
 
-worker_class = "gthread"
+worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
 workers = int(os.environ.get("WEB_WORKERS", 3))
-threads = int(os.environ.get("WEB_THREADS", 8))
+threads = int(os.environ.get("WEB_THREADS", 8))  # gthread only
+worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", 1000))  # gevent: requests at once
 timeout = 300
 accesslog = "-"
 

@@ -17,6 +17,8 @@ __all__ = [
     "InvalidInput",
     "LlmUnavailable",
     "NoAgentSelected",
+    "ServerBusy",
+    "SummaryBusy",
     "TurnConflict",
     "TurnWriteFailed",
     "TurnsInFlight",
@@ -61,3 +63,24 @@ class LlmUnavailable(UpstreamUnavailable):
 class TurnWriteFailed(ServiceUnavailable):
     code = "turn_write_failed"
     default_message = "The turn could not be saved. Nothing was billed; please retry."
+
+
+class ServerBusy(ServiceUnavailable):
+    """This process already runs ``TURNS_IN_FLIGHT_PER_PROCESS`` turns: refused at once, nothing held."""
+
+    code = "server_busy"
+    default_message = "The server is running as many turns as it can. Please retry shortly."
+
+    def __init__(self, message: str | None = None, **kwargs) -> None:
+        kwargs.setdefault("retry_after_seconds", settings.SERVER_BUSY_RETRY_AFTER_SECONDS)
+        super().__init__(message, **kwargs)
+
+
+class SummaryBusy(Conflict):
+    """Another summary of the session is being made (one at a time per session): try again later."""
+
+    code = "summary_busy"
+    default_message = "Another summary of this session is being made."
+
+    def __init__(self, *, session_id: str) -> None:
+        super().__init__(extra={"session_id": session_id}, retry_after_seconds=5)

@@ -1,18 +1,24 @@
 """Celery tasks: thin wrappers around services, idempotent, with an explicit retry policy."""
 
 import logging
+import random
 
 from celery import shared_task
 from django.db import DatabaseError
 
+from orchestration.errors import SummaryBusy
 from orchestration.selectors import summaries_due
 from orchestration.services import summaries
 from pantheon.observability import SummaryObserved, observe
 
 logger = logging.getLogger(__name__)
+# A summary waiting for the session's previous one tries again every few seconds, for up to ~10 min.
+SUMMARY_BUSY_RETRY_SECONDS = 3
+SUMMARY_BUSY_RETRIES = 200
 
 
 @shared_task(
+    bind=True,
     name="orchestration.tasks.session_summary_generate",
     autoretry_for=(DatabaseError, ConnectionError),
     retry_backoff=5,
@@ -21,8 +27,18 @@ logger = logging.getLogger(__name__)
     max_retries=5,
     acks_late=True,
 )
-def session_summary_generate(session_id: str, through_index: int) -> int | None:
-    summary = summaries.session_summary_generate(session_id=session_id, through_index=through_index)
+def session_summary_generate(self, session_id: str, through_index: int) -> int | None:
+    try:
+        summary = summaries.session_summary_generate(session_id=session_id, through_index=through_index)
+    except SummaryBusy as exc:
+        # Another summary of the session is being made: wait for it, then build on it. Eager (no
+        # worker), or after the retries, the summary stays due and the sweep makes it.
+        if self.request.is_eager or self.request.retries >= SUMMARY_BUSY_RETRIES:
+            logger.info("summary of %s through %s left to the sweep: %s", session_id, through_index, exc)
+            return None
+        raise self.retry(
+            countdown=SUMMARY_BUSY_RETRY_SECONDS + random.uniform(0, 2), max_retries=None
+        ) from exc
     return summary.pk if summary else None
 
 

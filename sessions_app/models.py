@@ -21,6 +21,9 @@ class ChatSession(models.Model):
     claim_expires_at = models.DateTimeField(null=True, blank=True)
     # The highest turn index a summary has been asked for (summaries cover up to an index).
     summary_due_through = models.PositiveIntegerField(null=True, blank=True)
+    # The claim of the summary being made: one at a time per session (orchestration.summary_claims).
+    summary_claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    summary_claim_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The fingerprint of the transcript so far as an OpenAI-compatible client resends it (a hash
     # chain, openai_compat.fingerprint): how a resent history finds its session.
     transcript_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)

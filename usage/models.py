@@ -200,6 +200,8 @@ class CreditHold(models.Model):
     covers_through_turn_index = models.PositiveIntegerField(null=True, blank=True)
     expires_at = models.DateTimeField(db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A summary hold: when its calls began (a dead worker's hold then stands for calls that were made).
+    calls_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]

@@ -9,6 +9,7 @@ from functools import partial
 from orchestration.llm.fallback import FALLOVER_CODES, attempts_plan, fallover_allowed
 from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest, LlmResponse
 from orchestration.llm.registry import gateway_for_deployment
+from pantheon.db_connections import connection_release
 from pantheon.observability import LlmCallObserved, observe
 from usage.cooldown import deployment_failure_record
 from usage.models import LlmCallEvent
@@ -121,6 +122,7 @@ def _attempt(
         "billable": billable,
     }
     reply: str | None = None
+    connection_release()  # no database connection held while the model thinks
     try:
         target = gateway_for_deployment(
             base_url=route.base_url, api_key_env=route.api_key_env, default=gateway

@@ -13,12 +13,14 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from orchestration.context import Budget
+from orchestration.errors import SummaryBusy
 from orchestration.llm.gateway import LlmGateway, LlmRequest
 from orchestration.llm.registry import gateway_get
 from orchestration.llm.tokens import count_message_tokens, text_within_tokens
 from orchestration.parsing import extraction_parse, summary_parse
 from orchestration.prompts import extraction_prompt_build, summary_prompt_build, transcript_build
 from orchestration.services.calls import CallLog, CallScope, llm_call_staged
+from orchestration.summary_claims import summary_claim_confirm, summary_claim_release, summary_claim_take
 from pantheon.celery import app as celery_app
 from pantheon.logging import turn_log_context
 from pantheon.observability import SummaryObserved, observe
@@ -50,7 +52,11 @@ def session_summary_generate(
     *, session_id: uuid.UUID | str, through_index: int, gateway: LlmGateway | None = None
 ) -> SessionSummary | None:
     """Summarize the session up to ``through_index``. Idempotent: an existing summary for that
-    index (or a later one) is returned as it is and nothing is called or billed again."""
+    index (or a later one) is returned as it is and nothing is called or billed again.
+
+    One at a time per session (``orchestration.summary_claims``): while another summary of the
+    session is being made this raises ``SummaryBusy`` and the task tries again later, so each
+    summary starts from the one before it and every turn is summarised once."""
     session = ChatSession.objects.select_related("room").filter(pk=session_id).first()
     hold = summary_hold_find(session_id=session_id, through_index=through_index)
     if session is None:
@@ -58,6 +64,21 @@ def session_summary_generate(
         if hold is not None:
             credit_hold_release(hold=hold)
         return None
+    done = _summary_made(session, through_index, hold)
+    if done is not None:
+        return done
+    if hold is None:
+        hold = _summary_hold_place(session=session, through_index=through_index)
+    token = summary_claim_take(session_id=session.pk, hold=hold)  # or SummaryBusy: the task retries
+    try:
+        with turn_log_context(f"summary:{session.pk}:{through_index}"):
+            return _summary_make(session, through_index, hold, token, gateway)
+    finally:
+        summary_claim_release(session_id=session.pk, token=token)
+
+
+def _summary_made(session: ChatSession, through_index: int, hold) -> SessionSummary | None:
+    """The summary covering ``through_index`` if one exists (its hold, if any, is given back)."""
     done = SessionSummary.objects.filter(
         session=session, covers_through_turn_index__gte=through_index
     ).first()
@@ -65,93 +86,101 @@ def session_summary_generate(
         if hold is not None:  # made already (a retried task, or a later summary covers it)
             credit_hold_release(hold=hold)
         observe(SummaryObserved(outcome="existing", session_id=str(session.pk), through_index=through_index))
+    return done
+
+
+def _summary_make(session: ChatSession, through_index: int, hold, token, gateway) -> SessionSummary | None:
+    """With the session's summary claim held: build on the latest summary, write if still latest."""
+    done = _summary_made(session, through_index, hold)  # again: one may have been written before the claim
+    if done is not None:
         return done
+    previous = (
+        SessionSummary.objects.filter(session=session, covers_through_turn_index__lt=through_index)
+        .order_by("-covers_through_turn_index")
+        .first()
+    )
+    alias = settings.SUMMARY_MODEL_ALIAS
+    model = priced_models_get(aliases={alias}).get(alias)
+    budget = _summary_budget(model)
+    transcript = _transcript_within(
+        session=session,
+        after=previous.covers_through_turn_index if previous else 0,
+        through=through_index,
+        tokens=budget.tokens - 400 - count_message_tokens(previous.summary_text if previous else ""),
+    )
+    log = CallLog()
+    gateway = gateway or gateway_get()
+    previous_text = previous.summary_text if previous else None
 
-    with turn_log_context(f"summary:{session.pk}:{through_index}"):
-        previous = (
-            SessionSummary.objects.filter(session=session, covers_through_turn_index__lt=through_index)
-            .order_by("-covers_through_turn_index")
-            .first()
+    raw_summary = raw_extraction = None
+    if model is None:
+        logger.error("summary model %r is not an active catalog model; using the fallbacks", alias)
+    else:
+        raw_summary = _call(
+            gateway,
+            model,
+            log,
+            session,
+            "summary",
+            summary_prompt_build(previous=previous_text, transcript=transcript),
         )
-        alias = settings.SUMMARY_MODEL_ALIAS
-        model = priced_models_get(aliases={alias}).get(alias)
-        if hold is None and model is not None:
-            hold = _summary_hold_place(session=session, through_index=through_index, model=model)
-        budget = _summary_budget(model)
-        transcript = _transcript_within(
-            session=session,
-            after=previous.covers_through_turn_index if previous else 0,
-            through=through_index,
-            tokens=budget.tokens - 400 - count_message_tokens(previous.summary_text if previous else ""),
+    summary_text, summary_fallback = summary_parse(raw_summary, previous=previous_text, transcript=transcript)
+    if model is not None:
+        raw_extraction = _call(
+            gateway, model, log, session, "extraction", extraction_prompt_build(summary_text=summary_text)
         )
-        log = CallLog()
-        gateway = gateway or gateway_get()
-        previous_text = previous.summary_text if previous else None
+    extraction, extraction_fallback = extraction_parse(raw_extraction, summary_text=summary_text)
 
-        raw_summary = raw_extraction = None
-        if model is None:
-            logger.error("summary model %r is not an active catalog model; using the fallbacks", alias)
-        else:
-            raw_summary = _call(
-                gateway,
-                model,
-                log,
-                session,
-                "summary",
-                summary_prompt_build(previous=previous_text, transcript=transcript),
+    try:
+        with transaction.atomic():
+            if not summary_claim_confirm(session_id=session.pk, token=token, previous=previous):
+                raise SummaryOvertaken
+            summary = SessionSummary.objects.create(
+                session=session,
+                covers_through_turn_index=through_index,
+                summary_text=summary_text,
+                key_facts=extraction.key_facts,
+                decisions=extraction.decisions,
+                open_questions=extraction.open_questions,
+                action_items=extraction.action_items,
+                summary_used_fallback=summary_fallback,
+                extraction_used_fallback=extraction_fallback,
             )
-        summary_text, summary_fallback = summary_parse(
-            raw_summary, previous=previous_text, transcript=transcript
-        )
-        if model is not None:
-            raw_extraction = _call(
-                gateway, model, log, session, "extraction", extraction_prompt_build(summary_text=summary_text)
+            usage_events_commit(
+                user_id=session.room.owner_id,
+                events=log.events,
+                hold=hold,
+                kind=CreditLedgerEntry.Kind.SUMMARY_DEBIT,
             )
-        extraction, extraction_fallback = extraction_parse(raw_extraction, summary_text=summary_text)
-
-        try:
-            with transaction.atomic():
-                summary = SessionSummary.objects.create(
-                    session=session,
-                    covers_through_turn_index=through_index,
-                    summary_text=summary_text,
-                    key_facts=extraction.key_facts,
-                    decisions=extraction.decisions,
-                    open_questions=extraction.open_questions,
-                    action_items=extraction.action_items,
-                    summary_used_fallback=summary_fallback,
-                    extraction_used_fallback=extraction_fallback,
-                )
-                usage_events_commit(
-                    user_id=session.room.owner_id,
-                    events=log.events,
-                    hold=hold,
-                    kind=CreditLedgerEntry.Kind.SUMMARY_DEBIT,
-                )
-        except IntegrityError:
-            # A concurrent run wrote this summary first; ours is not kept, its calls were still made.
-            usage_events_write_orphaned(events=log.events)
-            observe(SummaryObserved("existing", str(session.pk), through_index))
-            return SessionSummary.objects.get(session=session, covers_through_turn_index=through_index)
-        except Exception:
-            usage_events_write_orphaned(events=log.events)
-            observe(
-                SummaryObserved(outcome="failed", session_id=str(session.pk), through_index=through_index)
-            )
-            raise
-        logger.info(
-            "summary written through=%s fallbacks=%s/%s", through_index, summary_fallback, extraction_fallback
-        )
-        observe(SummaryObserved(outcome="made", session_id=str(session.pk), through_index=through_index))
-        return summary
+    except (IntegrityError, SummaryOvertaken):
+        # The claim expired and another run wrote first (a worker slower than the claim's worst case):
+        # ours is not kept, its calls were still made. The next run builds on what was written.
+        logger.warning("summary through=%s overtaken by a concurrent one; not written", through_index)
+        usage_events_write_orphaned(events=log.events)
+        done = _summary_made(session, through_index, hold)
+        if done is None:  # a summary of earlier turns was written: build on it, on the next try
+            raise SummaryBusy(session_id=str(session.pk)) from None
+        return done
+    except Exception:
+        usage_events_write_orphaned(events=log.events)
+        observe(SummaryObserved(outcome="failed", session_id=str(session.pk), through_index=through_index))
+        raise
+    logger.info(
+        "summary written through=%s fallbacks=%s/%s", through_index, summary_fallback, extraction_fallback
+    )
+    observe(SummaryObserved(outcome="made", session_id=str(session.pk), through_index=through_index))
+    return summary
 
 
-def _summary_hold_place(*, session: ChatSession, through_index: int, model: PricedModel) -> CreditHold | None:
+def _summary_hold_place(*, session: ChatSession, through_index: int) -> CreditHold | None:
     """A summary found without its hold (the turn could not keep a share, or the sweep freed it)
     reserves its own worst case before its first call. If the balance cannot cover it the summary is
     still made — the session's agents need it — and its cost stays unbilled: nothing is ever charged
-    beyond a hold."""
-    worst = summary_worst_case(priced={model.alias: model})
+    beyond a hold. (A retry of a busy session finds this hold again: same session and index.)"""
+    alias = settings.SUMMARY_MODEL_ALIAS
+    worst = summary_worst_case(priced=priced_models_get(aliases={alias}))
+    if worst is None:  # no summary model: the fallbacks make it, nothing is called
+        return None
     try:
         return credit_hold_place(
             hold=HoldRequest(
@@ -159,7 +188,7 @@ def _summary_hold_place(*, session: ChatSession, through_index: int, model: Pric
                 kind=CreditHold.Kind.SUMMARY,
                 amount=worst.credits,
                 cost_usd=worst.cost_usd,
-                model_alias=model.alias,
+                model_alias=alias,
                 room_id=session.room_id,
                 session_id=session.pk,
                 covers_through_turn_index=through_index,
@@ -168,9 +197,13 @@ def _summary_hold_place(*, session: ChatSession, through_index: int, model: Pric
         )
     except InsufficientCredits:
         logger.warning("summary through %s made unbilled: the balance cannot cover its hold", through_index)
-    except IntegrityError:  # a concurrent run of the same summary holds it
-        logger.info("summary through %s: its hold is another run's", through_index)
+    except IntegrityError:  # a concurrent run of the same summary placed it first
+        return summary_hold_find(session_id=session.pk, through_index=through_index)
     return None
+
+
+class SummaryOvertaken(Exception):
+    """At the write: the claim is no longer ours, or a summary was written since ours began."""
 
 
 def _summary_budget(model: PricedModel | None) -> Budget:

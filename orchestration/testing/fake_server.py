@@ -431,6 +431,7 @@ def _guess_purpose(system_texts: Iterable[str]) -> str:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 1024  # a burst of hundreds of calls at once (make bench's capacity scenario)
 
     def __init__(self, address, state: _State):
         self.state = state

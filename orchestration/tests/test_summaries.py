@@ -110,7 +110,6 @@ def test_next_summary_builds_on_the_previous_one(session, three_turns, fake_llm)
 
 def test_sweep_finds_due_summaries_that_were_never_made(session, three_turns, settings):
     ChatSession.objects.filter(pk=session.pk).update(summary_due_through=3)
-    assert summaries_due() == [(session.pk, 3)]
     assert summaries_due_sweep() == 1  # eager in tests: the summary is produced right away
     assert SessionSummary.objects.get(session=session).covers_through_turn_index == 3
     assert summaries_due() == []
@@ -145,3 +144,41 @@ def test_enqueue_failure_does_not_fail_the_turn(
         response = turn_post("@writer 8", session=session)
     assert response.status_code == 201
     assert summaries_due() == [(session.pk, 8)]  # still due: the sweep will make it
+
+
+def test_a_summary_waits_while_another_of_its_session_is_being_made(session, three_turns, fake_llm):
+    from orchestration.errors import SummaryBusy
+    from orchestration.summary_claims import summary_claim_release, summary_claim_take
+    from orchestration.tasks import session_summary_generate as task
+
+    token = summary_claim_take(session_id=session.pk, hold=None)  # another worker's summary in flight
+    with pytest.raises(SummaryBusy):
+        session_summary_generate(session_id=session.pk, through_index=3)
+    assert task.delay(str(session.pk), 3).get() is None  # eager: left to the sweep, still due
+    assert not fake_llm.requests and not SessionSummary.objects.exists()
+
+    summary_claim_release(session_id=session.pk, token=token)
+    assert session_summary_generate(session_id=session.pk, through_index=3).covers_through_turn_index == 3
+    assert ChatSession.objects.get(pk=session.pk).summary_claim_token is None
+
+
+def test_a_summary_overtaken_at_its_write_is_not_kept(session, three_turns, fake_llm, monkeypatch):
+    """Its claim expired and another run wrote the summary meanwhile: ours is dropped (its calls kept
+    as orphaned events), the one written stays the only one."""
+    from orchestration.services import summaries
+
+    parse = summaries.extraction_parse
+
+    def overtaken_after_the_calls(*args, **kwargs):
+        SessionSummary.objects.create(
+            session_id=session.pk, covers_through_turn_index=3, summary_text="theirs"
+        )
+        return parse(*args, **kwargs)
+
+    monkeypatch.setattr(summaries, "extraction_parse", overtaken_after_the_calls)
+    summary = session_summary_generate(session_id=session.pk, through_index=3)
+
+    assert summary.summary_text == "theirs"
+    assert SessionSummary.objects.filter(session=session).count() == 1
+    events = LlmCallEvent.objects.filter(session_id=session.pk, purpose__in=["summary", "extraction"])
+    assert events.count() == 2 and all(e.orphaned for e in events)

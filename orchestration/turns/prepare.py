@@ -15,6 +15,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 
+from orchestration.capacity import process_slot_give_back, process_slot_take
 from orchestration.context import Budget, ContextPlan, context_prepare, summary_trigger
 from orchestration.errors import ContextBudgetExceeded, IdempotencyKeyReused, NoAgentSelected, TurnsInFlight
 from orchestration.llm.registry import gateway_call_quiet_bound_seconds
@@ -125,8 +126,10 @@ def _candidates_select(*, request: TurnRequest, agents: list[Agent]) -> list[Age
 def slot_take(progress: TurnProgress) -> None:
     """At most ``TURNS_IN_FLIGHT_PER_USER`` turns of a user run or wait at once: one user cannot tie
     up every web thread with turns queued on a busy session."""
+    process_slot_take()  # this process's cap on turns in flight (orchestration/capacity.py): 503
     key = f"turns-in-flight:{progress.request.user.pk}"
     if not slot_acquire(key, limit=settings.TURNS_IN_FLIGHT_PER_USER, ttl_seconds=claim_ttl(progress.plan)):
+        process_slot_give_back()
         raise TurnsInFlight(retry_after_seconds=settings.TURN_CONFLICT_RETRY_AFTER_SECONDS)
     progress.reserved.slot_key = key
 
@@ -136,6 +139,7 @@ def slot_give_back(reserved: Reservation) -> None:
     key, reserved.slot_key = reserved.slot_key, ""
     if key:
         slot_release(key)
+        process_slot_give_back()
 
 
 def claim_ttl(plan: TurnPlan) -> float:

@@ -27,6 +27,7 @@ from orchestration.turns.prepare import ROUTING_MAX_OUTPUT_TOKENS, claim_ttl, co
 from orchestration.turns.request import TurnEventSink
 from orchestration.turns.rows import audit_build, turn_rows_build
 from orchestration.turns.state import AgentReply, TurnOutcome, TurnProgress, TurnUsage
+from pantheon.db_connections import connection_release
 from pantheon.errors import ApplicationError
 from pantheon.logging import turn_log_context
 from pantheon.observability import TurnObserved, observe
@@ -196,6 +197,7 @@ def _claim_renew_if_due(progress: TurnProgress) -> None:
     if renewed is not None:
         reserved.claim = renewed
         credit_hold_extend(hold=reserved.hold, expires_at=renewed.expires_at)
+    connection_release()  # mid-stream: no connection kept through the rest of the call
 
 
 def _turn_commit(progress: TurnProgress) -> TurnOutcome:

@@ -1,5 +1,6 @@
-"""Streaming a turn to an HTTP client: the turn runs in a thread of its own, the response reads its
-events from a queue (docs/streaming.md, "Serving").
+"""Streaming a turn to an HTTP client: the turn runs in a thread of its own (a greenlet under
+gunicorn's gevent worker, which patches ``threading`` and ``queue``), the response reads its events
+from a queue (docs/streaming.md, "Serving").
 
 Why a thread: a response blocked in a provider's read could not send the keep-alive comments that stop
 proxies from closing an idle stream. Here the response thread waits on the queue with a timeout and
@@ -29,6 +30,7 @@ from django.db import connection
 
 from orchestration.turns import TurnProgress, turn_run
 from pantheon.api.timing import request_timing_current
+from pantheon.db_connections import connection_release
 from pantheon.errors import ApplicationError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -70,6 +72,9 @@ class TurnStream:
             target=context.run, args=(self._run,), name=f"turn-{self.progress.turn_id}", daemon=True
         )
         thread.start()
+        # The request's own connection goes back to the pool: the response only relays the events
+        # until the stream ends (with no pool, nothing is done).
+        connection_release()
         return self
 
     def _put(self, name: str, data: Any) -> None:

@@ -109,6 +109,18 @@ DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["OPTIONS"] = postgres_options()
+# A pool of connections per process (psycopg_pool), shared by its requests and tasks, which give
+# theirs back before every model call (pantheon/db_connections.py): the deployment's connections
+# are processes × this, whatever the turns in flight (docs/runbook.md, "Capacity"). 0: no pool, a
+# persistent connection per thread (or greenlet) instead.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=8)
+if DATABASE_POOL_MAX_SIZE:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them
+    DATABASES["default"]["OPTIONS"]["pool"] = {
+        "min_size": min(2, DATABASE_POOL_MAX_SIZE),
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Usernames are unique regardless of case, and a login may give one in any case.
@@ -335,6 +347,10 @@ TURN_CLAIM_WAIT_SECONDS = env.float("TURN_CLAIM_WAIT_SECONDS", default=5.0)
 TURN_CLAIM_MARGIN_SECONDS = env.float("TURN_CLAIM_MARGIN_SECONDS", default=30.0)
 # At most this many turns of one user run or wait at once; beyond, 429 at once.
 TURNS_IN_FLIGHT_PER_USER = env.int("TURNS_IN_FLIGHT_PER_USER", default=4)
+# At most this many turns run at once in one web process; beyond, 503 server_busy at once, nothing held
+# (orchestration/capacity.py). 0 = no cap. Sized in docs/runbook.md ("Capacity").
+TURNS_IN_FLIGHT_PER_PROCESS = env.int("TURNS_IN_FLIGHT_PER_PROCESS", default=400)
+SERVER_BUSY_RETRY_AFTER_SECONDS = env.int("SERVER_BUSY_RETRY_AFTER_SECONDS", default=5)
 # A summary's credit hold is freed by the sweep if the summary is not made within this time.
 SUMMARY_HOLD_SECONDS = env.int("SUMMARY_HOLD_SECONDS", default=3600)
 HOLDS_SWEEP_INTERVAL_SECONDS = env.int("HOLDS_SWEEP_INTERVAL_SECONDS", default=60)

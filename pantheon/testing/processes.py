@@ -101,14 +101,18 @@ def stop(process: subprocess.Popen, *, timeout: float = 20, sig: int = signal.SI
 
 
 @contextmanager
-def gunicorn(*, env: dict[str, str], log: Path, workers: int = 2, threads: int = 4) -> Iterator[Server]:
-    """Pantheon under gunicorn (gthread, the repository's gunicorn.conf.py), answering health."""
+def gunicorn(
+    *, env: dict[str, str], log: Path, workers: int = 2, threads: int = 4, worker_class: str | None = None
+) -> Iterator[Server]:
+    """Pantheon under gunicorn (the repository's gunicorn.conf.py: the shipped worker class, gevent,
+    unless ``worker_class`` says otherwise; ``threads`` only for gthread), answering health."""
     port = free_port()
     process = spawn(
         [
             *(sys.executable, "-m", "gunicorn", "pantheon.wsgi", "--config", str(ROOT / "gunicorn.conf.py")),
-            *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread"),
-            *("--threads", str(threads), "--timeout", "60"),
+            *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "60"),
+            *(("--worker-class", worker_class) if worker_class else ()),
+            *(("--threads", str(threads)) if worker_class == "gthread" else ()),
         ],
         log=log,
         env=env,
@@ -172,11 +176,15 @@ def app_env(**overrides: str) -> dict[str, str]:
 
 
 @contextmanager
-def celery_worker(*, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen]:
-    """A Celery worker process (solo pool: the task runs in the process a test may kill)."""
+def celery_worker(
+    *, env: dict[str, str], log: Path, pool: str = "solo", concurrency: int = 1
+) -> Iterator[subprocess.Popen]:
+    """A Celery worker process (by default the solo pool: the task runs in the process a test may
+    kill; ``pool="gevent"`` with a ``concurrency`` runs many at once, as the shipped worker does)."""
     process = spawn(
         [
-            *(sys.executable, "-m", "celery", "-A", "pantheon", "worker", "--pool=solo"),
+            *(sys.executable, "-m", "celery", "-A", "pantheon", "worker", f"--pool={pool}"),
+            f"--concurrency={concurrency}",
             *("--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=INFO"),
         ],
         log=log,

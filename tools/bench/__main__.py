@@ -32,6 +32,22 @@ def options_parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2, help="alternating load rounds of each variant")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load not counted")
     parser.add_argument("--output", type=Path, default=stack.ROOT / "var" / "bench.json")
+    parser.add_argument(
+        "--scenario",
+        choices=("all", "turns", "capacity"),
+        default="all",
+        help="turns: latency and load; capacity: the bursts (a few minutes); all: both",
+    )
+    parser.add_argument(
+        "--capacity",
+        type=_lengths,
+        default=[500, 500, 200],
+        help="capacity bursts: plain turns, streamed turns, three-agent roundtables",
+    )
+    parser.add_argument(
+        "--capacity-latency-ms", type=float, default=10_000.0, help="the LLM's latency in bursts"
+    )
+    parser.add_argument("--capacity-timeout", type=float, default=60.0, help="a burst client's timeout (s)")
     args = parser.parse_args(argv)
     if args.turns < 1 or args.clients < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--turns, --clients and --duration must be positive, --warmup not negative")
@@ -105,16 +121,29 @@ def measure(args: argparse.Namespace, database_url: str, broker_url: str) -> dic
         django_prepare(env)
         from tools.bench import fixtures
 
-        latency_client = fixtures.latency_client(args.lengths)
-        load_clients = fixtures.load_clients(args.clients)
-        server = stack.Gunicorn(env, LOG)
-        startup = server.start()
-        latency = latency_run(server.port, fake, latency_client, args.lengths, args.turns)
-        return {
-            "startup_s": startup,
-            "latency": latency,
-            "load": load_run(server.port, fake, load_clients, args),
-        }
+        figures: dict[str, Any] = {"startup_s": None, "latency": None, "load": None, "capacity": None}
+        if args.scenario in ("all", "turns"):
+            latency_client = fixtures.latency_client(args.lengths)
+            load_clients = fixtures.load_clients(args.clients)
+            server = stack.Gunicorn(env, LOG)
+            figures["startup_s"] = server.start()
+            figures["latency"] = latency_run(server.port, fake, latency_client, args.lengths, args.turns)
+            figures["load"] = load_run(server.port, fake, load_clients, args)
+            server.stop()
+            server = None
+        if args.scenario in ("all", "capacity"):
+            from tools.bench.capacity import capacity_run
+
+            figures["capacity"] = capacity_run(
+                env=env,
+                fake=fake,
+                database_url=database_url,
+                counts=tuple(args.capacity[:3]),
+                latency_ms=args.capacity_latency_ms,
+                timeout=args.capacity_timeout,
+                log_dir=LOG.parent,
+            )
+        return figures
     finally:
         if server is not None:
             server.stop()
@@ -136,17 +165,24 @@ def main(argv: list[str] | None = None) -> int:
             "load_average_start": load_start,
             "load_average_end": os.getloadavg()[0],
             "gunicorn": stack.gunicorn_settings(),
-            "startup_s": round(figures["startup_s"], 2),
+            "startup_s": round(figures["startup_s"], 2) if figures["startup_s"] is not None else None,
             "turns": args.turns,
             "lengths": args.lengths,
         },
         "latency": figures["latency"],
         "load": figures["load"],
+        "capacity": figures["capacity"],
     }
     report.report_write(result, args.output)
-    print("\n".join(report.table_lines(result)))
+    if result["latency"] is not None:
+        print("\n".join(report.table_lines(result)))
+    if result["capacity"] is not None:
+        from tools.bench.capacity import capacity_lines
+
+        print("\n".join(capacity_lines(result["capacity"])))
+    print(f"load average: {load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end")
     print(f"written to {args.output} (gunicorn's log: {LOG})")
-    return report.exit_status(result)
+    return report.exit_status(result) if result["latency"] is not None else 0
 
 
 if __name__ == "__main__":

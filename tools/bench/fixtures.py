@@ -135,3 +135,34 @@ def load_clients(count: int) -> list[Client]:
             )
         )
     return clients
+
+
+@dataclass(frozen=True)
+class CapacityClient:
+    """A user of the capacity bursts: a session for a plain turn, one for a streamed turn, and one in
+    a three-agent room (``None`` beyond the roundtables asked for)."""
+
+    token: str
+    plain_session: str
+    stream_session: str
+    roundtable_session: str | None
+
+
+def capacity_clients(count: int, roundtables: int) -> list[CapacityClient]:
+    """One user per client: no per-user limit answers before the server's capacity does."""
+    clients = []
+    for i in range(count):
+        user, token = _user_make()
+        room = _room_make(user, f"Bench capacity {i}", (WRITER,))
+        roundtable = _room_make(user, f"Bench capacity {i} rt", ROUNDTABLE) if i < roundtables else None
+        clients.append(
+            CapacityClient(
+                token=token,
+                plain_session=str(session_create(room=room, title="plain").pk),
+                stream_session=str(session_create(room=room, title="stream").pk),
+                roundtable_session=str(session_create(room=roundtable, title="rt").pk)
+                if roundtable
+                else None,
+            )
+        )
+    return clients

@@ -72,10 +72,21 @@ def environment(*, database_url: str, broker_url: str, llm_base_url: str) -> dic
     }
 
 
-def gunicorn_settings() -> dict[str, object]:
-    """The production gunicorn settings the bench serves with (and reports)."""
-    conf = runpy.run_path(str(GUNICORN_PRODUCTION))
-    return {name: conf[name] for name in ("worker_class", "workers", "threads", "timeout") if name in conf}
+def gunicorn_settings(overrides: dict[str, str] | None = None) -> dict[str, object]:
+    """The production gunicorn settings the bench serves with (and reports), under ``overrides`` of
+    the environment if given."""
+    saved = {name: os.environ.get(name) for name in overrides or {}}
+    os.environ.update(overrides or {})
+    try:
+        conf = runpy.run_path(str(GUNICORN_PRODUCTION))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    names = ("worker_class", "workers", "threads", "worker_connections", "timeout")
+    return {name: conf[name] for name in names if name in conf}
 
 
 class Gunicorn:

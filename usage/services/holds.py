@@ -167,7 +167,8 @@ def credit_holds_sweep(*, now: datetime | None = None) -> HoldsSwept:
     """Free the holds whose work died (a killed web worker, a lost summary task): past their expiry.
 
     An abandoned turn hold may stand for calls the provider charged: each is reported as a usage
-    event flagged ``abandoned`` with the hold's worst-case estimate, so the operator sees it.
+    event flagged ``abandoned`` with the hold's worst-case estimate, so the operator sees it. So is a
+    summary hold whose calls had begun (``calls_started_at``: its worker died mid-summary).
     """
     now = now or timezone.now()
     turn_holds = summary_holds = 0
@@ -196,6 +197,8 @@ def credit_holds_sweep(*, now: datetime | None = None) -> HoldsSwept:
                 )
             else:
                 summary_holds += 1
+                if hold.calls_started_at is not None:  # its worker died during its calls
+                    LlmCallEvent.objects.create(**_abandoned_summary_event(hold))
     swept = HoldsSwept(turn_holds=turn_holds, summary_holds=summary_holds, credits_released=released)
     if turn_holds or summary_holds:
         logger.warning(
@@ -206,6 +209,25 @@ def credit_holds_sweep(*, now: datetime | None = None) -> HoldsSwept:
         )
     observe(swept)
     return swept
+
+
+def _abandoned_summary_event(hold: CreditHold) -> dict:
+    """The usage event of a summary whose worker died during its calls: the hold's worst case as the
+    estimate, as for a turn (reconciliation may correct it)."""
+    return {
+        "user_id": hold.user_id,
+        "room_id": hold.room_id,
+        "session_id": hold.session_id,
+        "purpose": LlmCallEvent.Purpose.SUMMARY,
+        "model_alias": hold.model_alias,
+        "provider_model": "",
+        "cost_usd": hold.cost_usd,
+        "billable": False,
+        "status": LlmCallEvent.Status.FAILED,
+        "error_code": "abandoned",
+        "abandoned": True,
+        "reconciliation": LlmCallEvent.Reconciliation.NOT_APPLICABLE,
+    }
 
 
 def summary_hold_expiry() -> datetime:

@@ -4,6 +4,8 @@ billed once (by the sweep, or the redelivered task finding it made)."""
 
 import signal
 import time
+from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db.models import Count
@@ -16,7 +18,8 @@ from pantheon.testing.processes import app_env, celery_broker_pools_drop, celery
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, SessionSummary, Turn
 from sessions_app.tests.factories import SessionFactory
-from usage.models import CreditLedgerEntry, LlmCallEvent
+from usage.models import CreditHold, CreditLedgerEntry, LlmCallEvent
+from usage.services.holds import HoldRequest, credit_hold_place, credit_holds_sweep, summary_hold_expiry
 
 pytestmark = [pytest.mark.faults, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -63,7 +66,9 @@ def _assert_each_summary_made_and_billed_once(sessions) -> None:
     assert made.count() == len(sessions)
     assert not made.values("session", "covers_through_turn_index").annotate(n=Count("id")).filter(n__gt=1)
     for session in sessions:
-        calls = LlmCallEvent.objects.filter(session_id=session.pk, purpose__in=["summary", "extraction"])
+        calls = LlmCallEvent.objects.filter(
+            session_id=session.pk, purpose__in=["summary", "extraction"], abandoned=False
+        )
         assert sorted(calls.values_list("purpose", flat=True)) == ["extraction", "summary"]
         assert not calls.filter(orphaned=True).exists()
     debits = CreditLedgerEntry.objects.filter(kind="summary_debit")
@@ -90,6 +95,19 @@ def test_worker_killed_during_a_summary(api_client, user, broker, database_url, 
     session = _session(user)
     assert _turns(api_client, session, 2) == [201, 201]
     ChatSession.objects.filter(pk=session.pk).update(summary_due_through=2)
+    hold = credit_hold_place(
+        hold=HoldRequest(
+            user_id=user.pk,
+            kind=CreditHold.Kind.SUMMARY,
+            amount=Decimal("3"),
+            cost_usd=Decimal("0.003"),
+            model_alias="deepseek",
+            room_id=session.room_id,
+            session_id=session.pk,
+            covers_through_turn_index=2,
+            expires_at=summary_hold_expiry(),
+        )
+    )
     fake_llm.reset()
     fake_llm.set_latency(20_000)  # the summary call hangs until the worker is killed
     env = app_env(
@@ -112,6 +130,23 @@ def test_worker_killed_during_a_summary(api_client, user, broker, database_url, 
     fake_llm.set_latency(0)
 
     assert not SessionSummary.objects.filter(session=session).exists()  # the summary's write never ran
+    # The dead worker's claim keeps the session's summaries waiting until it expires; its hold expires
+    # with it, and the holds sweep reports the cut call as abandoned at the hold's worst case.
+    hold.refresh_from_db()
+    assert hold.calls_started_at is not None
+    claim_expiry = ChatSession.objects.get(pk=session.pk).summary_claim_expires_at
+    assert claim_expiry == hold.expires_at
+    credit_holds_sweep(now=claim_expiry + timedelta(seconds=1))
+    abandoned = LlmCallEvent.objects.get(session_id=session.pk, abandoned=True)
+    assert (abandoned.purpose, abandoned.error_code, abandoned.cost_usd) == (
+        "summary",
+        "abandoned",
+        hold.cost_usd,
+    )
+    assert not abandoned.billable
+    ChatSession.objects.filter(pk=session.pk).update(
+        summary_claim_expires_at=claim_expiry - timedelta(hours=1)
+    )
     _eager_again(settings)
     assert summaries_due() == [(session.pk, 2)]
     assert summaries_due_sweep() == 1  # the sweep makes it

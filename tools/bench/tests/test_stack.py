@@ -34,4 +34,4 @@ def test_bench_server_serves_pantheon_and_the_floor_once_every_worker_is_ready(t
 
     assert ready == server.workers == stack.gunicorn_settings()["workers"]
     assert statuses == {FLOOR_PATH: 401, "/api/v1/auth/me": 401}  # both routed, neither open
-    assert "Using worker: gthread" in (tmp_path / "gunicorn.log").read_text()
+    assert "Using worker: gevent" in (tmp_path / "gunicorn.log").read_text()  # the shipped class
