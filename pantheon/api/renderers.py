@@ -14,14 +14,20 @@ class BrowsableAPIRenderer(DrfBrowsableAPIRenderer):
       response's serializer (DRF reuses it, so after a 201 the turn form had only read-only fields
       and no inputs): empty after a success, refilled with what was sent (and its errors) after a
       failure, so the next turn is one click away.
+      A body the serializer accepts but the service refused (a duplicate key, an unknown model)
+      is shown with the refusal as the form's errors, never rendered as a saved object (which
+      would hand a dict of input to the output fields: a 500 where a JSON client gets a 4xx).
     - Views that read no credentials (the API root, health, register, token) still show who is
       logged in to the browsable API, instead of offering "Log in" to a logged-in user.
     """
 
     def get_rendered_html_form(self, data, view, method, request):
         if method == "POST" and request.method == "POST":
-            failed = self.renderer_context["response"].status_code >= 400
+            response = self.renderer_context["response"]
+            failed = response.status_code >= 400
             posted = self._posted_serializer(view, request) if failed else None
+            if posted is not None:
+                _refusal_as_errors(posted, response.data)
             data = ReturnDict(serializer=posted) if posted is not None else None
         return super().get_rendered_html_form(data, view, method, request)
 
@@ -45,3 +51,17 @@ class BrowsableAPIRenderer(DrfBrowsableAPIRenderer):
             if session_user.is_authenticated:
                 context["user"] = session_user
         return context
+
+
+def _refusal_as_errors(serializer, body) -> None:
+    """Mark a posted serializer invalid with the refusal of its request, so the form is refilled
+    from what was sent (``Serializer.data`` of an invalid serializer is its input) and names every
+    field the refusal names; a refusal of no field shows above the form."""
+    if not serializer.is_valid():
+        return  # its own errors are the response's: shown as they are
+    body = body if isinstance(body, dict) else {}
+    fields = body.get("fields") if isinstance(body.get("fields"), dict) else None
+    if fields and all(name in serializer.fields for name in fields):
+        serializer._errors = {name: list(messages) for name, messages in fields.items()}
+    else:
+        serializer._errors = {"non_field_errors": [str(body.get("detail") or "The request was refused.")]}

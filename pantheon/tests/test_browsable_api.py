@@ -8,12 +8,6 @@ pytestmark = pytest.mark.django_db
 HTML = {"HTTP_ACCEPT": "text/html"}
 
 
-@pytest.fixture
-def browser(client, user):
-    client.force_login(user)
-    return client
-
-
 def turn_form(page: str) -> str:
     start = page.index('method="POST" enctype="multipart/form-data"')
     return page[start : page.index("</form>", start)]
