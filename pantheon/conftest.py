@@ -1,6 +1,6 @@
 """Fixtures of the limits, health, telemetry and fault tests: a real Redis as the cache, or a cache
-nobody answers; a logged-in browser; a live server that takes many connections at once; the test database's URL for the
-processes a test starts."""
+nobody answers; a live server that takes many connections at once; the test database's URL for the
+processes a test starts. And a client logged in to the browsable API."""
 
 import uuid
 
