@@ -4,6 +4,8 @@ links between related resources, forms for register and token, and `/` leading t
 import pytest
 from rest_framework.test import APIClient
 
+from sessions_app.tests.factories import SessionFactory
+
 pytestmark = pytest.mark.django_db
 HTML = {"HTTP_ACCEPT": "text/html"}
 
@@ -93,3 +95,33 @@ def test_registering_through_the_html_form(client):
         "/api/v1/auth/token", {"username": "newcomer", "password": "a-long-passphrase-42"}, **HTML
     )
     assert token.status_code == 200 and "token" in token.content.decode()
+
+
+def test_a_turn_has_a_url_of_its_own_linking_back_to_its_session(api_client, session, turn_post):
+    posted = turn_post("@writer hello").json()
+    turn = api_client.get(posted["url"]).json()
+    assert turn["id"] == posted["id"] and turn["messages"][0]["content"] == "@writer hello"
+    assert api_client.get(turn["session_url"]).json()["id"] == str(session.pk)
+    listed = api_client.get(f"/api/v1/sessions/{session.pk}/turns").json()["results"][0]
+    assert listed["url"] == turn["url"]
+    event = api_client.get(f"/api/v1/sessions/{session.pk}/usage").json()["results"][0]
+    assert api_client.get(event["turn_url"]).json()["id"] == posted["id"]
+
+
+def test_a_turn_of_another_session_or_user_is_a_404(api_client, other_client, session, turn_post):
+    url = turn_post("@writer hello").json()["url"]
+    assert other_client.get(url).status_code == 404
+    other = SessionFactory(room=session.room)
+    assert api_client.get(url.replace(str(session.pk), str(other.pk))).status_code == 404
+
+
+def test_manual_mode_names_the_tags_that_asked_nobody(turn_post):
+    body = turn_post("@writer @ghost and @Writer, then @nobody").json()
+    assert body["responding_agent_keys"] == ["writer"]  # only valid tags dispatch
+    assert body["ignored_tags"] == ["ghost", "nobody"]
+    assert turn_post("Both of you", mode="roundtable").json()["ignored_tags"] == []
+
+
+def test_the_browsable_turn_form_offers_no_stream(browser, session):
+    form = turn_form(browser.get(f"/api/v1/sessions/{session.pk}/turns", **HTML).content.decode())
+    assert 'name="user_input"' in form and 'name="stream"' not in form

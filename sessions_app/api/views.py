@@ -100,6 +100,10 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
         summary="The session's turns in order, each with its messages",
         responses={200: s.TurnSerializer, **ERROR_RESPONSES},
     ),
+    retrieve=extend_schema(
+        summary="One turn, with its messages",
+        responses={200: s.TurnSerializer, **UNAUTHENTICATED, **NOT_FOUND},
+    ),
     create=extend_schema(summary="Run a turn: the agents the mode picks answer your input"),
 )
 class TurnViewSet(OwnedViewSet):
@@ -108,10 +112,14 @@ class TurnViewSet(OwnedViewSet):
     model = Turn
     serializer_class = s.TurnSerializer
     filterset_class = TurnFilter
+    lookup_field = "pk"
+    lookup_url_kwarg = "turn_id"
 
     def get_serializer_class(self):
-        # The browsable API's form (and OPTIONS) for POST shows what a client sends.
+        # The browsable API's form (and OPTIONS) for POST shows what a client sends; a page, no stream.
         if self.request is not None and self.request.method == "POST":
+            if getattr(self.request, "accepted_media_type", "").startswith("text/html"):
+                return s.TurnFormSerializer
             return s.TurnCreateSerializer
         return s.TurnSerializer
 
@@ -126,7 +134,10 @@ class TurnViewSet(OwnedViewSet):
 
     def list(self, request: Request, session_id=None) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.TurnSerializer(page, many=True).data)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, session_id=None, turn_id=None) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
 
     def perform_content_negotiation(self, request, force=False):
         # A client asking for a stream gets JSON for everything that is not the stream itself
