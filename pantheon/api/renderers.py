@@ -4,11 +4,17 @@ from django.contrib.auth import get_user
 from rest_framework.exceptions import ParseError
 from rest_framework.renderers import BrowsableAPIRenderer as DrfBrowsableAPIRenderer
 from rest_framework.request import override_method
+from rest_framework.reverse import reverse
 from rest_framework.utils.serializer_helpers import ReturnDict
+
+API_NAME = "Pantheon API"
 
 
 class BrowsableAPIRenderer(DrfBrowsableAPIRenderer):
-    """Two changes to DRF's renderer:
+    """Pantheon's name on every page (``ops/templates/pantheon/api.html``), breadcrumbs through the
+    parents a view names (``breadcrumb_parents``: the room and session of a turn), help texts
+    without the schema's Markdown backticks, a POST-only page (register, token) opened by a browser
+    as its form rather than a 405, and:
 
     - The POST form under a POST's response is built from what the view takes, never from the
       response's serializer (DRF reuses it, so after a 201 the turn form had only read-only fields
@@ -20,6 +26,8 @@ class BrowsableAPIRenderer(DrfBrowsableAPIRenderer):
     - Views that read no credentials (the API root, health, register, token) still show who is
       logged in to the browsable API, instead of offering "Log in" to a logged-in user.
     """
+
+    template = "pantheon/api.html"
 
     def get_rendered_html_form(self, data, view, method, request):
         if method == "POST" and request.method == "POST":
@@ -43,7 +51,26 @@ class BrowsableAPIRenderer(DrfBrowsableAPIRenderer):
                 return self._get_serializer(view.serializer_class, view, post, data=payload)
         return None
 
+    def render_form_for_serializer(self, serializer):
+        for field in serializer.fields.values():
+            if field.help_text:
+                field.help_text = field.help_text.replace("`", "")
+        return super().render_form_for_serializer(serializer)
+
+    def get_breadcrumbs(self, request):
+        view = self.renderer_context["view"]
+        parents = getattr(view, "breadcrumb_parents", None)
+        if parents is None:
+            return super().get_breadcrumbs(request)
+        root = (API_NAME, reverse("api-root", request=request))
+        return [root, *parents(), (view.get_view_name(), request.build_absolute_uri(request.path))]
+
     def get_context(self, data, accepted_media_type, renderer_context):
+        response, request = renderer_context["response"], renderer_context["request"]
+        if response.status_code == 405 and request.method == "GET" and "POST" in response.get("Allow", ""):
+            # A person opening the register or token page: the form is the page, not an error.
+            response.status_code, response.data = 200, {"detail": "Fill in the form below and POST it."}
+            data = response.data
         context = super().get_context(data, accepted_media_type, renderer_context)
         if not context["user"].is_authenticated:
             # DRF replaced the request's user with its own (anonymous) one: ask the session.

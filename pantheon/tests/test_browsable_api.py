@@ -125,3 +125,46 @@ def test_manual_mode_names_the_tags_that_asked_nobody(turn_post):
 def test_the_browsable_turn_form_offers_no_stream(browser, session):
     form = turn_form(browser.get(f"/api/v1/sessions/{session.pk}/turns", **HTML).content.decode())
     assert 'name="user_input"' in form and 'name="stream"' not in form
+
+
+def test_pages_carry_pantheons_name_not_drfs(browser, client):
+    page = browser.get("/api/v1/", **HTML).content.decode()
+    assert "<title>Pantheon API</title>" in page and "Pantheon API</a>" in page
+    assert "Django REST framework" not in page and "Api Root" not in page
+    login = client.get("/api-auth/login/").content.decode()
+    assert "Pantheon API" in login and "Django REST framework" not in login
+
+
+def test_breadcrumbs_lead_from_a_turn_to_its_session_room_and_the_root(
+    browser, api_client, session, turn_post
+):
+    url = turn_post("@writer hello").json()["url"]
+    page = browser.get(url, **HTML).content.decode()
+    trail = page[
+        page.index('<ul class="breadcrumb">') : page.index("</ul>", page.index('<ul class="breadcrumb">'))
+    ]
+    names = ["Pantheon API", "Rooms", session.room.name, "Sessions", session.title, "Turns", "Turn"]
+    positions = [trail.index(f">{name}</a>") for name in names]
+    assert positions == sorted(positions)
+    assert f'/api/v1/rooms/{session.room_id}/sessions/{session.pk}"' in trail
+
+
+def test_register_and_token_open_on_their_form_not_a_405(client):
+    for path in ("/api/v1/auth/register", "/api/v1/auth/token"):
+        page = client.get(path, **HTML)
+        assert page.status_code == 200 and "405" not in page.content.decode()
+        assert client.get(path).status_code == 405  # JSON clients: as before
+
+
+def test_a_browser_gets_a_page_for_an_unknown_address_and_the_api_stays_json(client):
+    page = client.get("/no/such/page", **HTML)
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+    assert "Page not found" in page.content.decode() and "/api/v1/" in page.content.decode()
+    assert client.get("/no/such/page").json()["code"] == "not_found"
+    api = client.get("/api/v1/no/such", **HTML)
+    assert api.status_code == 404 and api.json()["code"] == "not_found"
+
+
+def test_form_help_texts_have_no_markdown_backticks(browser, session):
+    form = turn_form(browser.get(f"/api/v1/sessions/{session.pk}/turns", **HTML).content.decode())
+    assert "manual: the @tagged agents" in form and "`" not in form
