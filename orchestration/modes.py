@@ -2,6 +2,7 @@
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -23,6 +24,18 @@ def agents_select_manual(*, agents: list[Agent], user_input: str) -> list[Agent]
         if agent is not None and agent not in selected:
             selected.append(agent)
     return selected
+
+
+def manual_tags_ignored(*, user_input: str, dispatched_keys: Iterable[str]) -> list[str]:
+    """The @tags of a manual turn that dispatched no agent (unknown or deleted keys), as typed, each
+    once, in order: the dispatch rule above drops them; a response names them."""
+    dispatched = {key.lower() for key in dispatched_keys}
+    ignored: list[str] = []
+    for match in TAG_RE.finditer(user_input):
+        tag = match.group(1)
+        if tag.lower() not in dispatched and tag not in ignored:
+            ignored.append(tag)
+    return ignored
 
 
 def agents_select_roundtable(*, agents: list[Agent]) -> list[Agent]:

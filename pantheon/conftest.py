@@ -1,6 +1,6 @@
 """Fixtures of the limits, health, telemetry and fault tests: a real Redis as the cache, or a cache
 nobody answers; a live server that takes many connections at once; the test database's URL for the
-processes a test starts."""
+processes a test starts. And a client logged in to the browsable API."""
 
 import uuid
 
@@ -12,6 +12,13 @@ from pantheon import limits
 from pantheon.testing.processes import database_url_of, free_port, redis_server
 
 REDIS_CACHE = "django.core.cache.backends.redis.RedisCache"
+
+
+@pytest.fixture
+def browser(client, user):
+    """Django's test client logged in as ``user`` (a session, as a person at the browsable API)."""
+    client.force_login(user)
+    return client
 
 
 @pytest.fixture

@@ -28,6 +28,7 @@ def session_get(*, user, session_id: uuid.UUID | str) -> ChatSession:
 def turn_list(*, session: ChatSession) -> QuerySet[Turn]:
     return (
         Turn.objects.filter(session=session)
+        .select_related("session")
         .order_by("turn_index")
         .prefetch_related(Prefetch("messages", queryset=Message.objects.order_by("order")))
     )

@@ -1,12 +1,13 @@
 import csv
 import itertools
+from decimal import Decimal
 
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import ValidationError
-from django.db.models import Max
+from django.db.models import Case, DecimalField, F, Max, Value, When
 from django.http import HttpResponseRedirect, StreamingHttpResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -25,6 +26,7 @@ from usage.admin_review import (
 from usage.cooldown import deployments_cooling
 from usage.formatting import credits_display, usd_display
 from usage.models import (
+    MONEY,
     USAGE_EVENT_FIELDS,
     CreditAccount,
     CreditLedgerEntry,
@@ -300,6 +302,11 @@ def _linked(label: str, url: str):
     return format_html('<a href="{}">{}</a>', url, label) if url else label or "—"
 
 
+# A call's cost as billed to its user: its cost when billable, else 0 (the page's "billed USD").
+BILLED_COST = Case(
+    When(billable=True, then=F("cost_usd")), default=Value(Decimal(0)), output_field=DecimalField(**MONEY)
+)
+
 CSV_FIELDS = [
     "id",
     "created_at",
@@ -309,6 +316,7 @@ CSV_FIELDS = [
     "room_name",
     "session_id",
     *USAGE_EVENT_FIELDS,
+    "billed_cost_usd",  # the cost of the billable calls: what the review's totals show as billed
     "pricing_version_id",
     "provider_cost_usd",
     "provider_final_cost_usd",
@@ -500,6 +508,11 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                     "billed_cost_usd": usd_display(totals["billed_cost_usd"]),
                     "provider_cost_usd": usd_display(totals["provider_cost_usd"]),
                     "credits_burned": credits_display(totals["credits_burned"]),
+                    "unbilled_cost_usd": (
+                        usd_display(totals["cost_usd"] - totals["billed_cost_usd"])
+                        if totals["cost_usd"] != totals["billed_cost_usd"]
+                        else ""
+                    ),
                 },
                 usage_groups=review_spend_groups(filtered, changelist=changelist, total=totals["cost_usd"]),
                 usage_chart=review_daily_series(filtered, start=dates.start, end=dates.end),
@@ -519,6 +532,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         the rooms, then the rows stream)."""
         queryset = queryset.order_by("created_at", "id")
         room_names = review_names("room", queryset.order_by().values_list("room_id", flat=True).distinct())
+        queryset = queryset.annotate(billed_cost_usd=BILLED_COST)
         columns = [f for f in CSV_FIELDS if f != "room_name"]
         columns[columns.index("username")] = "user__username"
 

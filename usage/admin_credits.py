@@ -8,7 +8,7 @@ from django.db import transaction
 from django.template.response import TemplateResponse
 
 from pantheon.errors import ApplicationError
-from usage.formatting import credits_display
+from usage.formatting import credits_display, credits_with_unit
 from usage.models import CREDITS, CreditAccount
 from usage.services.accounts import NOTE_MAX_LENGTH, credit_adjust
 
@@ -45,10 +45,9 @@ def credit_adjust_action(modeladmin: admin.ModelAdmin, request, users: list) -> 
             form.add_error(None, f"{target.username}: {exc.message} Nothing was changed.")
         else:
             names = ", ".join(u.username for u in users[:5]) + (" …" if len(users) > 5 else "")
-            change = credits_display(amount, signed=True)
-            modeladmin.message_user(
-                request, f"Adjusted {len(users)} balance(s) by {change} credits: {names}.", messages.SUCCESS
-            )
+            change = credits_with_unit(amount, signed=True)
+            balances = "1 balance" if len(users) == 1 else f"{len(users)} balances"
+            modeladmin.message_user(request, f"Adjusted {balances} by {change}: {names}.", messages.SUCCESS)
             return None
     accounts = {a.user_id: credit_figures_display(a) for a in CreditAccount.objects.filter(user__in=users)}
     context = {

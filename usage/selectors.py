@@ -88,6 +88,12 @@ def catalog_list_active(*, pricing: PricingVersion | None) -> QuerySet[LlmModel]
     )
 
 
+def catalog_aliases_active() -> list[tuple[str, str]]:
+    """(alias, "alias — display name") of every active catalog model, by alias: a form's choices."""
+    models = LlmModel.objects.filter(is_active=True).order_by("alias").values_list("alias", "display_name")
+    return [(alias, f"{alias} — {name}" if name and name != alias else alias) for alias, name in models]
+
+
 def catalog_model_get_active(*, alias: str) -> LlmModel | None:
     """The active catalog model with this alias, or None (unknown or deactivated)."""
     return LlmModel.objects.filter(alias=alias, is_active=True).first()

@@ -211,7 +211,7 @@ def test_newcomer_and_operator_in_a_real_browser(browser, live_server):
     steps.find("#credit-adjust-form input[name=note]").send_keys("Welcome top-up")
     steps.shot("admin-adjust-form")
     steps.navigate_by(steps.find("#credit-adjust-form input[type=submit]"))
-    assert "Adjusted 1 balance(s) by +250 credits: newcomer." in steps.find("ul.messagelist").text
+    assert "Adjusted 1 balance by +250.0000 credits: newcomer." in steps.find("ul.messagelist").text
     steps.shot("admin-adjusted")
 
     entry = CreditLedgerEntry.objects.get(user=newcomer, kind=CreditLedgerEntry.Kind.ADJUSTMENT)

@@ -153,11 +153,18 @@ def _in_admin(request) -> bool:
         return False
 
 
+def _browser_outside_api(request) -> bool:
+    """A page a browser asked for outside the API's paths (``/api/…`` always answers JSON)."""
+    return not request.path.startswith("/api/") and "text/html" in request.headers.get("Accept", "")
+
+
 def json_not_found(request, exception=None):
     """Django-level 404 (no URL matched, e.g. a malformed id) in the API's error shape; an HTML page
-    inside the admin."""
+    inside the admin, and for a browser outside the API's paths."""
     if _in_admin(request):
         return defaults.page_not_found(request, exception, template_name="admin/404.html")
+    if _browser_outside_api(request):
+        return defaults.page_not_found(request, exception, template_name="pantheon/404.html")
     return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
 
 

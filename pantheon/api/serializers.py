@@ -20,14 +20,20 @@ class RegisterSerializer(serializers.Serializer):
                 raise serializers.ValidationError(exc.messages) from exc
         return value
 
-    def validate(self, attrs: dict) -> dict:
+    def validate_password(self, value: str) -> str:
         # Django's AUTH_PASSWORD_VALIDATORS, given the would-be user (similarity to the username).
-        user = get_user_model()(username=attrs["username"], email=attrs.get("email", ""))
+        # Checked beside the username's own rules, so a form names every invalid field at once.
+        data = self.initial_data if isinstance(getattr(self, "initial_data", None), dict) else {}
+        username, email = data.get("username"), data.get("email")
+        user = get_user_model()(
+            username=username if isinstance(username, str) else "",
+            email=email if isinstance(email, str) else "",
+        )
         try:
-            validate_password(attrs["password"], user=user)
+            validate_password(value, user=user)
         except DjangoValidationError as exc:
-            raise serializers.ValidationError({"password": exc.messages}) from exc
-        return attrs
+            raise serializers.ValidationError(exc.messages) from exc
+        return value
 
 
 class RegisterResponseSerializer(serializers.Serializer):

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from pantheon.api import serializers as s
+from pantheon.api.renderers import API_NAME
 from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
 from pantheon.errors import Forbidden, InvalidInput, NotFound
 from usage.models import ApiToken
@@ -266,6 +267,8 @@ API_ROOT_LINKS = {
 
 class ApiRootView(APIView):
     """Pantheon's API: where to start."""
+
+    name = API_NAME  # the browsable API's title and first breadcrumb, not the class's "Api Root"
 
     permission_classes = [AllowAny]
     authentication_classes = []

@@ -17,6 +17,7 @@ PUT is not part of the API contract: updates are PATCH only.
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Model, QuerySet
 from rest_framework import viewsets
+from rest_framework.reverse import reverse
 
 from pantheon.errors import NotFound
 from rooms.models import Room
@@ -65,7 +66,18 @@ class RoomNestedMixin:
 
     room_url_kwarg = "room_id"
 
+    def breadcrumb_parents(self) -> list[tuple[str, str]]:
+        return room_breadcrumbs(self.request, self.get_room())
+
     def get_room(self) -> Room:
         if not hasattr(self, "_room"):
             self._room = room_get(user=self.request.user, room_id=self.kwargs[self.room_url_kwarg])
         return self._room
+
+
+def room_breadcrumbs(request, room: Room) -> list[tuple[str, str]]:
+    """The browsable API's trail to a room: the room list, then the room."""
+    return [
+        ("Rooms", reverse("room-list", request=request)),
+        (room.name, reverse("room-detail", kwargs={"room_id": room.pk}, request=request)),
+    ]

@@ -4,14 +4,10 @@ links between related resources, forms for register and token, and `/` leading t
 import pytest
 from rest_framework.test import APIClient
 
+from sessions_app.tests.factories import SessionFactory
+
 pytestmark = pytest.mark.django_db
 HTML = {"HTTP_ACCEPT": "text/html"}
-
-
-@pytest.fixture
-def browser(client, user):
-    client.force_login(user)
-    return client
 
 
 def turn_form(page: str) -> str:
@@ -99,3 +95,76 @@ def test_registering_through_the_html_form(client):
         "/api/v1/auth/token", {"username": "newcomer", "password": "a-long-passphrase-42"}, **HTML
     )
     assert token.status_code == 200 and "token" in token.content.decode()
+
+
+def test_a_turn_has_a_url_of_its_own_linking_back_to_its_session(api_client, session, turn_post):
+    posted = turn_post("@writer hello").json()
+    turn = api_client.get(posted["url"]).json()
+    assert turn["id"] == posted["id"] and turn["messages"][0]["content"] == "@writer hello"
+    assert api_client.get(turn["session_url"]).json()["id"] == str(session.pk)
+    listed = api_client.get(f"/api/v1/sessions/{session.pk}/turns").json()["results"][0]
+    assert listed["url"] == turn["url"]
+    event = api_client.get(f"/api/v1/sessions/{session.pk}/usage").json()["results"][0]
+    assert api_client.get(event["turn_url"]).json()["id"] == posted["id"]
+
+
+def test_a_turn_of_another_session_or_user_is_a_404(api_client, other_client, session, turn_post):
+    url = turn_post("@writer hello").json()["url"]
+    assert other_client.get(url).status_code == 404
+    other = SessionFactory(room=session.room)
+    assert api_client.get(url.replace(str(session.pk), str(other.pk))).status_code == 404
+
+
+def test_manual_mode_names_the_tags_that_asked_nobody(turn_post):
+    body = turn_post("@writer @ghost and @Writer, then @nobody").json()
+    assert body["responding_agent_keys"] == ["writer"]  # only valid tags dispatch
+    assert body["ignored_tags"] == ["ghost", "nobody"]
+    assert turn_post("Both of you", mode="roundtable").json()["ignored_tags"] == []
+
+
+def test_the_browsable_turn_form_offers_no_stream(browser, session):
+    form = turn_form(browser.get(f"/api/v1/sessions/{session.pk}/turns", **HTML).content.decode())
+    assert 'name="user_input"' in form and 'name="stream"' not in form
+
+
+def test_pages_carry_pantheons_name_not_drfs(browser, client):
+    page = browser.get("/api/v1/", **HTML).content.decode()
+    assert "<title>Pantheon API</title>" in page and "Pantheon API</a>" in page
+    assert "Django REST framework" not in page and "Api Root" not in page
+    login = client.get("/api-auth/login/").content.decode()
+    assert "Pantheon API" in login and "Django REST framework" not in login
+
+
+def test_breadcrumbs_lead_from_a_turn_to_its_session_room_and_the_root(
+    browser, api_client, session, turn_post
+):
+    url = turn_post("@writer hello").json()["url"]
+    page = browser.get(url, **HTML).content.decode()
+    trail = page[
+        page.index('<ul class="breadcrumb">') : page.index("</ul>", page.index('<ul class="breadcrumb">'))
+    ]
+    names = ["Pantheon API", "Rooms", session.room.name, "Sessions", session.title, "Turns", "Turn"]
+    positions = [trail.index(f">{name}</a>") for name in names]
+    assert positions == sorted(positions)
+    assert f'/api/v1/rooms/{session.room_id}/sessions/{session.pk}"' in trail
+
+
+def test_register_and_token_open_on_their_form_not_a_405(client):
+    for path in ("/api/v1/auth/register", "/api/v1/auth/token"):
+        page = client.get(path, **HTML)
+        assert page.status_code == 200 and "405" not in page.content.decode()
+        assert client.get(path).status_code == 405  # JSON clients: as before
+
+
+def test_a_browser_gets_a_page_for_an_unknown_address_and_the_api_stays_json(client):
+    page = client.get("/no/such/page", **HTML)
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+    assert "Page not found" in page.content.decode() and "/api/v1/" in page.content.decode()
+    assert client.get("/no/such/page").json()["code"] == "not_found"
+    api = client.get("/api/v1/no/such", **HTML)
+    assert api.status_code == 404 and api.json()["code"] == "not_found"
+
+
+def test_form_help_texts_have_no_markdown_backticks(browser, session):
+    form = turn_form(browser.get(f"/api/v1/sessions/{session.pk}/turns", **HTML).content.decode())
+    assert "manual: the @tagged agents" in form and "`" not in form

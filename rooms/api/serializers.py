@@ -5,12 +5,32 @@ Only the fields declared writable here can be set by a client: ids, owner, room,
 serializers with ``partial=True`` (drf-spectacular documents that as the ``Patched…`` schemas).
 """
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from pantheon.api.fields import LinkField
 from rooms.models import AGENT_KEY_PATTERN, Agent, Room
 from rooms.services import AGENT_KEY_RULE
+from usage.selectors import catalog_aliases_active
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class CatalogAliasField(serializers.ChoiceField):
+    """An active alias of the model catalog: a choice in the browsable API's form, and a refusal
+    naming the input beside the other fields' (the catalog is read when the serializer is bound to
+    a request, never at import)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault(
+            "error_messages",
+            {"invalid_choice": "'{input}' is not an active catalog model (see GET /api/v1/models)."},
+        )
+        super().__init__(choices=[], **kwargs)
+
+    def bind(self, field_name: str, parent) -> None:
+        super().bind(field_name, parent)
+        self.choices = catalog_aliases_active()
 
 
 class AgentSerializer(serializers.ModelSerializer):
@@ -18,7 +38,7 @@ class AgentSerializer(serializers.ModelSerializer):
         AGENT_KEY_PATTERN, max_length=32, error_messages={"invalid": AGENT_KEY_RULE}
     )
     name = serializers.CharField(max_length=100)
-    model_alias = serializers.CharField(max_length=64, help_text="An active alias of GET /api/v1/models.")
+    model_alias = CatalogAliasField(help_text="An active alias of GET /api/v1/models.")
     role_prompt = serializers.CharField(max_length=20000, required=False, allow_blank=True)
     position = serializers.IntegerField(
         min_value=0,

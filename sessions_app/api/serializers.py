@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from orchestration.modes import manual_tags_ignored
 from pantheon.api.fields import LinkField
 from pantheon.api.serializers import CostFiguresSerializer, UserUsageTotalsSerializer
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn
@@ -66,7 +67,13 @@ class TurnSerializer(serializers.ModelSerializer):
     agent_errors = AgentErrorSerializer(
         many=True, read_only=True, help_text="The selected agents that did not answer, and why."
     )
+    ignored_tags = serializers.SerializerMethodField(
+        help_text="Manual mode: the @tags of the input that named no agent of the room (nobody was asked "
+        "for them); empty in the other modes."
+    )
     messages = MessageSerializer(many=True, read_only=True)
+    url = LinkField("turn-detail", session_id="session_id", turn_id="pk")
+    session_url = LinkField("session-detail", room_id="session.room_id", session_id="session_id")
 
     class Meta:
         model = Turn
@@ -80,12 +87,21 @@ class TurnSerializer(serializers.ModelSerializer):
             "assistant_output",
             "responding_agent_keys",
             "agent_errors",
+            "ignored_tags",
             "routing_used_fallback",
             "summary_triggered",
             "messages",
+            "url",
+            "session_url",
             "created_at",
         ]
         read_only_fields = fields
+
+    def get_ignored_tags(self, turn: Turn) -> list[str]:
+        if turn.mode != Turn.Mode.MANUAL:
+            return []
+        asked = [*turn.responding_agent_keys, *(e.get("agent_key", "") for e in turn.agent_errors)]
+        return manual_tags_ignored(user_input=turn.user_input, dispatched_keys=asked)
 
 
 class TurnCreateSerializer(serializers.Serializer):
@@ -107,6 +123,13 @@ class TurnCreateSerializer(serializers.Serializer):
         default=False,
         help_text="Answer with Server-Sent Events as the agents write (as `Accept: text/event-stream` does).",
     )
+
+
+class TurnFormSerializer(TurnCreateSerializer):
+    """The browsable API's turn form: a page shows the whole turn when it is done, so the form offers
+    no stream (a browser would show the raw events)."""
+
+    stream = None
 
 
 class TurnUsageSerializer(CostFiguresSerializer):
@@ -164,10 +187,11 @@ class UsageEventSerializer(serializers.ModelSerializer):
     pricing_version = PricingVersionRefSerializer(
         read_only=True, allow_null=True, help_text="The price list the call was priced with."
     )
+    turn_url = LinkField("turn-detail", allow_null=True, session_id="session_id", turn_id="turn_id")
 
     class Meta:
         model = LlmCallEvent
-        fields = ["id", "created_at", *USAGE_EVENT_FIELDS, "pricing_version"]
+        fields = ["id", "created_at", "turn_url", *USAGE_EVENT_FIELDS, "pricing_version"]
         read_only_fields = fields
 
 

@@ -19,6 +19,11 @@ urlpatterns = [
         name="turn-list",
     ),
     path(
+        "sessions/<uuid:session_id>/turns/<uuid:turn_id>",
+        TurnViewSet.as_view({"get": "retrieve"}, name="Turn"),
+        name="turn-detail",
+    ),
+    path(
         "sessions/<uuid:session_id>/summaries",
         SummaryViewSet.as_view({"get": "list"}, name="Summaries"),
         name="session-summaries",

@@ -15,6 +15,7 @@ from rest_framework import mixins, serializers, status
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.reverse import reverse
 
 from orchestration.turns import (
     TurnOutcome,
@@ -27,7 +28,7 @@ from pantheon.api.exceptions import application_error_body
 from pantheon.api.schema import ERROR_RESPONSES, INVALID, NOT_FOUND, TURN_ERROR_RESPONSES, UNAUTHENTICATED
 from pantheon.api.streaming import EncodedStream, TurnStream, sse_event
 from pantheon.api.timing import RequestTiming, request_timing_current
-from pantheon.api.viewsets import OwnedViewSet
+from pantheon.api.viewsets import OwnedViewSet, room_breadcrumbs
 from rooms.selectors import room_get
 from sessions_app import selectors, services
 from sessions_app.api import serializers as s
@@ -35,6 +36,27 @@ from sessions_app.api.filters import SessionFilter, TurnFilter, UsageEventFilter
 from sessions_app.models import ChatSession, SessionSummary, Turn
 from usage.models import LlmCallEvent
 from usage.selectors import usage_events_for_session, usage_totals
+
+
+def session_breadcrumbs(view, *, with_turns: bool = False) -> list[tuple[str, str]]:
+    """The browsable API's trail to a session's page: rooms, its room, its sessions, the session."""
+    request = view.request
+    session = selectors.session_get(user=request.user, session_id=view.kwargs["session_id"])
+    room = session.room
+    keys = {"room_id": room.pk, "session_id": session.pk}
+    crumbs = [
+        *room_breadcrumbs(request, room),
+        ("Sessions", reverse("session-list", kwargs={"room_id": room.pk}, request=request)),
+        (session.title or "Untitled session", reverse("session-detail", kwargs=keys, request=request)),
+    ]
+    if with_turns:
+        crumbs.append(("Turns", reverse("turn-list", kwargs={"session_id": session.pk}, request=request)))
+    return crumbs
+
+
+class SessionCrumbsMixin:
+    def breadcrumb_parents(self) -> list[tuple[str, str]]:
+        return session_breadcrumbs(self, with_turns="turn_id" in self.kwargs)
 
 
 @extend_schema(tags=["sessions"])
@@ -66,6 +88,14 @@ class SessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OwnedView
 
     def get_owned_queryset(self):
         return selectors.session_list(user=self.request.user, room_id=self.kwargs["room_id"])
+
+    def breadcrumb_parents(self) -> list[tuple[str, str]]:
+        crumbs = room_breadcrumbs(
+            self.request, room_get(user=self.request.user, room_id=self.kwargs["room_id"])
+        )
+        if "session_id" in self.kwargs:
+            crumbs.append(("Sessions", reverse("session-list", kwargs=self.kwargs, request=self.request)))
+        return crumbs
 
     def create(self, request: Request, room_id=None) -> Response:
         serializer = self.get_serializer(data=request.data)
@@ -100,18 +130,26 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
         summary="The session's turns in order, each with its messages",
         responses={200: s.TurnSerializer, **ERROR_RESPONSES},
     ),
+    retrieve=extend_schema(
+        summary="One turn, with its messages",
+        responses={200: s.TurnSerializer, **UNAUTHENTICATED, **NOT_FOUND},
+    ),
     create=extend_schema(summary="Run a turn: the agents the mode picks answer your input"),
 )
-class TurnViewSet(OwnedViewSet):
+class TurnViewSet(SessionCrumbsMixin, OwnedViewSet):
     """Turns of one of your sessions."""
 
     model = Turn
     serializer_class = s.TurnSerializer
     filterset_class = TurnFilter
+    lookup_field = "pk"
+    lookup_url_kwarg = "turn_id"
 
     def get_serializer_class(self):
-        # The browsable API's form (and OPTIONS) for POST shows what a client sends.
+        # The browsable API's form (and OPTIONS) for POST shows what a client sends; a page, no stream.
         if self.request is not None and self.request.method == "POST":
+            if getattr(self.request, "accepted_media_type", "").startswith("text/html"):
+                return s.TurnFormSerializer
             return s.TurnCreateSerializer
         return s.TurnSerializer
 
@@ -126,7 +164,10 @@ class TurnViewSet(OwnedViewSet):
 
     def list(self, request: Request, session_id=None) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.TurnSerializer(page, many=True).data)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, session_id=None, turn_id=None) -> Response:
+        return Response(self.get_serializer(self.get_object()).data)
 
     def perform_content_negotiation(self, request, force=False):
         # A client asking for a stream gets JSON for everything that is not the stream itself
@@ -244,7 +285,7 @@ def _no_buffering(response: StreamingHttpResponse) -> StreamingHttpResponse:
         responses={200: s.SummarySerializer, **UNAUTHENTICATED, **NOT_FOUND},
     )
 )
-class SummaryViewSet(mixins.ListModelMixin, OwnedViewSet):
+class SummaryViewSet(SessionCrumbsMixin, mixins.ListModelMixin, OwnedViewSet):
     """Summaries of one of your sessions."""
 
     model = SessionSummary
@@ -274,7 +315,7 @@ class SummaryViewSet(mixins.ListModelMixin, OwnedViewSet):
         },
     )
 )
-class UsageViewSet(OwnedViewSet):
+class UsageViewSet(SessionCrumbsMixin, OwnedViewSet):
     """Usage of one of your sessions: every LLM call recorded for it, with totals."""
 
     model = LlmCallEvent

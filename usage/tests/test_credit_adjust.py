@@ -125,7 +125,8 @@ def test_credit_adjust_command_tops_up_and_says_the_new_balance(operator):
         "credit_adjust", "--user", "Ada", "--amount", "1500", "--note", "Top-up", "--by", "ops", stdout=out
     )
     assert (
-        "ada: +1,500 credits" in out.getvalue() and "Balance 1,510, held 0, available 1,510" in out.getvalue()
+        "ada: +1,500.0000 credits" in out.getvalue()
+        and "Balance 1,510.0000, held 0.0000, available 1,510.0000" in out.getvalue()
     )
     entry = CreditLedgerEntry.objects.get(user=user, kind="adjustment")
     assert entry.created_by == operator and entry.note == "Top-up"
@@ -146,7 +147,7 @@ def test_credit_adjust_command_takes_back_with_a_negative_amount():
     [
         (["--user", "nobody", "--amount", "5"], "No user 'nobody'"),
         (["--user", "bob", "--amount", "five"], "'five' is not a number"),
-        (["--user", "bob", "--amount", "-500"], "only 100 are available"),
+        (["--user", "bob", "--amount", "-500"], "only 100.0000 are available"),
         (["--user", "bob", "--amount", "5", "--by", "bob"], "not a staff user"),
     ],
 )
@@ -182,7 +183,7 @@ def test_the_adjust_action_writes_an_entry_signed_by_the_admin(staff_client, ope
         },
         follow=True,
     )
-    assert "Adjusted 1 balance(s) by +400 credits: carol." in response.content.decode()
+    assert "Adjusted 1 balance by +400.0000 credits: carol." in response.content.decode()
     entry = CreditLedgerEntry.objects.get(kind="adjustment")
     assert (entry.user, entry.amount, entry.created_by, entry.note) == (
         user,
@@ -207,7 +208,7 @@ def test_the_adjust_action_is_all_or_nothing_across_users(staff_client):
         },
     )
     assert response.status_code == 200
-    assert "poor: Cannot take 50 credits: only 10 are available" in response.content.decode()
+    assert "poor: Cannot take 50.0000 credits: only 10.0000 are available" in response.content.decode()
     assert account(rich).balance == Decimal("1000") and account(poor).balance == Decimal("10")
     assert not CreditLedgerEntry.objects.filter(kind="adjustment").exists()
 
@@ -242,9 +243,9 @@ def test_the_user_list_shows_balance_held_and_available(staff_client):
     CreditAccount.objects.filter(user=user).update(held=Decimal("200"))
     response = staff_client.get("/admin/auth/user/", {"q": "erin"})
     page = response.content.decode()
-    assert '<td class="field-credit_balance">1,234.5</td>' in page
-    assert '<td class="field-credits_held">200</td>' in page
-    assert '<td class="field-credits_available">1,034.5</td>' in page
+    assert '<td class="field-credit_balance">1,234.5000</td>' in page
+    assert '<td class="field-credits_held">200.0000</td>' in page
+    assert '<td class="field-credits_available">1,034.5000</td>' in page
 
 
 def test_ledger_entries_are_read_only_and_name_the_operator(staff_client, operator):

@@ -23,6 +23,12 @@
     return value.toFixed(places);
   }
 
+  // The server's format (usage/formatting.py): 6 fixed decimals, thousands separated.
+  function money(text) {
+    var parts = Number(text).toFixed(6).split(".");
+    return parts[0].replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + parts[1];
+  }
+
   function dayLabel(iso, withMonth) {
     var parts = iso.split("-"), day = String(Number(parts[2]));
     return withMonth ? MONTHS[Number(parts[1]) - 1] + " " + day : day;
@@ -61,7 +67,7 @@
         var value = parseFloat(s.values[i]);
         if (!value) return;
         var rect = el("rect", {x: x, y: y(stack + value), width: bar, height: y(stack) - y(stack + value), fill: s.color});
-        rect.appendChild(el("title", {}, iso + " " + s.model + ": " + s.values[i] + " USD"));
+        rect.appendChild(el("title", {}, iso + " " + s.model + ": " + money(s.values[i]) + " USD"));
         svg.appendChild(rect);
         stack += value;
       });
@@ -75,7 +81,7 @@
       var showValue = totals[i] > 0 && (slot >= 34 || totals[i] === peak);
       if (showValue) {
         svg.appendChild(el("text", {x: center, y: y(totals[i]) - 4, "text-anchor": "middle", fill: "#000",
-          "class": "bar-value"}, usd(totals[i], step / 10)));
+          "class": "bar-value"}, money(totals[i])));
       }
     });
     svg.appendChild(el("text", {x: left + plotW / 2, y: height - 22, "text-anchor": "middle", fill: "#333",
@@ -85,7 +91,7 @@
     var lx = left;
     series.forEach(function (s) {
       var sum = s.values.reduce(function (a, b) { return a + parseFloat(b); }, 0);
-      var label = s.model + " " + usd(sum, step / 10);
+      var label = s.model + " " + money(sum) + " USD";
       svg.appendChild(el("rect", {x: lx, y: height - 12, width: 10, height: 10, fill: s.color}));
       svg.appendChild(el("text", {x: lx + 14, y: height - 3, fill: "#333", "class": "legend"}, label));
       lx += 24 + label.length * 6.5;
