@@ -7,10 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 from django.core.cache import cache
-from django.core.signals import request_started
 from django.db.models import Sum
 from openai import OpenAI
-from rest_framework.authtoken.models import Token
 
 from openai_compat.fingerprint import EMPTY, turn_fingerprint
 from orchestration.testing.fake_server import Step
@@ -27,26 +25,6 @@ pytestmark = [
 
 WRITER, CRITIC = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
 COMPLETIONS = ("POST", "/api/openai/v1/chat/completions")
-
-
-@pytest.fixture
-def client(live_server, user, fake_llm) -> OpenAI:
-    """The SDK as a chat client sets it up: base URL and key, default retries (2) left on."""
-    token = Token.objects.create(user=user).key
-    return OpenAI(base_url=f"{live_server.url}/api/openai/v1", api_key=token)
-
-
-@pytest.fixture
-def received() -> list[tuple[str, str]]:
-    """Every request the live server received, as (method, path)."""
-    requests: list[tuple[str, str]] = []
-
-    def note(sender, environ, **kwargs):
-        requests.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
-
-    request_started.connect(note)
-    yield requests
-    request_started.disconnect(note)
 
 
 def model(room, suffix="") -> str:
