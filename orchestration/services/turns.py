@@ -115,6 +115,11 @@ class TurnRequest:
     mode: str
     idempotency_key: str | None
     fingerprint: str
+    # Called with the session claim once the turn holds it (after the replay check, before the
+    # budget and the hold): a caller's own check of the session, e.g. the OpenAI endpoint's
+    # "the conversation's head has not moved" (openai_compat.services). What it raises, the turn
+    # raises, with the claim and the in-flight slot given back.
+    after_claim: Callable[[SessionClaim], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -391,6 +396,8 @@ def _claimed_and_held(progress: TurnProgress) -> TurnProgress | TurnOutcome:
             session_claim_release(claim=progress.claim)
             _slot_give_back(progress)
             return _replay(turn_id=replay_turn_id, request=request)
+        if request.after_claim is not None:
+            request.after_claim(progress.claim)
         _budget_fit(progress)
         progress.hold = credit_hold_place(hold=_hold_request(progress))
     except BaseException:
