@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 HEAD_LOOKUPS = 3  # a request whose session keeps moving on under it is refused 409 (retryable)
 TITLE_MAX_CHARS = 80
+CLIENT_TASK_MARK, CLIENT_TASK_TITLE = "### Task:", "[client task]"
 API_KEY_PREFIX = "pan-"
 API_KEY_USE_GRANULARITY = timedelta(minutes=1)
 
@@ -267,7 +268,7 @@ def _session_resolve(
         if (kept := _kept_reply_find(room=room, history=history)) is not None:
             return kept
     first = next((m.content for m in history if m.role == USER), request.user_input)
-    session = session_open(room=room, title=_title_from(first), fingerprint=fingerprint)
+    session = session_open(room=room, title=_title_from(first, task=history == []), fingerprint=fingerprint)
     return Resolved(session=session, opened=True, head_index=0)
 
 
@@ -318,7 +319,13 @@ def reply_keep(*, turn: Turn, kept: str, before: str) -> None:
     turn.session.transcript_fingerprint = turn.transcript_fingerprint
 
 
-def _title_from(text: str) -> str:
+def _title_from(text: str, *, task: bool = False) -> str:
+    """The conversation's first message, on one line; a chat client's side task (Open WebUI's title,
+    tags, follow-ups …: a lone message starting ``### Task:``) is titled ``[client task] …`` so its
+    cost is recognisable among the room's sessions and in usage."""
+    if task and text.lstrip().startswith(CLIENT_TASK_MARK):
+        task_line = text.lstrip()[len(CLIENT_TASK_MARK) :].strip().splitlines()[0]
+        text = f"{CLIENT_TASK_TITLE} {task_line}"
     line = " ".join(text.split())
     if len(line) <= TITLE_MAX_CHARS:
         return line

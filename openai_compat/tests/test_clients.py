@@ -219,3 +219,32 @@ def test_tools_the_model_may_leave_unused_are_ignored(client, room, tool_choice)
     message = completion.choices[0].message
     assert message.content.startswith("Writer: ") and not message.tool_calls
     assert completion.choices[0].finish_reason == "stop"
+
+
+# --- row 7: a chat client's side tasks -------------------------------------------------------------
+
+OPEN_WEBUI_TITLE_TASK = """### Task:
+Generate a concise, 3-5 word title with an emoji summarizing the chat history.
+### Guidelines:
+- The title should clearly represent the main theme or subject of the conversation.
+### Output:
+JSON format: { "title": "your concise title here" }
+### Chat History:
+<chat_history>
+USER: @writer a tale
+ASSISTANT: Writer: Once upon a time.
+</chat_history>"""
+
+
+def test_a_client_side_task_that_still_arrives_is_titled_as_one(client, room):
+    """Open WebUI with task generation left on sends its title prompt as a lone message."""
+    completion, _ = say(client, room, [], "@writer " + OPEN_WEBUI_TITLE_TASK.replace("### Task:", "", 1))
+    plain_session = ChatSession.objects.get(pk=completion.pantheon["session_id"])
+    assert not plain_session.title.startswith("[client task]")
+
+    task = client.chat.completions.create(
+        model=model(room, ":roundtable"), messages=[{"role": "user", "content": OPEN_WEBUI_TITLE_TASK}]
+    )
+    session = ChatSession.objects.get(pk=task.pantheon["session_id"])
+    assert session.title.startswith("[client task] Generate a concise")
+    assert session.pk != plain_session.pk and task.pantheon["credits_burned"]
