@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from openai_compat.models import ApiKey
+from openai_compat.models import ApiKey, KeptReply
 from openai_compat.services import api_keys_revoke
 
 
@@ -23,3 +23,17 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def revoke(self, request, queryset):
         count = api_keys_revoke(keys=queryset)
         self.message_user(request, f"{count} key(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(KeptReply)
+class KeptReplyAdmin(admin.ModelAdmin):
+    """Turns whose reply the client kept only part of (read only)."""
+
+    list_display = ["turn", "kept_chars", "created_at"]
+    readonly_fields = ["turn", "full_output", "kept_chars", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

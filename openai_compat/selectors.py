@@ -76,9 +76,24 @@ def conversation_turn_find(*, room: Room, fingerprint: str) -> Turn | None:
     )
 
 
-def idempotent_turn_find(*, room: Room, idempotency_key: str) -> Turn | None:
-    """The room's turn already made with this ``Idempotency-Key`` (its session answers the retry)."""
-    return _live_turns(room).filter(idempotency_key=idempotency_key).order_by("-created_at").first()
+def transcript_head_index(*, session: ChatSession, fingerprint: str) -> int:
+    """The index of the session's turn whose transcript through it has this fingerprint (0: none,
+    the fingerprint is of the history the session started from)."""
+    turns = Turn.objects.filter(session=session, transcript_fingerprint=fingerprint).order_by("-turn_index")
+    return turns.values_list("turn_index", flat=True).first() or 0
+
+
+def kept_reply_candidates(*, room: Room, user_input: str, kept: str) -> QuerySet[Turn]:
+    """The room's non-failed turns asked ``user_input`` whose reply starts with, and is longer than,
+    ``kept`` (most recent first): where a client that kept part of a reply may have it from."""
+    return (
+        _live_turns(room)
+        .filter(user_input=user_input, assistant_output__startswith=kept)
+        .exclude(assistant_output=kept)
+        .exclude(status=Turn.Status.FAILED)
+        .exclude(transcript_fingerprint="")
+        .order_by("-created_at")[:20]
+    )
 
 
 def pending_transcript_turns(*, session: ChatSession) -> QuerySet[Turn]:

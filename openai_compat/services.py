@@ -1,15 +1,20 @@
 """A room served as a model: one chat completion is one Pantheon turn, in the session the client's
 history belongs to (docs/openai-compatible.md).
 
-Which session: an explicit one wins; then the session of a turn already made with the request's
-``Idempotency-Key``; then the session whose transcript has the fingerprint of the history the client
-resent (it continues); then a session with a turn whose transcript through it has that fingerprint
-(the client regenerated or edited a later message: the conversation forks into a new session that
-copies the turns up to there); else a new session. A session opened here for a turn that is then
-refused is deleted again, so a refused request leaves nothing behind.
+Which session: the one the user's ``Idempotency-Key`` row already records (a retry); else an
+explicit one; then the session whose transcript has the fingerprint of the history the client resent
+(it continues); then a session with a turn whose transcript through it has that fingerprint (the
+client regenerated or edited a later message: the conversation forks into a new session that copies
+the turns up to there); then a turn whose reply the history's last one is a prefix of (the client
+stopped the stream and kept part: the turn is cut to it); else a new session. Once the turn holds
+the session's claim it checks that no turn came after the history's last (else it looks again, and
+forks). A session opened here for a turn that is then refused is deleted again, so a refused request
+leaves nothing behind.
 """
 
 import bisect
+import hashlib
+import json
 import logging
 import secrets
 import uuid
@@ -23,6 +28,7 @@ from django.utils import timezone
 from openai_compat import selectors
 from openai_compat.errors import ConversationInvalid
 from openai_compat.fingerprint import (
+    ASSISTANT,
     USER,
     TranscriptMessage,
     content_normalize,
@@ -30,7 +36,9 @@ from openai_compat.fingerprint import (
     transcript_normalize,
     turn_fingerprint,
 )
-from openai_compat.models import ApiKey, api_key_hash
+from openai_compat.models import ApiKey, IdempotencyKey, KeptReply, api_key_hash
+from orchestration.context import turn_context_tokens
+from orchestration.errors import IdempotencyKeyReused, TurnConflict
 from orchestration.modes import agents_select_manual
 from orchestration.turns import (
     TurnOutcome,
@@ -48,7 +56,9 @@ from sessions_app.services import session_create, session_delete
 
 logger = logging.getLogger(__name__)
 
+HEAD_LOOKUPS = 3  # a request whose session keeps moving on under it is refused 409 (retryable)
 TITLE_MAX_CHARS = 80
+CLIENT_TASK_MARK, CLIENT_TASK_TITLE = "### Task:", "[client task]"
 API_KEY_PREFIX = "pan-"
 API_KEY_USE_GRANULARITY = timedelta(minutes=1)
 
@@ -64,6 +74,25 @@ class ChatTurn:
     forked_from: ChatSession | None = None
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """The session a request runs in. ``head_index``: the last turn of it the client's history holds
+    (the turn checks after its claim that none came since); None for a session the client named."""
+
+    session: ChatSession
+    opened: bool = False
+    forked_from: ChatSession | None = None
+    head_index: int | None = None
+
+
+class HeadMoved(Exception):
+    """The session moved on (another turn committed) between the lookup and the claim."""
+
+    def __init__(self, session_id: uuid.UUID) -> None:
+        super().__init__(f"session {session_id} moved on")
+        self.session_id = session_id
+
+
 def chat_turn_prepare(
     *,
     user,
@@ -73,6 +102,11 @@ def chat_turn_prepare(
     idempotency_key: str | None = None,
 ) -> ChatTurn:
     """Find (or open) the session and make every check of the turn before its first LLM call.
+
+    With an ``Idempotency-Key``, the user's key row is taken first (``_key_session``): twins wait
+    for it and follow the session it records. Once the turn holds the session's claim, it checks
+    that the conversation's head has not moved (``_head_check``); if it has, the request looks its
+    session up again — it forks at the turn its history matches — at most ``HEAD_LOOKUPS`` times.
 
     Raises ``ApplicationError`` on refusal, with nothing written.
     """
@@ -85,16 +119,91 @@ def chat_turn_prepare(
         mode=_mode_for(model, user_input),
         idempotency_key=idempotency_key,
     )
-    session, opened, forked_from = _session_resolve(
-        model=model, request=request, history=history, session_id=session_id
+    moved_from = None
+    for _ in range(HEAD_LOOKUPS):
+        with transaction.atomic():
+            if request.idempotency_key:
+                key_fingerprint = _key_fingerprint(model=model, messages=messages, session_id=session_id)
+                resolved, key_taken = _key_session(
+                    request=request,
+                    fingerprint=key_fingerprint,
+                    moved_from=moved_from,
+                    resolve=lambda: _session_resolve(
+                        model=model, request=request, history=history, session_id=session_id
+                    ),
+                )
+            else:
+                resolved, key_taken = (
+                    _session_resolve(model=model, request=request, history=history, session_id=session_id),
+                    False,
+                )
+        session = resolved.session
+        try:
+            prepared = turn_prepare(
+                replace(
+                    request, session_id=session.pk, after_claim=_head_check(session.pk, resolved.head_index)
+                )
+            )
+        except HeadMoved as moved:
+            moved_from = moved.session_id
+            continue
+        except ApplicationError:
+            if resolved.opened:
+                session_delete(session=session)
+            if key_taken:
+                IdempotencyKey.objects.filter(
+                    user=user, key=request.idempotency_key, session=session
+                ).delete()
+            raise
+        return ChatTurn(model=model, session=session, prepared=prepared, forked_from=resolved.forked_from)
+    raise TurnConflict("The conversation moved on while this message waited: send it again.")
+
+
+def _key_fingerprint(*, model: selectors.RoomModel, messages: list[TranscriptMessage], session_id) -> str:
+    """What an ``Idempotency-Key`` stands for: the model, the session named and the conversation."""
+    body = [model.id, str(session_id or ""), [[m.role, content_normalize(m.content)] for m in messages]]
+    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
+
+
+def _key_session(*, request: TurnRequest, fingerprint: str, moved_from, resolve) -> tuple[Resolved, bool]:
+    """Inside a transaction: take (or wait for, then lock) the user's row for the request's key, and
+    return the session it records — or, the first time (or when that session moved on under the
+    request, ``moved_from``), the one ``resolve`` finds, recorded for the twins. The bool: whether
+    this request chose the session (so a refusal gives the key back)."""
+    user, key = request.user, request.idempotency_key
+    IdempotencyKey.objects.bulk_create(
+        [IdempotencyKey(user=user, key=key, request_fingerprint=fingerprint)], ignore_conflicts=True
     )
-    try:
-        prepared = turn_prepare(replace(request, session_id=session.pk))
-    except ApplicationError:
-        if opened:
-            session_delete(session=session)
-        raise
-    return ChatTurn(model=model, session=session, prepared=prepared, forked_from=forked_from)
+    entry = (
+        IdempotencyKey.objects.select_for_update(of=("self",))
+        .select_related("session")
+        .get(user=user, key=key)
+    )
+    if entry.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was already used with a different request.")
+    session = entry.session
+    if session is not None and session.deleted_at is None and session.pk != moved_from:
+        return Resolved(session=session, head_index=entry.head_turn_index), False
+    resolved = resolve()
+    entry.session, entry.head_turn_index = resolved.session, resolved.head_index
+    entry.save(update_fields=["session", "head_turn_index"])
+    return resolved, True
+
+
+def _head_check(session_id: uuid.UUID, head_index: int | None):
+    """The check the turn runs once it holds the session's claim: no turn (but a failed one) came
+    after the last one the client's history holds. Free when no turn came at all."""
+    if head_index is None:
+        return None
+
+    def check(claim) -> None:
+        if claim.last_turn_index <= head_index:
+            return
+        later = Turn.objects.filter(session_id=session_id, turn_index__gt=head_index)
+        if later.exclude(status=Turn.Status.FAILED).exists():
+            raise HeadMoved(session_id)
+
+    return check
 
 
 def chat_turn_record(*, chat: ChatTurn, outcome: TurnOutcome, sent_reply: str | None = None) -> None:
@@ -137,31 +246,86 @@ def _session_resolve(
     request: TurnRequest,
     history: list[TranscriptMessage],
     session_id: uuid.UUID | str | None,
-) -> tuple[ChatSession, bool, ChatSession | None]:
-    """``(session, opened by this request, the session it forks)``."""
+) -> Resolved:
     room = model.room
     if session_id:
         session = session_get(user=request.user, session_id=session_id)
         if session.room_id != room.pk:
             raise NotFound("This session is not one of the model's room.")
-        return session, False, None
-    if request.idempotency_key and (
-        turn := selectors.idempotent_turn_find(room=room, idempotency_key=request.idempotency_key)
-    ):
-        return turn.session, False, None
+        return Resolved(session=session)
     fingerprint = fingerprint_of(history)
     if history:
         session = selectors.conversation_session_find(room=room, fingerprint=fingerprint)
         if session is not None and session_transcript_record(session=session) == fingerprint:
-            return session, False, None
+            head = selectors.transcript_head_index(session=session, fingerprint=fingerprint)
+            return Resolved(session=session, head_index=head)
         turn = selectors.conversation_turn_find(room=room, fingerprint=fingerprint)
         if turn is not None:
-            return session_fork(turn=turn), True, turn.session
+            fork = session_fork(turn=turn)
+            return Resolved(
+                session=fork, opened=True, forked_from=turn.session, head_index=fork.last_turn_index
+            )
+        if (kept := _kept_reply_find(room=room, history=history)) is not None:
+            return kept
     first = next((m.content for m in history if m.role == USER), request.user_input)
-    return session_open(room=room, title=_title_from(first), fingerprint=fingerprint), True, None
+    session = session_open(room=room, title=_title_from(first, task=history == []), fingerprint=fingerprint)
+    return Resolved(session=session, opened=True, head_index=0)
 
 
-def _title_from(text: str) -> str:
+def _kept_reply_find(*, room: Room, history: list[TranscriptMessage]) -> Resolved | None:
+    """A history whose last reply is a prefix of the stored one (the client stopped the stream and
+    kept what it had): the turn is cut to what the client kept (``reply_keep``) and the conversation
+    goes on from there — in its session when that turn is its head, else in a fork at it."""
+    if len(history) < 2 or history[-1].role != ASSISTANT or history[-2].role != USER:
+        return None
+    before = fingerprint_of(history[:-2])
+    asked, kept = history[-2].content, history[-1].content
+    for turn in selectors.kept_reply_candidates(room=room, user_input=asked, kept=kept):
+        if turn.transcript_fingerprint == turn_fingerprint(
+            before, user_input=asked, reply=turn.assistant_output
+        ):
+            break
+    else:
+        return None
+    later = Turn.objects.filter(session_id=turn.session_id, turn_index__gt=turn.turn_index)
+    if not later.exclude(status=Turn.Status.FAILED).exists():
+        reply_keep(turn=turn, kept=kept, before=before)
+        return Resolved(session=turn.session, head_index=turn.turn_index)
+    fork = session_fork(turn=turn)
+    copy = Turn.objects.get(session=fork, turn_index=fork.last_turn_index)
+    reply_keep(turn=copy, kept=kept, before=before)
+    return Resolved(session=fork, opened=True, forked_from=turn.session, head_index=fork.last_turn_index)
+
+
+@transaction.atomic
+def reply_keep(*, turn: Turn, kept: str, before: str) -> None:
+    """Record that the client kept only ``kept`` of ``turn``'s reply: the reply as made goes to a
+    ``KeptReply``; the turn's output, its context size and its fingerprint (chained on ``before``)
+    become the kept text's, and so does its session's head fingerprint (``turn`` is its head)."""
+    ChatSession.objects.select_for_update(no_key=True).only("id").get(pk=turn.session_id)
+    logger.info(
+        "turn %s: the client kept %s of %s characters", turn.pk, len(kept), len(turn.assistant_output)
+    )
+    KeptReply.objects.update_or_create(
+        turn=turn,
+        create_defaults={"full_output": turn.assistant_output, "kept_chars": len(kept)},
+        defaults={"kept_chars": len(kept)},
+    )
+    turn.assistant_output = kept
+    turn.context_tokens = turn_context_tokens(user_input=turn.user_input, assistant_output=kept)
+    turn.transcript_fingerprint = turn_fingerprint(before, user_input=turn.user_input, reply=kept)
+    turn.save(update_fields=["assistant_output", "context_tokens", "transcript_fingerprint", "updated_at"])
+    ChatSession.objects.filter(pk=turn.session_id).update(transcript_fingerprint=turn.transcript_fingerprint)
+    turn.session.transcript_fingerprint = turn.transcript_fingerprint
+
+
+def _title_from(text: str, *, task: bool = False) -> str:
+    """The conversation's first message, on one line; a chat client's side task (Open WebUI's title,
+    tags, follow-ups …: a lone message starting ``### Task:``) is titled ``[client task] …`` so its
+    cost is recognisable among the room's sessions and in usage."""
+    if task and text.lstrip().startswith(CLIENT_TASK_MARK):
+        task_line = text.lstrip()[len(CLIENT_TASK_MARK) :].strip().splitlines()[0]
+        text = f"{CLIENT_TASK_TITLE} {task_line}"
     line = " ".join(text.split())
     if len(line) <= TITLE_MAX_CHARS:
         return line

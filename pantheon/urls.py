@@ -4,6 +4,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from openai_compat.api.views import not_found as openai_not_found
 from pantheon.telemetry.views import metrics_view
 from usage.forms import StaffFirstAuthenticationForm
 
@@ -24,6 +25,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/openai/v1/", include("openai_compat.api.urls")),
+    path("api/openai/v1", openai_not_found),  # the base URL itself: no slash to redirect a POST to
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

@@ -26,10 +26,37 @@ ERROR_TYPES = {
 }
 
 
+def first_problem(fields: Any, path: str = "") -> tuple[str, str] | None:
+    """The first failing field of a validation error as OpenAI names it (``messages.[2].content``)
+    and its message; None if there is no problem in ``fields``."""
+    if isinstance(fields, dict):
+        items = ((f"[{k}]" if str(k).isdigit() else str(k), v) for k, v in fields.items())
+    elif isinstance(fields, list):
+        if fields and all(isinstance(v, str) for v in fields):
+            return path, str(fields[0])
+        items = ((f"[{i}]", v) for i, v in enumerate(fields))
+    else:
+        return (path, str(fields)) if fields else None
+    for name, value in items:
+        if name == "non_field_errors":
+            name, path = path or name, ""
+        found = first_problem(value, f"{path}.{name}" if path else name)
+        if found is not None:
+            return found
+    return None
+
+
 def openai_error_body(native: dict[str, Any], status_code: int) -> dict[str, Any]:
     extra = dict(native)
     message, code = extra.pop("detail", ""), extra.pop("code", "error")
     fields = extra.get("fields")
+    param = None
+    if isinstance(fields, dict) and (problem := first_problem(fields)) is not None:
+        param, detail = problem
+        if param == "non_field_errors":
+            param, message = None, detail
+        else:
+            message = f"{param}: {detail}"
     error_type = ERROR_TYPES.get(status_code) or (
         "server_error" if status_code >= 500 else "invalid_request_error"
     )
@@ -37,7 +64,7 @@ def openai_error_body(native: dict[str, Any], status_code: int) -> dict[str, Any
         "error": {
             "message": message,
             "type": error_type,
-            "param": next(iter(fields), None) if isinstance(fields, dict) else None,
+            "param": param,
             "code": code,
             **extra,
         }

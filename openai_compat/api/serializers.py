@@ -1,9 +1,11 @@
 """The OpenAI chat completions wire format: what a client sends, and (for the schema) what it gets.
 
 Only what a room can honour is read: ``model``, ``messages``, ``stream``, ``stream_options`` and
-``metadata.session_id``. Sampling parameters (``temperature``, ``max_tokens`` …) and ``user`` are
-accepted and ignored (each agent's own settings apply); ``n`` above 1 and non-text content are
-refused.
+``metadata.session_id``. A parameter that would change what the client expects back and that a
+room cannot honour is refused with 400 naming it (``REFUSED``): forced tool calls, a response format
+other than text, several choices, log probabilities, audio. Everything else (sampling parameters,
+``max_tokens``, ``stop``, ``user``, tools the model may leave unused …) is accepted and ignored:
+each agent keeps its own model and settings. docs/openai-compatible.md lists every parameter.
 """
 
 from rest_framework import serializers
@@ -15,25 +17,52 @@ from pantheon.api.serializers import CostFiguresSerializer
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
 
+# Content part types read as text, and the key holding their text. A refusal is what the model said.
+TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
+
+
+def _part_text(part) -> str:
+    """A content part's text; a ValidationError naming its ``type`` (or ``text``) otherwise."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind not in TEXT_PARTS:
+        shown = f"{kind!r}" if isinstance(kind, str) else "missing"
+        raise serializers.ValidationError(
+            {
+                "type": [
+                    f"part type {shown} is not supported: a room reads text only ({', '.join(TEXT_PARTS)})."
+                ]
+            }
+        )
+    key = TEXT_PARTS[kind]
+    if not isinstance(part.get(key), str):
+        raise serializers.ValidationError({key: [f"a {kind!r} part needs its {key!r} as a string."]})
+    return part[key]
+
+
 class ChatMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ROLES)
     content = serializers.JSONField(
         required=False,
         allow_null=True,
-        help_text='Text, or a list of `{"type": "text", "text": …}` parts (joined by line breaks).',
+        help_text='Text, or a list of `{"type": "text", "text": …}` (or `refusal`) parts, joined by line '
+        "breaks; any other part type is refused, naming the part.",
     )
-    name = serializers.CharField(required=False, allow_blank=True, help_text="Ignored.")
+    name = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="Ignored.")
 
     def validate_content(self, value) -> str:
         if value is None:
             return ""
         if isinstance(value, list):
-            if not all(
-                isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
-                for p in value
-            ):
-                raise serializers.ValidationError("Only text content is supported.")
-            value = "\n".join(p.get("text") for p in value)
+            texts, problems = [], {}
+            for position, part in enumerate(value):
+                try:
+                    texts.append(_part_text(part))
+                except serializers.ValidationError as exc:
+                    problems[str(position)] = exc.detail
+                    break
+            if problems:
+                raise serializers.ValidationError(problems)
+            value = "\n".join(texts)
         # DRF's own checks of any text: a string, no NUL, no lone surrogate.
         return serializers.CharField(allow_blank=True, trim_whitespace=False).run_validation(value)
 
@@ -66,7 +95,73 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         help_text="`session_id`: run the turn in this session of the room (as `X-Pantheon-Session`); "
         "other keys are ignored.",
     )
-    n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1)
+    n = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    tools = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        allow_null=True,
+        help_text="Ignored: agents call no tools.",
+    )
+    tool_choice = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="`none` or `auto` (tools ignored); `required` or a named tool: 400.",
+    )
+    functions = serializers.ListField(child=serializers.DictField(), required=False, allow_null=True)
+    function_call = serializers.JSONField(required=False, allow_null=True, help_text="As `tool_choice`.")
+    response_format = serializers.JSONField(
+        required=False, allow_null=True, help_text='`{"type": "text"}` only; JSON modes: 400.'
+    )
+    logprobs = serializers.BooleanField(required=False, allow_null=True, help_text="`true`: 400.")
+    top_logprobs = serializers.IntegerField(required=False, allow_null=True, help_text="Above 0: 400.")
+    modalities = serializers.ListField(child=serializers.CharField(), required=False, allow_null=True)
+    audio = serializers.JSONField(required=False, allow_null=True, help_text="Set: 400 (text only).")
+
+    def validate_n(self, value: int | None) -> int | None:
+        if value is not None and value > 1:
+            raise serializers.ValidationError("a room gives one answer per turn: n must be 1.")
+        return value
+
+    def validate_tool_choice(self, value):
+        if value not in (None, "none", "auto"):
+            raise serializers.ValidationError(
+                "a room's agents call no tools, so a required or named tool choice cannot be honoured "
+                "(tools offered with tool_choice none or auto are ignored)."
+            )
+        return value
+
+    def validate_function_call(self, value):
+        if value not in (None, "none", "auto"):
+            raise serializers.ValidationError("a room's agents call no functions: use none or auto.")
+        return value
+
+    def validate_response_format(self, value):
+        kind = value.get("type") if isinstance(value, dict) else value
+        if value is not None and kind != "text":
+            raise serializers.ValidationError(
+                'a room answers in prose: only {"type": "text"} is supported (no JSON mode or schema).'
+            )
+        return value
+
+    def validate_logprobs(self, value: bool | None) -> bool | None:
+        if value:
+            raise serializers.ValidationError("a room cannot return log probabilities.")
+        return value
+
+    def validate_top_logprobs(self, value: int | None) -> int | None:
+        if value:
+            raise serializers.ValidationError("a room cannot return log probabilities.")
+        return value
+
+    def validate_modalities(self, value: list[str] | None) -> list[str] | None:
+        if value and set(value) != {"text"}:
+            raise serializers.ValidationError("a room answers in text only.")
+        return value
+
+    def validate_audio(self, value):
+        if value is not None:
+            raise serializers.ValidationError("a room answers in text only.")
+        return value
 
     def validate_metadata(self, value: dict | None) -> dict | None:
         session_id = (value or {}).get("session_id")

@@ -4,6 +4,7 @@
 from collections.abc import Iterable
 
 from django.http import JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
@@ -17,10 +18,10 @@ from openai_compat.api import serializers as s
 from openai_compat.api.authentication import ApiKeyAuthentication
 from openai_compat.api.completions import KEEPALIVE, CompletionChunks, completion_data
 from openai_compat.api.errors import openai_error_body, openai_exception_handler
+from openai_compat.api.parsers import BoundedJSONParser
 from openai_compat.services import ChatTurn, chat_turn_prepare, chat_turn_record
 from orchestration.turns import TurnOutcome, turn_run
 from pantheon.api.authentication import BearerTokenAuthentication
-from pantheon.api.parsers import JSONParser
 from pantheon.api.streaming import EncodedStream, TurnStream
 from pantheon.errors import InvalidInput
 from rooms.models import Agent
@@ -42,7 +43,7 @@ class OpenAIView(APIView):
     """Errors in the OpenAI shape; the user's token or one of their API keys as the bearer."""
 
     authentication_classes = [ApiKeyAuthentication, BearerTokenAuthentication]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
     renderer_classes = [JSONRenderer]
 
     def get_exception_handler(self):
@@ -135,11 +136,14 @@ class ChatCompletionView(OpenAIView):
         parameters=[IDEMPOTENCY_HEADER, SESSION_PARAMETER],
         responses={
             200: s.ChatCompletionSerializer,
-            400: openai_error("Malformed request (`invalid`); `param` names the field."),
+            400: openai_error(
+                "Malformed request, or a parameter a room cannot honour (`invalid`); `param` names it."
+            ),
             **UNAUTHENTICATED,
             402: openai_error("Your credits cannot cover the turn (`insufficient_credits`)."),
             **MODEL_NOT_FOUND,
             409: openai_error("The session is busy (`turn_conflict`); see Retry-After."),
+            413: openai_error("The body is over `OPENAI_REQUEST_MAX_BYTES` (`request_too_large`)."),
             422: openai_error("`no_agent_selected`, `context_budget_exceeded` or `idempotency_key_reused`."),
             429: openai_error("Rate limited (`throttled`); see Retry-After."),
             502: openai_error("Every agent call failed (`llm_unavailable`); the failed turn is recorded."),
@@ -210,7 +214,8 @@ def _explicit_session(request: Request, serializer: s.ChatCompletionRequestSeria
     return header or metadata
 
 
+@csrf_exempt  # a bearer-token API: a POST elsewhere is a 404 too, never Django's CSRF page
 def not_found(request, path: str = "") -> JsonResponse:
-    """Any other path under the endpoint: a 404 an OpenAI client understands."""
+    """Any other path under the endpoint, with any method: a 404 an OpenAI client understands."""
     body = {"detail": "Pantheon serves models and chat/completions only.", "code": "not_found"}
     return JsonResponse(openai_error_body(body, status.HTTP_404_NOT_FOUND), status=status.HTTP_404_NOT_FOUND)

@@ -64,7 +64,7 @@ def test_a_malformed_request_names_the_field_in_param(api_client, room):
         ({"n": 2}, "n"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-            "messages",
+            "messages.[0].content.[0].type",
         ),
         (
             {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]},
@@ -75,9 +75,12 @@ def test_a_malformed_request_names_the_field_in_param(api_client, room):
             {"messages": [{"role": "user", "content": "@writer hi"}, {"role": "user", "content": ""}]},
             "messages",
         ),
-        ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages"),
-        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages"),
-        ({"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]}, "messages"),
+        ({"messages": [{"role": "user", "content": "a\x00b"}]}, "messages.[0].content"),
+        ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages.[0].role"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": 7}]}]},
+            "messages.[0].content.[0].text",
+        ),
         ({"metadata": {"session_id": "not-this-one"}}, "metadata"),
         ({"metadata": {"session_id": 12}}, "metadata"),
     ],

@@ -2,21 +2,16 @@
 the real openai provider against the fake OpenAI-compatible server: what any chat client sees."""
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import openai
 import pytest
-from django.core.cache import cache
-from django.core.signals import request_started
 from django.db.models import Sum
 from openai import OpenAI
 
-from openai_compat.fingerprint import EMPTY, turn_fingerprint
 from orchestration.testing.fake_server import Step
 from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Turn
 from usage.models import CreditLedgerEntry, LlmCallEvent
-from usage.services.tokens import api_token_issue
 from usage.tests.factories import balance_set
 
 pytestmark = [
@@ -29,26 +24,6 @@ pytestmark = [
 
 WRITER, CRITIC = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
 COMPLETIONS = ("POST", "/api/openai/v1/chat/completions")
-
-
-@pytest.fixture
-def client(live_server, user, fake_llm) -> OpenAI:
-    """The SDK as a chat client sets it up: base URL and key, default retries (2) left on."""
-    token = api_token_issue(user=user)[1]
-    return OpenAI(base_url=f"{live_server.url}/api/openai/v1", api_key=token)
-
-
-@pytest.fixture
-def received() -> list[tuple[str, str]]:
-    """Every request the live server received, as (method, path)."""
-    requests: list[tuple[str, str]] = []
-
-    def note(sender, environ, **kwargs):
-        requests.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
-
-    request_started.connect(note)
-    yield requests
-    request_started.disconnect(note)
 
 
 def model(room, suffix="") -> str:
@@ -236,32 +211,6 @@ def test_an_api_key_works_until_it_is_revoked(live_server, api_client, room, fak
     with pytest.raises(openai.AuthenticationError) as caught:
         client.models.list()
     assert caught.value.code == "not_authenticated"
-
-
-def test_two_requests_continuing_one_conversation_at_once_chain_in_commit_order(client, user, room, fake_llm):
-    """Both resent the same history: both continue the session, sequenced one after the other, and
-    every turn's fingerprint chains on the one committed before it."""
-    _, history = say(client, room, [], "@writer one")
-    gate = Step(model=WRITER, reply="Held back for a while.", gate_after=1)
-    fake_llm.enqueue(gate)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        first = pool.submit(say_streamed, client, room, history, "@writer two")
-        assert gate.held.wait(10)  # the first turn is inside its (streamed) call, holding the session
-        second = pool.submit(say, client, room, history, "@writer three")
-        in_flight = f"turns-in-flight:{user.pk}"
-        wait_for(lambda: cache.get(in_flight) == 2)  # the second has found its session and waits
-        gate.release()
-        sessions = {first.result()["session_id"], second.result()[0].pantheon["session_id"]}
-
-    assert len(sessions) == 1
-    session = ChatSession.objects.get(pk=sessions.pop())
-    turns = list(Turn.objects.filter(session=session).order_by("turn_index"))
-    assert [t.user_input for t in turns] == ["@writer one", "@writer two", "@writer three"]
-    head = EMPTY
-    for turn in turns:
-        head = turn_fingerprint(head, user_input=turn.user_input, reply=turn.assistant_output)
-        assert turn.transcript_fingerprint == head
-    assert session.transcript_fingerprint == head
 
 
 def say_streamed(client, room, history, text) -> dict:

@@ -170,6 +170,8 @@ def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
             store.claim_release(claim=reserved.claim)
             slot_give_back(reserved)
             return _replay(turn_id=claimed.replay_turn_id, request=request)
+        if request.after_claim is not None:
+            request.after_claim(reserved.claim)
         _budget_fit(progress)
         hold, reserved.summary_share = _hold_request(progress)
         reserved.hold = credit_hold_place(hold=hold)

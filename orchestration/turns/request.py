@@ -5,11 +5,12 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from orchestration.errors import InvalidInput
+from orchestration.turns.store import SessionClaim
 from sessions_app.models import Turn
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 200
@@ -28,6 +29,11 @@ class TurnRequest:
     mode: str
     idempotency_key: str | None
     fingerprint: str
+    # Called with the session claim once the turn holds it (after the replay check, before the
+    # budget and the hold): a caller's own check of the session, e.g. the OpenAI endpoint's
+    # "the conversation's head has not moved" (openai_compat.services). What it raises, the turn
+    # raises, with the claim and the in-flight slot given back.
+    after_claim: Callable[[SessionClaim], None] | None = field(default=None, compare=False)
 
 
 def turn_request_build(

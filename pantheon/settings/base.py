@@ -202,6 +202,10 @@ REST_KNOX = {
 }
 # A JSON body nested deeper than this is refused (400 invalid); the API's bodies nest a few levels.
 API_JSON_MAX_DEPTH = env.int("API_JSON_MAX_DEPTH", default=32)
+# The OpenAI-compatible endpoint's largest body (413 above): a chat client resends the whole
+# conversation with every message, so it is far above Django's 2.5 MB (DATA_UPLOAD_MAX_MEMORY_SIZE,
+# which still bounds the native API). 32 MiB holds ~100,000 messages of 300 characters.
+OPENAI_REQUEST_MAX_BYTES = env.int("OPENAI_REQUEST_MAX_BYTES", default=32 * 1024 * 1024)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Pantheon API",

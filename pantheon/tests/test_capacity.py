@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from pantheon.testing.books import assert_nothing_lost
 from pantheon.testing.processes import app_env, gunicorn, http
@@ -19,6 +18,7 @@ from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
 from usage.models import CreditAccount, CreditHold
 from usage.services.accounts import credit_adjust
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import UserFactory
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ def _sessions(count: int, *, per_user: int = 1) -> list[tuple[str, dict]]:
     for i in range(count):
         if i % per_user == 0:
             user = UserFactory()
-            auth = {"Authorization": f"Bearer {Token.objects.create(user=user).key}"}
+            auth = {"Authorization": f"Bearer {api_token_issue(user=user)[1]}"}
             room = RoomFactory(owner=user)
             AgentFactory(room=room, agent_key="writer", model_alias="deepseek")
         session = SessionFactory(room=room)
@@ -165,7 +165,7 @@ def test_gevent_workers_keep_claims_holds_slots_and_idempotency_twins(
     database_url, redis_url, fake_llm, user, session, tmp_path
 ):
     """The concurrency guarantees under real greenlets, with real concurrent clients."""
-    auth = {"Authorization": f"Bearer {Token.objects.create(user=user).key}"}
+    auth = {"Authorization": f"Bearer {api_token_issue(user=user)[1]}"}
     url = f"/api/v1/sessions/{session.pk}/turns"
     fake_llm.set_latency(300)
     env = _env(database_url, redis_url, fake_llm, TURNS_IN_FLIGHT_PER_USER="6", TURN_CLAIM_WAIT_SECONDS="30")
@@ -243,7 +243,7 @@ def test_two_web_instances_share_in_flight_limits_claims_holds_and_throttles(
         # A session's claim: a turn on it through A, another through B waits, then 409.
         busy = while_in_flight([(a, *claim[0])], (b, *claim[0]), calls=3)
         # The credit hold: a balance covering one and a half worst cases; one turn through each.
-        user = Token.objects.get(key=holds[0][1]["Authorization"].split()[1]).user
+        user = ChatSession.objects.get(pk=holds[0][0].split("/")[4]).room.owner
         worst = _worst_case_seen(a, _sessions(1)[0])
         account = CreditAccount.objects.get(user=user)
         credit_adjust(
