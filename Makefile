@@ -19,7 +19,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-dev.txt
 install: $(STAMP)
 
 # With no DATABASE_URL, `run` serves on the embedded PostgreSQL (var/postgres), stopped when it stops.
-EMBEDDED := $(BIN)/python -m pantheon.embedded_postgres
+EMBEDDED := $(BIN)/python -m pantheon.local_postgres
 
 run: install
 	@$(EMBEDDED) -- $(MAKE) --no-print-directory serve

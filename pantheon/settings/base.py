@@ -1,7 +1,7 @@
 """Pantheon settings: everything is read from the environment (see .env.example).
 
 With no environment at all the app runs on the embedded default: the embedded PostgreSQL under var/
-(started by ``make run``, pantheon/embedded_postgres.py), Celery tasks executed eagerly, and the offline
+(started by ``make run``, pantheon/local_postgres.py), Celery tasks executed eagerly, and the offline
 LLM provider.
 """
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import environ
 
-from pantheon.embedded_postgres import running_url
+from pantheon.local_postgres import running_url
 from pantheon.logging import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent

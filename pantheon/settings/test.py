@@ -1,5 +1,5 @@
 """Test overrides. The suite runs on PostgreSQL: DATABASE_URL, or the local server on 127.0.0.1:5432.
-``make test`` starts the embedded PostgreSQL (pantheon/embedded_postgres.py) when DATABASE_URL is unset
+``make test`` starts the embedded PostgreSQL (pantheon/local_postgres.py) when DATABASE_URL is unset
 and nothing answers there, so a laptop with no server runs the real suite too."""
 
 import sys

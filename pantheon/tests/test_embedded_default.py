@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pantheon.embedded_postgres import running_url, server_start, server_stop
+from pantheon.local_postgres import running_url, server_start, server_stop
 from pantheon.testing.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER = [sys.executable, "-m", "pantheon.local_postgres"]  # as the Makefile runs it
 pytestmark = pytest.mark.integration
 
 
@@ -126,20 +127,11 @@ def test_the_launcher_runs_a_command_against_a_server_it_starts_and_stops(tmp_pa
     data = tmp_path / "postgres"
     probe = (
         "import os, psycopg; "
-        "print(psycopg.connect(os.environ['DATABASE_URL']).execute('select 41 + 1').fetchone()[0])"
+        "print(psycopg.connect(os.environ['DATABASE_URL']).execute('select 41 + 1').fetchone()[0]); "
+        "print(os.environ.get('DJANGO_SETTINGS_MODULE'))"
     )
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pantheon.embedded_postgres",
-            "--data-dir",
-            str(data),
-            "--",
-            sys.executable,
-            "-c",
-            probe,
-        ],
+        [*LAUNCHER, "--data-dir", str(data), "--", sys.executable, "-c", probe],
         env=_clean_env(),
         cwd=ROOT,
         capture_output=True,
@@ -147,7 +139,9 @@ def test_the_launcher_runs_a_command_against_a_server_it_starts_and_stops(tmp_pa
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "42"
+    # The command gets the database and nothing else: no settings module of the launcher's own (make
+    # test's pytest must read its own, pantheon.settings.test).
+    assert done.stdout.split() == ["42", "None"]
     assert "embedded PostgreSQL at postgres://postgres@127.0.0.1:" in done.stderr
     assert running_url(data) is None  # stopped with the command
     assert (data / "PG_VERSION").exists()  # the data stays for the next run
@@ -155,7 +149,7 @@ def test_the_launcher_runs_a_command_against_a_server_it_starts_and_stops(tmp_pa
 
 def test_the_launcher_leaves_a_configured_database_alone(tmp_path):
     data = tmp_path / "postgres"
-    launcher = [sys.executable, "-m", "pantheon.embedded_postgres", "--data-dir", str(data), "--"]
+    launcher = [*LAUNCHER, "--data-dir", str(data), "--"]
     done = subprocess.run(
         [*launcher, sys.executable, "-c", "import os; print(os.environ['DATABASE_URL'])"],
         env=_clean_env(DATABASE_URL="postgres://someone@db.internal:5432/theirs"),

