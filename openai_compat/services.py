@@ -71,6 +71,7 @@ def chat_turn_prepare(
     messages: list[TranscriptMessage],
     session_id: uuid.UUID | str | None = None,
     idempotency_key: str | None = None,
+    api_key_id: int | None = None,
 ) -> ChatTurn:
     """Find (or open) the session and make every check of the turn before its first LLM call.
 
@@ -84,6 +85,7 @@ def chat_turn_prepare(
         user_input=user_input,
         mode=_mode_for(model, user_input),
         idempotency_key=idempotency_key,
+        api_key_id=api_key_id,
     )
     session, opened, forked_from = _session_resolve(
         model=model, request=request, history=history, session_id=session_id

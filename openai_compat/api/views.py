@@ -17,6 +17,7 @@ from openai_compat.api import serializers as s
 from openai_compat.api.authentication import ApiKeyAuthentication
 from openai_compat.api.completions import KEEPALIVE, CompletionChunks, completion_data
 from openai_compat.api.errors import openai_error_body, openai_exception_handler
+from openai_compat.models import ApiKey
 from openai_compat.services import ChatTurn, chat_turn_prepare, chat_turn_record
 from orchestration.turns import TurnOutcome, turn_run
 from pantheon.api.authentication import BearerTokenAuthentication
@@ -155,6 +156,7 @@ class ChatCompletionView(OpenAIView):
             messages=serializer.validated_messages(),
             session_id=_explicit_session(request, serializer),
             idempotency_key=request.headers.get("Idempotency-Key"),
+            api_key_id=request.auth.pk if isinstance(request.auth, ApiKey) else None,
         )
         self.chat = chat
         if serializer.validated_data["stream"]:

@@ -28,10 +28,18 @@ class TurnRequest:
     mode: str
     idempotency_key: str | None
     fingerprint: str
+    # The OpenAI-compatible endpoint's key the turn came through: its budgets apply too.
+    api_key_id: int | None = None
 
 
 def turn_request_build(
-    *, user, session_id: uuid.UUID | str, user_input: str, mode: str, idempotency_key: str | None = None
+    *,
+    user,
+    session_id: uuid.UUID | str,
+    user_input: str,
+    mode: str,
+    idempotency_key: str | None = None,
+    api_key_id: int | None = None,
 ) -> TurnRequest:
     """Validate a turn's input. Raises ``InvalidInput`` (400) with the failing field."""
     text = (user_input or "").strip() if isinstance(user_input, str) else ""
@@ -63,4 +71,5 @@ def turn_request_build(
         mode=mode,
         idempotency_key=key,
         fingerprint=fingerprint,
+        api_key_id=api_key_id,
     )

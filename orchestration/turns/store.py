@@ -36,6 +36,7 @@ from pantheon.db import row_select, rows_json, rows_recordset, table
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
 from usage.models import (
+    BudgetUsage,
     CreditAccount,
     CreditHold,
     CreditLedgerEntry,
@@ -47,6 +48,8 @@ from usage.models import (
 )
 from usage.selectors import PricedModel, priced_model_from_json
 from usage.services.settlement import (
+    BUDGET_SETTLE_SQL,
+    BUDGET_SHARES_KEPT_SQL,
     EVENT_BURNED_SQL,
     SETTLEMENT_SQL,
     charge_prefixes,
@@ -340,7 +343,8 @@ def turn_write(
         ),
         (
             f"""released AS (
-  DELETE FROM {table(CreditHold)} WHERE id = %s AND EXISTS (SELECT 1 FROM s) RETURNING amount
+  DELETE FROM {table(CreditHold)} WHERE id = %s AND EXISTS (SELECT 1 FROM s)
+  RETURNING amount, budget_shares
 ),
 account AS (
   SELECT balance, held FROM {table(CreditAccount)} WHERE user_id = %s AND EXISTS (SELECT 1 FROM s)
@@ -387,10 +391,11 @@ settled AS (
     ctes.append(
         (
             f"e AS (INSERT INTO {table(LlmCallEvent)} ({columns}) {select}, calc "
-            "RETURNING id, credits_burned, credits_unbilled, provider_overshoot)",
+            "RETURNING id, credits_burned, credits_unbilled, provider_overshoot, model_alias)",
             [rows_json(LlmCallEvent, events, extra={"charge": charges, "prefix": charge_prefixes(charges)})],
         )
     )
+    ctes.append((f"bu AS ({BUDGET_SETTLE_SQL.format(usage=table(BudgetUsage))})", []))
     columns, select, params = row_select(
         ledger, computed={"amount": "-calc.debit", "balance_after": "settled.balance_after"}
     )
@@ -403,7 +408,12 @@ settled AS (
     )
     # Always written as a statement part (the text stays the same): no row unless a share is kept.
     columns, select, params = row_select(
-        summary_hold, computed={"amount": "calc.kept", "covers_through_turn_index": "s.idx"}
+        summary_hold,
+        computed={
+            "amount": "calc.kept",
+            "covers_through_turn_index": "s.idx",
+            "budget_shares": BUDGET_SHARES_KEPT_SQL,
+        },
     )
     ctes.append(
         (
