@@ -21,6 +21,7 @@ from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
 from pantheon.errors import Forbidden, InvalidInput
 from usage.selectors import user_usage_summary
 from usage.services.accounts import user_register
+from usage.services.budgets import budget_warnings_current
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ class MeView(APIView):
             "username": user.username,
             "email": user.email,
             **user_usage_summary(user=user),
+            "budget_warnings": budget_warnings_current(user_id=user.pk),
         }
         return Response(s.MeSerializer(data).data)
 

@@ -129,9 +129,15 @@ class TurnCreateResponseSerializer(TurnSerializer):
     usage = TurnUsageSerializer(read_only=True)
     replayed = serializers.BooleanField(read_only=True)
     timing = TurnTimingSerializer(read_only=True, allow_null=True)
+    budget = serializers.JSONField(
+        read_only=True,
+        allow_null=True,
+        help_text='Set when this turn took budgets past their soft limit: `{"soft_limit_reached": '
+        "[budget, …]}`, each as in GET /api/v1/budgets (once per budget and period).",
+    )
 
     class Meta(TurnSerializer.Meta):
-        fields = [*TurnSerializer.Meta.fields, "usage", "replayed", "timing"]
+        fields = [*TurnSerializer.Meta.fields, "usage", "replayed", "timing", "budget"]
         read_only_fields = fields
 
 

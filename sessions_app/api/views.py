@@ -184,6 +184,7 @@ def turn_outcome_data(outcome: TurnOutcome, timing: RequestTiming | None = None)
     turn._prefetched_objects_cache = {"messages": outcome.messages}
     turn.usage = outcome.usage
     turn.replayed = outcome.replayed
+    turn.budget = {"soft_limit_reached": outcome.budget_warnings} if outcome.budget_warnings else None
     timing = timing or request_timing_current()
     turn.timing = timing.snapshot() if timing is not None else None
     return _turn_body_serializer().to_representation(turn)

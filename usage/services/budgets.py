@@ -11,17 +11,21 @@ A turn's share of a budget is the whole hold, or for a budget on one model alias
 it (``BudgetClaim.parts``).
 """
 
+import hashlib
+import hmac
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import httpx2
 from django.conf import settings
 from django.db.models import F, Q
 from django.utils import timezone
 
-from pantheon.errors import PaymentRequired
+from pantheon.errors import Forbidden, InvalidInput, PaymentRequired
 from pantheon.observability import BudgetWarned, observe
 from usage.formatting import credits_display
 from usage.models import Budget, BudgetUsage
@@ -240,3 +244,75 @@ def _warn(status: BudgetStatus) -> None:
         b.limit_credits,
     )
     observe(BudgetWarned(budget_id=b.pk, scope=b.scope, period=b.period))
+
+
+class BudgetLooserThanOperator(InvalidInput):
+    code = "budget_looser_than_operator"
+
+
+def budget_user_set(
+    *,
+    user,
+    room_id=None,
+    api_key_id: int | None = None,
+    period: str,
+    limit_credits: Decimal,
+    model_alias: str = "",
+) -> Budget:
+    """A user's own, tighter limit on one of their rooms or keys (the caller checked the ownership).
+    It applies beside the operator's budgets, never instead, and may not be looser than any of them
+    that binds the same turns over the same period."""
+    if (room_id is None) == (api_key_id is None):
+        raise InvalidInput("Set a budget on one room (room_id) or one API key (api_key_id).")
+    if limit_credits < 0:
+        raise InvalidInput.for_field("limit_credits", "must not be negative.")
+    binding = (
+        budgets_applicable(user_id=user.pk, room_id=room_id, api_key_id=api_key_id)
+        .filter(set_by=Budget.SetBy.OPERATOR, period=period)
+        .filter(Q(model_alias="") | Q(model_alias=model_alias))
+        .order_by("limit_credits")
+        .first()
+    )
+    if binding is not None and limit_credits > binding.limit_credits:
+        raise BudgetLooserThanOperator(
+            f"The operator's {period}ly budget on {binding.scope_label} is "
+            f"{credits_display(binding.limit_credits)} credits: yours may only be tighter.",
+            extra={
+                "fields": {"limit_credits": ["looser than the operator's"]},
+                "operator_budget": binding.pk,
+            },
+        )
+    return Budget.objects.create(
+        user=user,
+        room_id=room_id,
+        api_key_id=api_key_id,
+        period=period,
+        limit_credits=limit_credits,
+        model_alias=model_alias,
+        set_by=Budget.SetBy.USER,
+    )
+
+
+def budget_user_delete(*, budget: Budget) -> None:
+    """Users remove only the budgets they set; the operator's stay."""
+    if budget.set_by != Budget.SetBy.USER:
+        raise Forbidden("This budget was set by an operator.")
+    budget.delete()
+
+
+def budget_webhook_signature(body: bytes) -> str:
+    """``sha256=<hex>``: HMAC-SHA256 of the exact body with ``BUDGET_WEBHOOK_SECRET``."""
+    return "sha256=" + hmac.new(settings.BUDGET_WEBHOOK_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def budget_webhook_post(*, payload: dict) -> None:
+    """POST a notice to ``BUDGET_WEBHOOK_URL`` with its signature in ``X-Pantheon-Signature``;
+    raises on a network error or a non-2xx answer (the task retries)."""
+    body = json.dumps(payload, sort_keys=True).encode()
+    response = httpx2.post(
+        settings.BUDGET_WEBHOOK_URL,
+        content=body,
+        headers={"Content-Type": "application/json", "X-Pantheon-Signature": budget_webhook_signature(body)},
+        timeout=10,
+    )
+    response.raise_for_status()
