@@ -54,13 +54,13 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
     ``turn_run`` gives back whatever happens."""
     started = time.perf_counter()
     try:
-        scope = _scope_load(request)
+        scope = turn_scope_load(request)
         if scope.replay_turn_id is not None:
             return _replay(turn_id=scope.replay_turn_id, request=request)
         progress = TurnProgress(
             request=request,
             scope=scope,
-            plan=TurnPlan(candidates=_candidates_select(request=request, agents=scope.agents)),
+            plan=TurnPlan(candidates=candidates_select(request=request, agents=scope.agents)),
             started=started,
         )
         with turn_log_context(progress.turn_id):
@@ -75,7 +75,7 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
         raise
 
 
-def _scope_load(request: TurnRequest) -> store.TurnScope:
+def turn_scope_load(request: TurnRequest) -> store.TurnScope:
     try:
         session_id = uuid.UUID(str(request.session_id))
     except ValueError as exc:
@@ -108,7 +108,7 @@ def _replay(*, turn_id: uuid.UUID, request: TurnRequest) -> TurnOutcome:
     )
 
 
-def _candidates_select(*, request: TurnRequest, agents: list[Agent]) -> list[Agent]:
+def candidates_select(*, request: TurnRequest, agents: list[Agent]) -> list[Agent]:
     """The agents that may answer: the @tagged ones (manual), or every agent (roundtable, and
     orchestrator, where the manager then picks among them)."""
     room_keys = [a.agent_key for a in agents]
@@ -152,7 +152,7 @@ def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
     """Claim the session with its history, then check the budgets and place the hold; on a refusal
     (or a twin that committed meanwhile) the claim is given back."""
     request, plan, reserved = progress.request, progress.plan, progress.reserved
-    plan.budgets = _budgets(plan.candidates, progress.scope.priced)
+    plan.budgets = agent_budgets(plan.candidates, progress.scope.priced)
     max_history_tokens = max((b.tokens for b in plan.budgets.values()), default=0)
     claimed = store.claim_wait(
         lambda: store.claim_and_context(
@@ -169,7 +169,7 @@ def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
             store.claim_release(claim=reserved.claim)
             slot_give_back(reserved)
             return _replay(turn_id=claimed.replay_turn_id, request=request)
-        _budget_fit(progress)
+        budget_fit(progress)
         worst = hold_plan(progress)
         reserved.summary_share = worst.summary_share
         reserved.hold = credit_hold_place(hold=worst.hold, budgets=worst.budgets)
@@ -186,7 +186,7 @@ def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
     return progress
 
 
-def _budgets(candidates: list[Agent], priced: dict[str, PricedModel]) -> dict[str, Budget]:
+def agent_budgets(candidates: list[Agent], priced: dict[str, PricedModel]) -> dict[str, Budget]:
     return {
         a.agent_key: Budget.for_agent(
             context_window_tokens=a.context_window_tokens,
@@ -198,11 +198,12 @@ def _budgets(candidates: list[Agent], priced: dict[str, PricedModel]) -> dict[st
     }
 
 
-def _budget_fit(progress: TurnProgress) -> None:
+def budget_fit(progress: TurnProgress, *, record: bool = True) -> None:
     """Check the bare input against every candidate's budget.
 
     Manual and roundtable: a candidate that cannot fit refuses the turn (422). Orchestrator: the
-    manager is offered only the agents that fit; none → 422.
+    manager is offered only the agents that fit; none → 422. ``record``: the refusal's audit is
+    written (not by the cost preview, which writes nothing).
     """
     plan = progress.plan
     fitting: list[Agent] = []
@@ -219,7 +220,8 @@ def _budget_fit(progress: TurnProgress) -> None:
     orchestrated = progress.request.mode == Turn.Mode.ORCHESTRATOR
     if rejected and (not orchestrated or not fitting):
         agent, context = rejected[0]
-        audit_build(session=progress.session, agent=agent, plan=context).save()
+        if record:
+            audit_build(session=progress.session, agent=agent, plan=context).save()
         raise ContextBudgetExceeded(
             extra={
                 "budget_tokens": context.budget.tokens,

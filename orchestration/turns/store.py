@@ -160,12 +160,16 @@ def _agent(room_id: uuid.UUID, fields: dict) -> Agent:
 
 # --- 2. claim, with the session's past --------------------------------------------------------------
 
-_CLAIM_SQL = f"""
-WITH claimed AS (
+_CLAIM_TAKE = f"""claimed AS (
   UPDATE {table(ChatSession)} SET claim_token = %(token)s, claim_expires_at = %(expires)s
   WHERE id = %(session)s AND (claim_token IS NULL OR claim_expires_at < %(now)s)
   RETURNING id, last_turn_index, summary_due_through
-),
+)"""
+# The cost preview reads the same past without claiming the session (no write, no wait).
+_CLAIM_PEEK = f"""claimed AS (
+  SELECT id, last_turn_index, summary_due_through FROM {table(ChatSession)} WHERE id = %(session)s
+)"""
+_CONTEXT_SQL = f""",
 latest_summary AS (
   SELECT summary_text, covers_through_turn_index FROM {table(SessionSummary)}
   WHERE session_id = %(session)s ORDER BY covers_through_turn_index DESC LIMIT 1
@@ -198,6 +202,8 @@ SELECT c.last_turn_index, c.summary_due_through,
    WHERE session_id = %(session)s AND status <> %(failed)s ORDER BY turn_index LIMIT 1)
 FROM claimed c
 """
+_CLAIM_SQL = "WITH " + _CLAIM_TAKE + _CONTEXT_SQL
+_PEEK_SQL = "WITH " + _CLAIM_PEEK + _CONTEXT_SQL
 
 
 def claim_wait(attempt: Callable[[], T | None]) -> T:
@@ -231,16 +237,37 @@ def claim_and_context(
     None: another turn holds the session."""
     now = timezone.now()
     expires_at = now + timedelta(seconds=ttl_seconds)
+    claims = {"token": token, "expires": expires_at, "now": now}
+    return _context_read(
+        _CLAIM_SQL,
+        session_id=session_id,
+        token=token,
+        expires_at=expires_at,
+        params={**claims, "key": idempotency_key, "max_tokens": max_history_tokens},
+    )
+
+
+def context_peek(*, session_id: uuid.UUID, max_history_tokens: int) -> ClaimedContext | None:
+    """What ``claim_and_context`` reads, without claiming the session (the cost preview): the claim
+    it returns is a stand-in that holds nothing."""
+    return _context_read(
+        _PEEK_SQL,
+        session_id=session_id,
+        token=uuid.uuid4(),
+        expires_at=timezone.now(),
+        params={"key": None, "max_tokens": max_history_tokens},
+    )
+
+
+def _context_read(
+    sql: str, *, session_id: uuid.UUID, token: uuid.UUID, expires_at: datetime, params: dict
+) -> ClaimedContext | None:
     with connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM_SQL,
+            sql,
             {
+                **params,
                 "session": session_id,
-                "token": token,
-                "expires": expires_at,
-                "now": now,
-                "key": idempotency_key,
-                "max_tokens": max_history_tokens,
                 "recent": settings.CONTEXT_RECENT_TURNS_TO_KEEP,
                 "failed": FAILED,
             },
