@@ -39,6 +39,7 @@ from orchestration.turns import (
     turn_prepare,
     turn_request_build,
 )
+from orchestration.turns.preview import TurnPreview, turn_preview
 from pantheon.errors import ApplicationError, NotFound
 from rooms.models import Room
 from rooms.selectors import agent_list
@@ -97,6 +98,33 @@ def chat_turn_prepare(
             session_delete(session=session)
         raise
     return ChatTurn(model=model, session=session, prepared=prepared, forked_from=forked_from)
+
+
+def chat_turn_preview(
+    *,
+    user,
+    model_id: str,
+    messages: list[TranscriptMessage],
+    session_id: uuid.UUID | str | None = None,
+    api_key_id: int | None = None,
+) -> TurnPreview:
+    """The cost preview of a chat completion (``turn_preview``), in the session the turn would run
+    in. A session the turn would open (or fork) is opened only for the preview's reads, then rolled
+    back: nothing is kept."""
+    with transaction.atomic():
+        model = selectors.room_model_get(user=user, model_id=model_id)
+        history, user_input = _conversation_split(messages)
+        request = turn_request_build(
+            user=user,
+            session_id="",
+            user_input=user_input,
+            mode=_mode_for(model, user_input),
+            api_key_id=api_key_id,
+        )
+        session, _, _ = _session_resolve(model=model, request=request, history=history, session_id=session_id)
+        preview = turn_preview(replace(request, session_id=session.pk))
+        transaction.set_rollback(True)
+    return preview
 
 
 def chat_turn_record(*, chat: ChatTurn, outcome: TurnOutcome, sent_reply: str | None = None) -> None:
