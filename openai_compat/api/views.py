@@ -26,7 +26,6 @@ from pantheon.api.streaming import EncodedStream, TurnStream
 from pantheon.errors import InvalidInput
 from rooms.models import Agent
 from rooms.selectors import agent_list
-from sessions_app.api.serializers import TurnPreviewSerializer
 
 SESSION_HEADER = "X-Pantheon-Session"
 PREVIEW_HEADER = "X-Pantheon-Preview"
@@ -160,7 +159,7 @@ class ChatCompletionView(OpenAIView):
                 session_id=_explicit_session(request, serializer),
                 api_key_id=request.auth.pk if isinstance(request.auth, ApiKey) else None,
             )
-            return Response({"object": "pantheon.turn_preview", **TurnPreviewSerializer(preview).data})
+            return Response({"object": "pantheon.turn_preview", **preview.as_dict()})
         chat = chat_turn_prepare(
             user=request.user,
             model_id=serializer.validated_data["model"],

@@ -6,7 +6,7 @@ one's context on the bare input, the summary the turn would trigger, its worst c
 refuse it: a context budget, a budget, or the balance.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -39,6 +39,13 @@ class TurnPreview:
     credits_available: Decimal
     budgets: list[dict] = field(default_factory=list)
     refusal: dict | None = None
+
+    def as_dict(self) -> dict:
+        """The preview as JSON-ready data (amounts as exact strings)."""
+        data = asdict(self)
+        data["worst_case_credits"] = str(self.worst_case_credits)
+        data["credits_available"] = str(self.credits_available)
+        return data
 
 
 def turn_preview(request: TurnRequest) -> TurnPreview:
