@@ -316,3 +316,35 @@ def budget_webhook_post(*, payload: dict) -> None:
         timeout=10,
     )
     response.raise_for_status()
+
+
+def budget_operator_set(
+    *,
+    user,
+    period: str,
+    limit_credits: Decimal | str,
+    room_id=None,
+    api_key_id: int | None = None,
+    model_alias: str = "",
+) -> tuple[Budget, bool]:
+    """Set an operator's budget (the one of that user, target, period and model, made if missing).
+    Returns ``(budget, created)``."""
+    try:
+        limit = Decimal(str(limit_credits))
+    except ArithmeticError as exc:
+        raise InvalidInput.for_field("limit_credits", "must be a number of credits.") from exc
+    if not limit.is_finite() or limit < 0 or limit != limit.quantize(Decimal("0.0001")):
+        raise InvalidInput.for_field("limit_credits", "must be ≥ 0 with at most 4 decimal places.")
+    if period not in Budget.Period.values:
+        raise InvalidInput.for_field("period", f"use one of: {', '.join(Budget.Period.values)}.")
+    if room_id is not None and api_key_id is not None:
+        raise InvalidInput("A budget applies to one room or one API key, not both.")
+    return Budget.objects.update_or_create(
+        user=user,
+        room_id=room_id,
+        api_key_id=api_key_id,
+        period=period,
+        model_alias=model_alias,
+        set_by=Budget.SetBy.OPERATOR,
+        defaults={"limit_credits": limit},
+    )

@@ -7,16 +7,18 @@ import json
 import threading
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from io import StringIO
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from openai_compat.services import api_key_create
 from pantheon.celery import app as celery_app
 from rooms.tests.factories import RoomFactory
 from usage.models import Budget, BudgetUsage
-from usage.services.budgets import budget_webhook_post
+from usage.services.budgets import budget_webhook_post, period_starts
 from usage.tasks import budget_webhook_send
-from usage.tests.factories import balance_set
+from usage.tests.factories import UserFactory, balance_set
 
 pytestmark = pytest.mark.django_db
 
@@ -137,3 +139,37 @@ def test_a_hook_that_is_down_fails_the_send_so_the_task_retries_it(hook):
         budget_webhook_post(payload={"event": "budget.soft_limit"})
     assert budget_webhook_send.autoretry_for == (Exception,) and budget_webhook_send.max_retries >= 10
     assert budget_webhook_send.acks_late
+
+
+def test_an_operator_sets_a_budget_with_the_command_and_sets_it_again_to_change_it(user, room):
+    out = StringIO()
+    call_command("budget_set", user=user.username, period="week", limit="40", room=str(room.pk), stdout=out)
+    call_command("budget_set", user=user.username, period="week", limit="25.5", room=str(room.pk), stdout=out)
+
+    budget = Budget.objects.get()
+    assert (budget.room_id, budget.limit_credits, budget.set_by) == (room.pk, Decimal("25.5"), "operator")
+    assert "Made budget" in out.getvalue() and "Changed budget" in out.getvalue()
+    with pytest.raises(CommandError, match="4 decimal places"):
+        call_command("budget_set", user=user.username, period="day", limit="0.00001")
+    with pytest.raises(CommandError, match="No user"):
+        call_command("budget_set", user="nobody", period="day", limit="1")
+
+
+def test_the_admin_lists_budgets_with_their_remaining_figure_and_the_review_draws_a_bar_each(
+    client, user, room
+):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(staff)
+    Budget.objects.create(user=user, room_id=room.pk, period="day", limit_credits=Decimal(10))
+    usage = BudgetUsage.objects.create(
+        budget=Budget.objects.get(), period_start=period_starts()["day"], spent=Decimal(4), held=Decimal(1)
+    )
+
+    listing = client.get("/admin/usage/budget/")
+    review = client.get("/admin/usage/llmcallevent/")
+
+    assert listing.status_code == 200 and "5 (resets" in listing.content.decode()
+    assert room.name in listing.content.decode()
+    bars = review.context["usage_budgets"]
+    assert [(b["spent_pct"], b["held_pct"], b["limit"]) for b in bars] == [(40, 10, "10")]
+    assert 'class="budget-bar"' in review.content.decode() and usage.pk
