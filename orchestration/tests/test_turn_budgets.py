@@ -10,6 +10,7 @@ from rest_framework.authtoken.models import Token
 
 from orchestration.testing.fake_server import Step
 from orchestration.tests.test_turn_credits_concurrency import post_all, room_with_sessions
+from pantheon.celery import app as celery_app
 from sessions_app.models import Turn
 from sessions_app.tests.factories import SessionFactory
 from usage.models import Budget, BudgetUsage, CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
@@ -158,3 +159,41 @@ def test_periods_are_calendar_periods_in_the_configured_time_zone(settings):
     assert period_end("month", starts["month"]).isoformat() == "2026-04-01T00:00:00+02:00"
     dec = period_starts(datetime(2026, 12, 31, 23, 30, tzinfo=UTC))["month"]  # already January in Paris
     assert dec.isoformat() == "2027-01-01T00:00:00+01:00"
+
+
+@pytest.mark.django_db
+def test_the_summarys_part_stays_held_with_its_hold_and_settles_with_the_summary(
+    user, session, turn_post, fake_llm, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    monkeypatch.setitem(celery_app.conf, "task_always_eager", True)
+    balance_set(user, Decimal(1000))
+    for i in range(1, 8):
+        assert turn_post(f"@writer part {i}").status_code == 201
+    everything = Budget.objects.create(user=user, period="day", limit_credits=Decimal(500))
+    summary_model = Budget.objects.create(
+        user=user, period="month", model_alias=settings.SUMMARY_MODEL_ALIAS, limit_credits=Decimal(500)
+    )
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = turn_post("@writer part 8")
+
+    assert response.json()["summary_triggered"]
+    hold = CreditHold.objects.get(kind="summary")
+    assert {s["u"] for s in hold.budget_shares} == set(
+        BudgetUsage.objects.filter(budget__in=[everything, summary_model]).values_list("pk", flat=True)
+    )
+    turn_events = LlmCallEvent.objects.filter(turn_id=response.json()["id"])
+    turn_debit = sum(e.credits_burned for e in turn_events)
+    for budget in (everything, summary_model):
+        usage = BudgetUsage.objects.get(budget=budget)
+        assert usage.held == hold.amount
+    assert BudgetUsage.objects.get(budget=everything).spent == turn_debit
+
+    for callback in callbacks:
+        callback()
+
+    summary_debit = -CreditLedgerEntry.objects.get(user=user, kind="summary_debit").amount
+    assert not CreditHold.objects.exists()
+    usage = BudgetUsage.objects.get(budget=everything)
+    assert (usage.held, usage.spent) == (0, turn_debit + summary_debit)
+    assert BudgetUsage.objects.get(budget=summary_model).held == 0
