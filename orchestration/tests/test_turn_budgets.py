@@ -8,6 +8,7 @@ import pytest
 from django.db.models import Sum
 from rest_framework.authtoken.models import Token
 
+from orchestration.services.summaries import session_summary_generate
 from orchestration.testing.fake_server import Step
 from orchestration.tests.test_turn_credits_concurrency import post_all, room_with_sessions
 from pantheon.celery import app as celery_app
@@ -197,3 +198,21 @@ def test_the_summarys_part_stays_held_with_its_hold_and_settles_with_the_summary
     usage = BudgetUsage.objects.get(budget=everything)
     assert (usage.held, usage.spent) == (0, turn_debit + summary_debit)
     assert BudgetUsage.objects.get(budget=summary_model).held == 0
+
+
+@pytest.mark.django_db
+def test_a_summary_placing_its_own_hold_answers_to_the_budgets_and_is_made_unbilled_past_one(
+    user, session, turn_post, fake_llm
+):
+    balance_set(user, Decimal(1000))
+    for i in range(3):
+        turn_post(f"@writer part {i}")
+    budget = Budget.objects.create(user=user, period="day", limit_credits=Decimal("0.0001"))
+
+    summary = session_summary_generate(session_id=session.pk, through_index=3)
+
+    assert summary is not None
+    events = LlmCallEvent.objects.filter(purpose__in=["summary", "extraction"])
+    assert sum(e.credits_burned for e in events) == 0 and sum(e.credits_unbilled for e in events) > 0
+    assert not BudgetUsage.objects.filter(budget=budget, spent__gt=0).exists()
+    assert not CreditHold.objects.exists()

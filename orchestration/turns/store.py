@@ -237,13 +237,18 @@ def claim_and_context(
     None: another turn holds the session."""
     now = timezone.now()
     expires_at = now + timedelta(seconds=ttl_seconds)
-    claims = {"token": token, "expires": expires_at, "now": now}
     return _context_read(
         _CLAIM_SQL,
         session_id=session_id,
         token=token,
         expires_at=expires_at,
-        params={**claims, "key": idempotency_key, "max_tokens": max_history_tokens},
+        params={
+            "token": token,
+            "expires": expires_at,
+            "now": now,
+            "key": idempotency_key,
+            "max_tokens": max_history_tokens,
+        },
     )
 
 

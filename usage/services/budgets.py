@@ -32,6 +32,7 @@ from usage.models import Budget, BudgetUsage
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
+ADJECTIVE = {"day": "daily", "week": "weekly", "month": "monthly"}
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ class BudgetExceeded(PaymentRequired):
     def __init__(self, *, status: BudgetStatus, required: Decimal) -> None:
         b = status.budget
         super().__init__(
-            f"This needs up to {credits_display(required)} credits of the {b.period}ly budget on "
+            f"This needs up to {credits_display(required)} credits of the {ADJECTIVE[b.period]} budget on "
             f"{b.scope_label} ({credits_display(b.limit_credits)}: {credits_display(status.spent)} spent, "
             f"{credits_display(status.held)} held); it resets at {status.resets_at.isoformat()}.",
             extra={"budget": status.as_dict(), "required_credits": str(required)},
@@ -275,7 +276,7 @@ def budget_user_set(
     )
     if binding is not None and limit_credits > binding.limit_credits:
         raise BudgetLooserThanOperator(
-            f"The operator's {period}ly budget on {binding.scope_label} is "
+            f"The operator's {ADJECTIVE[period]} budget on {binding.scope_label} is "
             f"{credits_display(binding.limit_credits)} credits: yours may only be tighter.",
             extra={
                 "fields": {"limit_credits": ["looser than the operator's"]},
