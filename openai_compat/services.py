@@ -47,6 +47,7 @@ from orchestration.turns import (
     turn_prepare,
     turn_request_build,
 )
+from orchestration.turns.preview import TurnPreview, turn_preview
 from pantheon.errors import ApplicationError, NotFound
 from rooms.models import Room
 from rooms.selectors import agent_list
@@ -100,6 +101,7 @@ def chat_turn_prepare(
     messages: list[TranscriptMessage],
     session_id: uuid.UUID | str | None = None,
     idempotency_key: str | None = None,
+    api_key_id: int | None = None,
 ) -> ChatTurn:
     """Find (or open) the session and make every check of the turn before its first LLM call.
 
@@ -118,6 +120,7 @@ def chat_turn_prepare(
         user_input=user_input,
         mode=_mode_for(model, user_input),
         idempotency_key=idempotency_key,
+        api_key_id=api_key_id,
     )
     moved_from = None
     for _ in range(HEAD_LOOKUPS):
@@ -204,6 +207,33 @@ def _head_check(session_id: uuid.UUID, head_index: int | None):
             raise HeadMoved(session_id)
 
     return check
+
+
+def chat_turn_preview(
+    *,
+    user,
+    model_id: str,
+    messages: list[TranscriptMessage],
+    session_id: uuid.UUID | str | None = None,
+    api_key_id: int | None = None,
+) -> TurnPreview:
+    """The cost preview of a chat completion (``turn_preview``), in the session the turn would run
+    in. A session the turn would open (or fork) is opened only for the preview's reads, then rolled
+    back: nothing is kept."""
+    with transaction.atomic():
+        model = selectors.room_model_get(user=user, model_id=model_id)
+        history, user_input = _conversation_split(messages)
+        request = turn_request_build(
+            user=user,
+            session_id="",
+            user_input=user_input,
+            mode=_mode_for(model, user_input),
+            api_key_id=api_key_id,
+        )
+        resolved = _session_resolve(model=model, request=request, history=history, session_id=session_id)
+        preview = turn_preview(replace(request, session_id=resolved.session.pk))
+        transaction.set_rollback(True)
+    return preview
 
 
 def chat_turn_record(*, chat: ChatTurn, outcome: TurnOutcome, sent_reply: str | None = None) -> None:

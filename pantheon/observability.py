@@ -56,6 +56,15 @@ class TurnObserved:
 
 
 @dataclass(frozen=True)
+class BudgetWarned:
+    """A budget reached its soft limit in its period (once per budget and period)."""
+
+    budget_id: int
+    scope: str
+    period: str
+
+
+@dataclass(frozen=True)
 class SummaryObserved:
     """A summary was made (``made``), found already made (``existing``) or failed (``failed``); or
     the periodic sweep found it due and never made (``due``, ``swept=True``) and asked for it."""

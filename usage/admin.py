@@ -18,6 +18,7 @@ from pantheon.errors import ApplicationError
 from usage.admin_credits import credit_adjust_action
 from usage.admin_review import (
     DateRangeFilter,
+    review_budget_bars,
     review_daily_series,
     review_link,
     review_names,
@@ -28,6 +29,7 @@ from usage.formatting import credits_display, usd_display
 from usage.models import (
     MONEY,
     USAGE_EVENT_FIELDS,
+    Budget,
     CreditAccount,
     CreditLedgerEntry,
     LlmCallEvent,
@@ -39,6 +41,7 @@ from usage.models import (
 )
 from usage.selectors import usage_totals
 from usage.services.accounts import credit_account_open
+from usage.services.budgets import budget_statuses
 from usage.services.pricing import pricing_version_activate, pricing_version_copy
 from usage.services.reconciliation import ROLLUP_FIGURES
 
@@ -516,6 +519,7 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
                 },
                 usage_groups=review_spend_groups(filtered, changelist=changelist, total=totals["cost_usd"]),
                 usage_chart=review_daily_series(filtered, start=dates.start, end=dates.end),
+                usage_budgets=review_budget_bars(),
             )
         return response
 
@@ -553,6 +557,57 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         )
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+@admin.register(Budget)
+class BudgetAdmin(admin.ModelAdmin):
+    """Spend limits per period (docs/budgets.md); the list shows each one's current period."""
+
+    list_display = [
+        "id",
+        "user",
+        "scope_display",
+        "period",
+        "limit_display",
+        "spent_display",
+        "remaining_display",
+        "set_by",
+    ]
+    list_filter = ["period", "set_by"]
+    search_fields = ["user__username", "model_alias"]
+    raw_id_fields = ["user"]
+    fields = ["user", "room_id", "api_key_id", "model_alias", "period", "limit_credits", "set_by"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("user")
+
+    def _status(self, obj: Budget):
+        """The current period's figures, read once per listed budget."""
+        if not hasattr(obj, "_period_status"):
+            obj._period_status = budget_statuses([obj])[0]
+        return obj._period_status
+
+    @admin.display(description="applies to")
+    def scope_display(self, obj: Budget) -> str:
+        if obj.room_id:
+            target = review_names("room", [obj.room_id])[obj.room_id]
+        else:
+            target = f"API key {obj.api_key_id}" if obj.api_key_id else "all turns"
+        return f"{target} ({obj.model_alias})" if obj.model_alias else target
+
+    @admin.display(description="limit")
+    def limit_display(self, obj: Budget) -> str:
+        return credits_display(obj.limit_credits)
+
+    @admin.display(description="spent + held")
+    def spent_display(self, obj: Budget) -> str:
+        status = self._status(obj)
+        return f"{credits_display(status.spent)} + {credits_display(status.held)}"
+
+    @admin.display(description="remaining this period")
+    def remaining_display(self, obj: Budget) -> str:
+        status = self._status(obj)
+        return f"{credits_display(status.remaining)} (resets {status.resets_at:%Y-%m-%d %H:%M %Z})"
 
 
 @admin.register(UsageDailyRollup)

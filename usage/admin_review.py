@@ -21,7 +21,9 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from usage.formatting import credits_display, usd_display
+from usage.models import Budget
 from usage.selectors import USAGE_AGGREGATES
+from usage.services.budgets import budget_statuses
 
 ZERO = Decimal(0)
 PALETTE = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7"]
@@ -217,3 +219,35 @@ def review_daily_series(queryset: QuerySet, *, start: date | None = None, end: d
         ],
         "truncated": truncated,
     }
+
+
+# --- budgets ------------------------------------------------------------------------------------
+BUDGET_BARS = 50
+
+
+def review_budget_bars() -> list[dict]:
+    """A bar per budget for its current period: spent and held as shares of the limit (the fullest
+    first, at most ``BUDGET_BARS``)."""
+    statuses = budget_statuses(Budget.objects.select_related("user").order_by("user_id", "id"))
+    rooms = review_names("room", [s.budget.room_id for s in statuses])
+    bars = []
+    for status in sorted(statuses, key=lambda s: s.used_share, reverse=True)[:BUDGET_BARS]:
+        b, limit = status.budget, status.budget.limit_credits
+        target = rooms.get(b.room_id) or (f"API key {b.api_key_id}" if b.api_key_id else "all turns")
+        bars.append(
+            {
+                "label": f"{b.user.username} — {target}" + (f" ({b.model_alias})" if b.model_alias else ""),
+                "period": b.period,
+                "limit": credits_display(limit),
+                "spent": credits_display(status.spent),
+                "held": credits_display(status.held),
+                "spent_pct": _pct(status.spent, limit),
+                "held_pct": min(_pct(status.held, limit), 100 - _pct(status.spent, limit)),
+                "resets_at": status.resets_at,
+            }
+        )
+    return bars
+
+
+def _pct(part: Decimal, whole: Decimal) -> int:
+    return 100 if not whole else min(int(part * 100 / whole), 100)

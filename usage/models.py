@@ -202,6 +202,9 @@ class CreditHold(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # A summary hold: when its calls began (a dead worker's hold then stands for calls that were made).
     calls_started_at = models.DateTimeField(null=True, blank=True)
+    # What this hold reserved of each budget's period (``BudgetUsage``): ``[{"u": usage id, "a": amount,
+    # "s": the summary's part of it, "m": the budget's model alias}]``, given back or settled with it.
+    budget_shares = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["created_at"]
@@ -216,6 +219,80 @@ class CreditHold(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} hold {self.amount} for {self.user_id}"
+
+
+class Budget(models.Model):
+    """A spend limit in credits per calendar period (``BUDGET_TIME_ZONE``) on a user's turns: all of
+    them, one room's, or those made through one API key — optionally only a model alias's calls.
+
+    Every budget that applies to a turn is checked in the statement that places its hold
+    (``usage.services.budgets``). Operators set budgets on anything; a user may add tighter ones on
+    their own rooms and keys (``set_by = user``), which apply beside the operator's, never instead.
+    Rooms and keys are referenced by id: this app knows no other app of Pantheon's.
+    """
+
+    class Period(models.TextChoices):
+        DAY = "day"
+        WEEK = "week"
+        MONTH = "month"
+
+    class SetBy(models.TextChoices):
+        OPERATOR = "operator"
+        USER = "user"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budgets")
+    room_id = models.UUIDField(null=True, blank=True, db_index=True, help_text="Empty: not one room.")
+    api_key_id = models.BigIntegerField(null=True, blank=True, db_index=True, help_text="Empty: not one key.")
+    model_alias = models.CharField(max_length=64, blank=True, help_text="Empty: every model.")
+    period = models.CharField(max_length=5, choices=Period.choices, default=Period.MONTH)
+    limit_credits = models.DecimalField(**CREDITS)
+    set_by = models.CharField(max_length=10, choices=SetBy.choices, default=SetBy.OPERATOR)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user_id", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(limit_credits__gte=0), name="budget_limit_not_negative"),
+            models.CheckConstraint(
+                condition=Q(room_id__isnull=True) | Q(api_key_id__isnull=True),
+                name="budget_on_one_scope",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope_label} {self.period} {self.limit_credits}"
+
+    @property
+    def scope(self) -> str:
+        return "room" if self.room_id else "api_key" if self.api_key_id else "user"
+
+    @property
+    def scope_label(self) -> str:
+        target = {"room": f"room {self.room_id}", "api_key": f"key {self.api_key_id}"}.get(self.scope, "user")
+        model = f" ({self.model_alias})" if self.model_alias else ""
+        return f"{target}{model}"
+
+
+class BudgetUsage(models.Model):
+    """One budget's period: what its settled turns and summaries spent and what holds in flight have
+    reserved of it. A new period is a new row (made by the first hold in it), so nothing resets."""
+
+    budget = models.ForeignKey(Budget, on_delete=models.CASCADE, related_name="usage")
+    period_start = models.DateTimeField()
+    spent = models.DecimalField(**CREDITS, default=Decimal("0"))
+    held = models.DecimalField(**CREDITS, default=Decimal("0"))
+    warned_at = models.DateTimeField(null=True, blank=True, help_text="When the soft limit was reached.")
+
+    class Meta:
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["budget", "period_start"], name="one_usage_per_budget_period"),
+            models.CheckConstraint(condition=Q(held__gte=0), name="budget_held_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.budget} from {self.period_start:%Y-%m-%d}: {self.spent} + {self.held}"
 
 
 class CreditLedgerEntry(models.Model):

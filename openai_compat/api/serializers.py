@@ -93,7 +93,8 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="`session_id`: run the turn in this session of the room (as `X-Pantheon-Session`); "
-        "other keys are ignored.",
+        "`pantheon_preview: true`: answer the turn's cost preview instead of running it (as "
+        "`X-Pantheon-Preview: true`); other keys are ignored.",
     )
     n = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     tools = serializers.ListField(
@@ -168,6 +169,9 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         if session_id is not None and not isinstance(session_id, str):
             raise serializers.ValidationError("session_id must be a string.")
         return value
+
+    def preview_asked(self) -> bool:
+        return (self.validated_data.get("metadata") or {}).get("pantheon_preview") is True
 
     def validated_messages(self) -> list[TranscriptMessage]:
         child = self.fields["messages"].child

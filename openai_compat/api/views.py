@@ -19,7 +19,8 @@ from openai_compat.api.authentication import ApiKeyAuthentication
 from openai_compat.api.completions import KEEPALIVE, CompletionChunks, completion_data
 from openai_compat.api.errors import openai_error_body, openai_exception_handler
 from openai_compat.api.parsers import BoundedJSONParser
-from openai_compat.services import ChatTurn, chat_turn_prepare, chat_turn_record
+from openai_compat.models import ApiKey
+from openai_compat.services import ChatTurn, chat_turn_prepare, chat_turn_preview, chat_turn_record
 from orchestration.turns import TurnOutcome, turn_run
 from pantheon.api.authentication import BearerTokenAuthentication
 from pantheon.api.streaming import EncodedStream, TurnStream
@@ -28,6 +29,7 @@ from rooms.models import Agent
 from rooms.selectors import agent_list
 
 SESSION_HEADER = "X-Pantheon-Session"
+PREVIEW_HEADER = "X-Pantheon-Preview"
 TAGS = ["openai"]
 
 
@@ -153,12 +155,22 @@ class ChatCompletionView(OpenAIView):
     def post(self, request: Request) -> Response | StreamingHttpResponse:
         serializer = s.ChatCompletionRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        if serializer.preview_asked() or request.headers.get(PREVIEW_HEADER, "").lower() == "true":
+            preview = chat_turn_preview(
+                user=request.user,
+                model_id=serializer.validated_data["model"],
+                messages=serializer.validated_messages(),
+                session_id=_explicit_session(request, serializer),
+                api_key_id=request.auth.pk if isinstance(request.auth, ApiKey) else None,
+            )
+            return Response({"object": "pantheon.turn_preview", **preview.as_dict()})
         chat = chat_turn_prepare(
             user=request.user,
             model_id=serializer.validated_data["model"],
             messages=serializer.validated_messages(),
             session_id=_explicit_session(request, serializer),
             idempotency_key=request.headers.get("Idempotency-Key"),
+            api_key_id=request.auth.pk if isinstance(request.auth, ApiKey) else None,
         )
         self.chat = chat
         if serializer.validated_data["stream"]:

@@ -3,6 +3,7 @@ refusal, which refusals a client may retry, what the request may hold, API keys,
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import ClassVar
 
@@ -24,7 +25,7 @@ from pantheon.tests.ownership import OwnershipMatrix
 from rooms.tests.factories import RoomFactory
 from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
-from usage.models import CreditLedgerEntry
+from usage.models import Budget, CreditLedgerEntry
 from usage.tests.factories import UserFactory, balance_set
 
 pytestmark = pytest.mark.django_db
@@ -326,3 +327,34 @@ def test_another_users_room_is_not_a_model_of_yours(api_client, other_user):
     assert f"room-{theirs.pk}" not in {
         m["id"] for m in api_client.get("/api/openai/v1/models").json()["data"]
     }
+
+
+def test_a_preview_through_a_key_answers_its_budget_and_keeps_nothing(
+    anon_client, api_client, user, room, fake_llm
+):
+    key = api_client.post("/api/v1/openai/keys", {"name": "UI"}, format="json").json()
+    anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key['key']}")
+    budget = Budget.objects.create(
+        user=user, api_key_id=key["id"], period="day", limit_credits=Decimal("0.01")
+    )
+
+    by_metadata = chat(anon_client, room, metadata={"pantheon_preview": True})
+    by_header = chat(anon_client, room, headers={"X-Pantheon-Preview": "true"})
+
+    assert by_metadata.status_code == 200 and by_metadata.json()["object"] == "pantheon.turn_preview"
+    assert by_metadata.json()["refusal"]["code"] == "budget_exceeded"
+    assert by_metadata.json()["refusal"]["budget"]["id"] == budget.pk
+    assert by_header.json()["worst_case_credits"] == by_metadata.json()["worst_case_credits"]
+    assert not ChatSession.objects.exists() and not Turn.objects.exists() and not fake_llm.requests
+
+
+def test_a_turn_through_a_key_answers_to_the_keys_budget(anon_client, api_client, user, room, fake_llm):
+    key = api_client.post("/api/v1/openai/keys", {"name": "UI"}, format="json").json()
+    anon_client.credentials(HTTP_AUTHORIZATION=f"Bearer {key['key']}")
+    Budget.objects.create(user=user, api_key_id=key["id"], period="day", limit_credits=Decimal("0.01"))
+
+    refused = chat(anon_client, room)
+    through_token = chat(api_client, room)  # the same user without the key: not its budget
+
+    assert_openai_error(refused, 402, "budget_exceeded")
+    assert through_token.status_code == 200

@@ -28,6 +28,7 @@ from sessions_app.models import ChatSession, SessionSummary, Turn
 from usage.metering import Charge, charge_compute
 from usage.models import CreditHold, CreditLedgerEntry
 from usage.selectors import PricedModel, priced_models_get
+from usage.services.budgets import BudgetClaim, BudgetExceeded
 from usage.services.events import usage_events_commit, usage_events_write_orphaned
 from usage.services.holds import (
     HoldRequest,
@@ -193,10 +194,11 @@ def _summary_hold_place(*, session: ChatSession, through_index: int) -> CreditHo
                 session_id=session.pk,
                 covers_through_turn_index=through_index,
                 expires_at=summary_hold_expiry(),
-            )
+            ),
+            budgets=BudgetClaim(room_id=session.room_id, parts={alias: worst.credits}),
         )
-    except InsufficientCredits:
-        logger.warning("summary through %s made unbilled: the balance cannot cover its hold", through_index)
+    except (InsufficientCredits, BudgetExceeded) as exc:
+        logger.warning("summary through %s made unbilled: %s", through_index, exc.code)
     except IntegrityError:  # a concurrent run of the same summary placed it first
         return summary_hold_find(session_id=session.pk, through_index=through_index)
     return None

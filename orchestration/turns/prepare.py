@@ -10,6 +10,8 @@ what it took.
 import logging
 import time
 import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.conf import settings
@@ -36,6 +38,7 @@ from sessions_app.models import Turn
 from usage.metering import charge_compute
 from usage.models import CreditHold, LlmCallEvent
 from usage.selectors import PricedModel
+from usage.services.budgets import BudgetClaim
 from usage.services.holds import HoldRequest, credit_hold_place
 
 logger = logging.getLogger(__name__)
@@ -52,13 +55,13 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
     ``turn_run`` gives back whatever happens."""
     started = time.perf_counter()
     try:
-        scope = _scope_load(request)
+        scope = turn_scope_load(request)
         if scope.replay_turn_id is not None:
             return _replay(turn_id=scope.replay_turn_id, request=request)
         progress = TurnProgress(
             request=request,
             scope=scope,
-            plan=TurnPlan(candidates=_candidates_select(request=request, agents=scope.agents)),
+            plan=TurnPlan(candidates=candidates_select(request=request, agents=scope.agents)),
             started=started,
         )
         with turn_log_context(progress.turn_id):
@@ -73,7 +76,7 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
         raise
 
 
-def _scope_load(request: TurnRequest) -> store.TurnScope:
+def turn_scope_load(request: TurnRequest) -> store.TurnScope:
     try:
         session_id = uuid.UUID(str(request.session_id))
     except ValueError as exc:
@@ -106,7 +109,7 @@ def _replay(*, turn_id: uuid.UUID, request: TurnRequest) -> TurnOutcome:
     )
 
 
-def _candidates_select(*, request: TurnRequest, agents: list[Agent]) -> list[Agent]:
+def candidates_select(*, request: TurnRequest, agents: list[Agent]) -> list[Agent]:
     """The agents that may answer: the @tagged ones (manual), or every agent (roundtable, and
     orchestrator, where the manager then picks among them)."""
     room_keys = [a.agent_key for a in agents]
@@ -153,7 +156,7 @@ def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
     """Claim the session with its history, then check the budgets and place the hold; on a refusal
     (or a twin that committed meanwhile) the claim is given back."""
     request, plan, reserved = progress.request, progress.plan, progress.reserved
-    plan.budgets = _budgets(plan.candidates, progress.scope.priced)
+    plan.budgets = agent_budgets(plan.candidates, progress.scope.priced)
     max_history_tokens = max((b.tokens for b in plan.budgets.values()), default=0)
     claimed = store.claim_wait(
         lambda: store.claim_and_context(
@@ -172,9 +175,10 @@ def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
             return _replay(turn_id=claimed.replay_turn_id, request=request)
         if request.after_claim is not None:
             request.after_claim(reserved.claim)
-        _budget_fit(progress)
-        hold, reserved.summary_share = _hold_request(progress)
-        reserved.hold = credit_hold_place(hold=hold)
+        budget_fit(progress)
+        worst = hold_plan(progress)
+        reserved.summary_share = worst.summary_share
+        reserved.hold = credit_hold_place(hold=worst.hold, budgets=worst.budgets)
     except BaseException:
         store.claim_release(claim=reserved.claim)
         raise
@@ -188,7 +192,7 @@ def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
     return progress
 
 
-def _budgets(candidates: list[Agent], priced: dict[str, PricedModel]) -> dict[str, Budget]:
+def agent_budgets(candidates: list[Agent], priced: dict[str, PricedModel]) -> dict[str, Budget]:
     return {
         a.agent_key: Budget.for_agent(
             context_window_tokens=a.context_window_tokens,
@@ -200,11 +204,12 @@ def _budgets(candidates: list[Agent], priced: dict[str, PricedModel]) -> dict[st
     }
 
 
-def _budget_fit(progress: TurnProgress) -> None:
+def budget_fit(progress: TurnProgress, *, record: bool = True) -> None:
     """Check the bare input against every candidate's budget.
 
     Manual and roundtable: a candidate that cannot fit refuses the turn (422). Orchestrator: the
-    manager is offered only the agents that fit; none → 422.
+    manager is offered only the agents that fit; none → 422. ``record``: the refusal's audit is
+    written (not by the cost preview, which writes nothing).
     """
     plan = progress.plan
     fitting: list[Agent] = []
@@ -221,7 +226,8 @@ def _budget_fit(progress: TurnProgress) -> None:
     orchestrated = progress.request.mode == Turn.Mode.ORCHESTRATOR
     if rejected and (not orchestrated or not fitting):
         agent, context = rejected[0]
-        audit_build(session=progress.session, agent=agent, plan=context).save()
+        if record:
+            audit_build(session=progress.session, agent=agent, plan=context).save()
         raise ContextBudgetExceeded(
             extra={
                 "budget_tokens": context.budget.tokens,
@@ -250,13 +256,26 @@ def context_plan(progress: TurnProgress, agent: Agent, *, replies: list[AgentRep
     )
 
 
-def _hold_request(progress: TurnProgress) -> tuple[HoldRequest, HoldRequest | None]:
+@dataclass(frozen=True)
+class HoldPlan:
+    """A turn's worst case: the hold, the summary's share of it (kept apart, moved into a hold of its
+    own at the commit) and what it asks of the budgets (its amount by model alias); ``parts`` says
+    what each agent and stage counts for (the cost preview shows them)."""
+
+    hold: HoldRequest
+    summary_share: HoldRequest | None
+    budgets: BudgetClaim
+    parts: list[dict] = field(default_factory=list)
+
+
+def hold_plan(progress: TurnProgress) -> HoldPlan:
     """The turn's worst case at current prices: each candidate's planned input — the replies before
     it counted at their full output allowance, never above its budget — plus its full output; the
-    routing call's worst case; and the summary the turn may trigger. Returns the hold and the
-    summary's share of it (kept apart, moved into a hold of its own at the commit)."""
+    routing call's worst case; and the summary the turn may trigger."""
     plan, priced = progress.plan, progress.scope.priced
     credits = usd = Decimal(0)
+    by_alias: dict[str, Decimal] = defaultdict(Decimal)
+    parts: list[dict] = []
     main_alias = ""
     orchestrated = progress.request.mode == Turn.Mode.ORCHESTRATOR
     summary_possible = False
@@ -274,6 +293,11 @@ def _hold_request(progress: TurnProgress) -> tuple[HoldRequest, HoldRequest | No
         worst_input = min(bare.tokens_after + replies, budget.tokens)
         charge = _charge(priced[agent.model_alias], worst_input, budget.max_output_tokens)
         credits, usd = credits + charge.credits, usd + charge.cost_usd
+        by_alias[agent.model_alias] += charge.credits
+        parts.append(
+            _part("agent", agent.model_alias, worst_input, budget.max_output_tokens, charge.credits)
+            | {"agent_key": agent.agent_key, "context_tokens": bare.tokens_after}
+        )
         main_alias = main_alias or agent.model_alias
         summary_possible |= summary_trigger(
             session_context=plan.context,
@@ -282,12 +306,19 @@ def _hold_request(progress: TurnProgress) -> tuple[HoldRequest, HoldRequest | No
         )
     if orchestrated and (manager := priced.get(settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS)):
         prompt = routing_prompt_build(agents=plan.candidates, user_input=progress.request.user_input)
-        charge = _charge(manager, count_messages_tokens(m.content for m in prompt), ROUTING_MAX_OUTPUT_TOKENS)
+        tokens = count_messages_tokens(m.content for m in prompt)
+        charge = _charge(manager, tokens, ROUTING_MAX_OUTPUT_TOKENS)
         credits, usd = credits + charge.credits, usd + charge.cost_usd
+        by_alias[manager.alias] += charge.credits
+        parts.append(_part("routing", manager.alias, tokens, ROUTING_MAX_OUTPUT_TOKENS, charge.credits))
     scope = progress.call_scope
     summary_share = None
     if summary_possible and (summary := summary_worst_case(priced=priced)):
         credits, usd = credits + summary.credits, usd + summary.cost_usd
+        by_alias[settings.SUMMARY_MODEL_ALIAS] += summary.credits
+        parts.append(
+            {"kind": "summary", "model_alias": settings.SUMMARY_MODEL_ALIAS, "credits": summary.credits}
+        )
         summary_share = HoldRequest(
             user_id=scope.user_id,
             kind=CreditHold.Kind.SUMMARY,
@@ -307,9 +338,25 @@ def _hold_request(progress: TurnProgress) -> tuple[HoldRequest, HoldRequest | No
         room_id=scope.room_id,
         session_id=scope.session_id,
         turn_id=progress.turn_id,
-        expires_at=progress.claim.expires_at,
+        expires_at=progress.claim.expires_at if progress.claim else timezone.now(),
     )
-    return hold, summary_share
+    budgets = BudgetClaim(
+        room_id=scope.room_id,
+        api_key_id=progress.request.api_key_id,
+        parts=dict(by_alias),
+        summary=summary_share.amount if summary_share else Decimal(0),
+    )
+    return HoldPlan(hold=hold, summary_share=summary_share, budgets=budgets, parts=parts)
+
+
+def _part(kind: str, alias: str, input_tokens: int, output_tokens: int, credits: Decimal) -> dict:
+    return {
+        "kind": kind,
+        "model_alias": alias,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "credits": credits,
+    }
 
 
 def _charge(model: PricedModel, input_tokens: int, output_tokens: int):

@@ -34,10 +34,18 @@ class TurnRequest:
     # "the conversation's head has not moved" (openai_compat.services). What it raises, the turn
     # raises, with the claim and the in-flight slot given back.
     after_claim: Callable[[SessionClaim], None] | None = field(default=None, compare=False)
+    # The OpenAI-compatible endpoint's key the turn came through: its budgets apply too.
+    api_key_id: int | None = None
 
 
 def turn_request_build(
-    *, user, session_id: uuid.UUID | str, user_input: str, mode: str, idempotency_key: str | None = None
+    *,
+    user,
+    session_id: uuid.UUID | str,
+    user_input: str,
+    mode: str,
+    idempotency_key: str | None = None,
+    api_key_id: int | None = None,
 ) -> TurnRequest:
     """Validate a turn's input. Raises ``InvalidInput`` (400) with the failing field."""
     text = (user_input or "").strip() if isinstance(user_input, str) else ""
@@ -69,4 +77,5 @@ def turn_request_build(
         mode=mode,
         idempotency_key=key,
         fingerprint=fingerprint,
+        api_key_id=api_key_id,
     )

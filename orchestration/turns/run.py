@@ -33,8 +33,10 @@ from pantheon.logging import turn_log_context
 from pantheon.observability import TurnObserved, observe
 from sessions_app.models import Turn
 from usage.models import CreditHold, CreditLedgerEntry
+from usage.services.budgets import budget_warnings_raise
 from usage.services.events import usage_events_write_orphaned
 from usage.services.holds import credit_hold_extend, credit_hold_release, summary_hold_expiry
+from usage.tasks import budget_webhook_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +72,7 @@ def turn_run(
     finally:
         slot_give_back(progress.reserved)
     _turn_observe(progress, outcome, streamed=on_event is not None)
+    outcome.budget_warnings = _budget_warnings(progress)
     if outcome.turn.status == Turn.Status.FAILED:
         raise llm_unavailable(outcome.turn)
     return outcome
@@ -257,6 +260,25 @@ def _turn_commit(progress: TurnProgress) -> TurnOutcome:
         usage=TurnUsage.of(events),
         llm_seconds=work.calls.llm_seconds,
     )
+
+
+def _budget_warnings(progress: TurnProgress) -> list[dict]:
+    """The soft-limit warnings this turn raised; only a turn that answered to budgets looks (a user
+    without budgets pays no query). Never raises: the turn is committed and paid for."""
+    if not progress.reserved.hold.budget_shares:
+        return []
+    try:
+        warned = budget_warnings_raise(
+            user_id=progress.request.user.pk,
+            room_id=progress.session.room_id,
+            api_key_id=progress.request.api_key_id,
+        )
+        for status in warned:
+            budget_webhook_enqueue(status)
+        return [s.as_dict() for s in warned]
+    except Exception:
+        logger.exception("could not check the budgets' soft limits after turn %s", progress.turn_id)
+        return []
 
 
 def _turn_abandon(progress: TurnProgress, exc: BaseException) -> None:

@@ -133,3 +133,5 @@ class TurnOutcome:
     usage: TurnUsage
     replayed: bool = False
     llm_seconds: float = 0.0
+    # The budgets this turn took past their soft limit (once per budget and period; docs/budgets.md).
+    budget_warnings: list[dict] = field(default_factory=list)

@@ -36,6 +36,7 @@ from pantheon.db import row_select, rows_json, rows_recordset, table
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
 from usage.models import (
+    BudgetUsage,
     CreditAccount,
     CreditHold,
     CreditLedgerEntry,
@@ -47,6 +48,8 @@ from usage.models import (
 )
 from usage.selectors import PricedModel, priced_model_from_json
 from usage.services.settlement import (
+    BUDGET_SETTLE_SQL,
+    BUDGET_SHARES_KEPT_SQL,
     EVENT_BURNED_SQL,
     SETTLEMENT_SQL,
     charge_prefixes,
@@ -157,12 +160,16 @@ def _agent(room_id: uuid.UUID, fields: dict) -> Agent:
 
 # --- 2. claim, with the session's past --------------------------------------------------------------
 
-_CLAIM_SQL = f"""
-WITH claimed AS (
+_CLAIM_TAKE = f"""claimed AS (
   UPDATE {table(ChatSession)} SET claim_token = %(token)s, claim_expires_at = %(expires)s
   WHERE id = %(session)s AND (claim_token IS NULL OR claim_expires_at < %(now)s)
   RETURNING id, last_turn_index, summary_due_through
-),
+)"""
+# The cost preview reads the same past without claiming the session (no write, no wait).
+_CLAIM_PEEK = f"""claimed AS (
+  SELECT id, last_turn_index, summary_due_through FROM {table(ChatSession)} WHERE id = %(session)s
+)"""
+_CONTEXT_SQL = f""",
 latest_summary AS (
   SELECT summary_text, covers_through_turn_index FROM {table(SessionSummary)}
   WHERE session_id = %(session)s ORDER BY covers_through_turn_index DESC LIMIT 1
@@ -195,6 +202,8 @@ SELECT c.last_turn_index, c.summary_due_through,
    WHERE session_id = %(session)s AND status <> %(failed)s ORDER BY turn_index LIMIT 1)
 FROM claimed c
 """
+_CLAIM_SQL = "WITH " + _CLAIM_TAKE + _CONTEXT_SQL
+_PEEK_SQL = "WITH " + _CLAIM_PEEK + _CONTEXT_SQL
 
 
 def claim_wait(attempt: Callable[[], T | None]) -> T:
@@ -228,16 +237,42 @@ def claim_and_context(
     None: another turn holds the session."""
     now = timezone.now()
     expires_at = now + timedelta(seconds=ttl_seconds)
+    return _context_read(
+        _CLAIM_SQL,
+        session_id=session_id,
+        token=token,
+        expires_at=expires_at,
+        params={
+            "token": token,
+            "expires": expires_at,
+            "now": now,
+            "key": idempotency_key,
+            "max_tokens": max_history_tokens,
+        },
+    )
+
+
+def context_peek(*, session_id: uuid.UUID, max_history_tokens: int) -> ClaimedContext | None:
+    """What ``claim_and_context`` reads, without claiming the session (the cost preview): the claim
+    it returns is a stand-in that holds nothing."""
+    return _context_read(
+        _PEEK_SQL,
+        session_id=session_id,
+        token=uuid.uuid4(),
+        expires_at=timezone.now(),
+        params={"key": None, "max_tokens": max_history_tokens},
+    )
+
+
+def _context_read(
+    sql: str, *, session_id: uuid.UUID, token: uuid.UUID, expires_at: datetime, params: dict
+) -> ClaimedContext | None:
     with connection.cursor() as cursor:
         cursor.execute(
-            _CLAIM_SQL,
+            sql,
             {
+                **params,
                 "session": session_id,
-                "token": token,
-                "expires": expires_at,
-                "now": now,
-                "key": idempotency_key,
-                "max_tokens": max_history_tokens,
                 "recent": settings.CONTEXT_RECENT_TURNS_TO_KEEP,
                 "failed": FAILED,
             },
@@ -340,7 +375,8 @@ def turn_write(
         ),
         (
             f"""released AS (
-  DELETE FROM {table(CreditHold)} WHERE id = %s AND EXISTS (SELECT 1 FROM s) RETURNING amount
+  DELETE FROM {table(CreditHold)} WHERE id = %s AND EXISTS (SELECT 1 FROM s)
+  RETURNING amount, budget_shares
 ),
 account AS (
   SELECT balance, held FROM {table(CreditAccount)} WHERE user_id = %s AND EXISTS (SELECT 1 FROM s)
@@ -387,10 +423,11 @@ settled AS (
     ctes.append(
         (
             f"e AS (INSERT INTO {table(LlmCallEvent)} ({columns}) {select}, calc "
-            "RETURNING id, credits_burned, credits_unbilled, provider_overshoot)",
+            "RETURNING id, credits_burned, credits_unbilled, provider_overshoot, model_alias)",
             [rows_json(LlmCallEvent, events, extra={"charge": charges, "prefix": charge_prefixes(charges)})],
         )
     )
+    ctes.append((f"bu AS ({BUDGET_SETTLE_SQL.format(usage=table(BudgetUsage))})", []))
     columns, select, params = row_select(
         ledger, computed={"amount": "-calc.debit", "balance_after": "settled.balance_after"}
     )
@@ -403,7 +440,12 @@ settled AS (
     )
     # Always written as a statement part (the text stays the same): no row unless a share is kept.
     columns, select, params = row_select(
-        summary_hold, computed={"amount": "calc.kept", "covers_through_turn_index": "s.idx"}
+        summary_hold,
+        computed={
+            "amount": "calc.kept",
+            "covers_through_turn_index": "s.idx",
+            "budget_shares": BUDGET_SHARES_KEPT_SQL,
+        },
     )
     ctes.append(
         (

@@ -110,6 +110,10 @@ class MeSerializer(serializers.Serializer):
         help_text="Balance − held: what a new turn may reserve (its worst case must fit).",
     )
     usage = UserUsageTotalsSerializer()
+    budget_warnings = serializers.ListField(
+        child=serializers.JSONField(),
+        help_text="Your budgets at or past their soft limit this period (as in GET /api/v1/budgets).",
+    )
 
 
 class HealthSerializer(serializers.Serializer):

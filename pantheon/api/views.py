@@ -22,6 +22,7 @@ from pantheon.errors import Forbidden, InvalidInput, NotFound
 from usage.models import ApiToken
 from usage.selectors import user_usage_summary
 from usage.services.accounts import user_register
+from usage.services.budgets import budget_warnings_current
 from usage.services.tokens import api_token_issue, api_token_revoke, api_tokens_live, api_tokens_revoke_all
 
 logger = logging.getLogger(__name__)
@@ -246,6 +247,7 @@ class MeView(APIView):
             "username": user.username,
             "email": user.email,
             **user_usage_summary(user=user),
+            "budget_warnings": budget_warnings_current(user_id=user.pk),
         }
         return Response(s.MeSerializer(data).data)
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from pantheon.local_postgres import running_url
 from pantheon.logging import logging_config
@@ -302,6 +303,15 @@ CREDITS_PER_USD = Decimal(env.str("CREDITS_PER_USD", default="1000"))
 # POST /auth/register get REGISTRATION_OPENING_CREDITS, so open registration cannot farm credits.
 CREDITS_OPENING_BALANCE = Decimal(env.str("CREDITS_OPENING_BALANCE", default="1000"))
 REGISTRATION_OPENING_CREDITS = Decimal(env.str("REGISTRATION_OPENING_CREDITS", default="100"))
+# Budgets (docs/budgets.md): their calendar periods (day, week from Monday, month) begin at midnight here.
+BUDGET_TIME_ZONE = env.str("BUDGET_TIME_ZONE", default="UTC")
+# A budget warns once per period when spent + held reaches this share of its limit.
+BUDGET_SOFT_LIMIT_SHARE = Decimal(env.str("BUDGET_SOFT_LIMIT_SHARE", default="0.8"))
+# Optional: POSTed a signed JSON notice when a budget reaches its soft limit (Celery, with retries).
+BUDGET_WEBHOOK_URL = env.str("BUDGET_WEBHOOK_URL", default="")
+BUDGET_WEBHOOK_SECRET = env.str("BUDGET_WEBHOOK_SECRET", default="")
+if BUDGET_WEBHOOK_URL and not BUDGET_WEBHOOK_SECRET:
+    raise ImproperlyConfigured("BUDGET_WEBHOOK_URL needs BUDGET_WEBHOOK_SECRET (the notices are signed).")
 
 # --- LLM provider ------------------------------------------------------------------------------
 # "offline" (built-in deterministic provider) unless a key is configured.

@@ -14,7 +14,14 @@ import socket
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
-from pantheon.observability import HoldsSwept, LlmCallObserved, SummaryObserved, TurnObserved, listen
+from pantheon.observability import (
+    BudgetWarned,
+    HoldsSwept,
+    LlmCallObserved,
+    SummaryObserved,
+    TurnObserved,
+    listen,
+)
 
 
 def process_identifier(pid: int | None = None) -> str:
@@ -69,6 +76,11 @@ SUMMARIES_SWEPT = Counter(
 )
 HOLDS_SWEPT = Counter("pantheon_holds_swept", "Abandoned credit holds freed by the sweep.", ["kind"])
 HOLD_CREDITS_SWEPT = Counter("pantheon_hold_credits_swept", "Credits freed from abandoned holds.")
+BUDGET_WARNINGS = Counter(
+    "pantheon_budget_soft_limit_warnings",
+    "Budgets that reached their soft limit (once per budget and period), by scope and period.",
+    ["scope", "period"],
+)
 
 
 def turn_observed(event: TurnObserved) -> None:
@@ -101,11 +113,16 @@ def holds_swept(event: HoldsSwept) -> None:
     HOLD_CREDITS_SWEPT.inc(float(event.credits_released))
 
 
+def budget_warned(event: BudgetWarned) -> None:
+    BUDGET_WARNINGS.labels(event.scope, event.period).inc()
+
+
 def metrics_listen() -> None:
     listen(TurnObserved, turn_observed)
     listen(LlmCallObserved, llm_call_observed)
     listen(SummaryObserved, summary_observed)
     listen(HoldsSwept, holds_swept)
+    listen(BudgetWarned, budget_warned)
 
 
 class DatabaseFigures:

@@ -152,10 +152,40 @@ class TurnCreateResponseSerializer(TurnSerializer):
     usage = TurnUsageSerializer(read_only=True)
     replayed = serializers.BooleanField(read_only=True)
     timing = TurnTimingSerializer(read_only=True, allow_null=True)
+    budget = serializers.JSONField(
+        read_only=True,
+        allow_null=True,
+        help_text='Set when this turn took budgets past their soft limit: `{"soft_limit_reached": '
+        "[budget, …]}`, each as in GET /api/v1/budgets (once per budget and period).",
+    )
 
     class Meta(TurnSerializer.Meta):
-        fields = [*TurnSerializer.Meta.fields, "usage", "replayed", "timing"]
+        fields = [*TurnSerializer.Meta.fields, "usage", "replayed", "timing", "budget"]
         read_only_fields = fields
+
+
+class TurnPreviewSerializer(serializers.Serializer):
+    """A turn's cost preview (docs/budgets.md): nothing is called, held or written."""
+
+    mode = serializers.CharField()
+    answered_by = serializers.CharField(help_text="`in order`, or `decided by the manager` (orchestrator).")
+    agents = serializers.ListField(
+        child=serializers.JSONField(),
+        help_text="The candidates: `agent_key`, `name`, `model_alias`, `context_tokens` (its context on the "
+        "bare input), `budget_tokens`, `fits`.",
+    )
+    summary = serializers.JSONField(help_text="`may_trigger`, `model_alias`, `worst_case_credits`.")
+    worst_case_credits = serializers.DecimalField(max_digits=18, decimal_places=4)
+    parts = serializers.ListField(child=serializers.JSONField(), help_text="What each call counts for.")
+    credits_available = serializers.DecimalField(max_digits=18, decimal_places=4)
+    budgets = serializers.ListField(
+        child=serializers.JSONField(), help_text="Each budget that applies, its share and `would_refuse`."
+    )
+    refusal = serializers.JSONField(
+        allow_null=True,
+        help_text="null, or what the turn would answer: `context_budget_exceeded`, `budget_exceeded`, "
+        "`insufficient_credits` with their fields.",
+    )
 
 
 class SummarySerializer(serializers.ModelSerializer):

@@ -19,6 +19,11 @@ urlpatterns = [
         name="turn-list",
     ),
     path(
+        "sessions/<uuid:session_id>/turns/preview",
+        TurnViewSet.as_view({"post": "preview"}, name="Turn preview"),
+        name="turn-preview",
+    ),
+    path(
         "sessions/<uuid:session_id>/turns/<uuid:turn_id>",
         TurnViewSet.as_view({"get": "retrieve"}, name="Turn"),
         name="turn-detail",

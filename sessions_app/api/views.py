@@ -24,6 +24,7 @@ from orchestration.turns import (
     turn_prepare,
     turn_request_build,
 )
+from orchestration.turns.preview import turn_preview
 from pantheon.api.exceptions import application_error_body
 from pantheon.api.schema import ERROR_RESPONSES, INVALID, NOT_FOUND, TURN_ERROR_RESPONSES, UNAUTHENTICATED
 from pantheon.api.streaming import EncodedStream, TurnStream, sse_event
@@ -213,6 +214,25 @@ class TurnViewSet(SessionCrumbsMixin, OwnedViewSet):
             return Response(data, status=status.HTTP_200_OK, headers={"Idempotent-Replayed": "true"})
         return Response(data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(
+        request=s.TurnCreateSerializer,
+        responses={200: s.TurnPreviewSerializer, **INVALID, **UNAUTHENTICATED, **NOT_FOUND},
+        summary="What a turn would cost, before running it: no model call, no hold, no write",
+        description=(
+            "The same body as a turn. Answers the agents that would answer (orchestrator: decided by the "
+            "manager among the candidates), each one's context tokens, the summary the turn may trigger, "
+            "the worst case it would hold, your budgets' figures and what would refuse it (`refusal`)."
+        ),
+    )
+    def preview(self, request: Request, session_id=None) -> Response:
+        serializer = s.TurnCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        serializer.validated_data.pop("stream")
+        preview = turn_preview(
+            turn_request_build(user=request.user, session_id=session_id, **serializer.validated_data)
+        )
+        return Response(s.TurnPreviewSerializer(preview).data)
+
 
 def _stream_asked(request: Request) -> bool:
     return "text/event-stream" in request.headers.get("Accept", "")
@@ -225,6 +245,7 @@ def turn_outcome_data(outcome: TurnOutcome, timing: RequestTiming | None = None)
     turn._prefetched_objects_cache = {"messages": outcome.messages}
     turn.usage = outcome.usage
     turn.replayed = outcome.replayed
+    turn.budget = {"soft_limit_reached": outcome.budget_warnings} if outcome.budget_warnings else None
     timing = timing or request_timing_current()
     turn.timing = timing.snapshot() if timing is not None else None
     return _turn_body_serializer().to_representation(turn)

@@ -12,6 +12,7 @@ The invariants, whatever the concurrency:
   (``provider_overshoot``) instead of being taken from the balance (``usage.services.settlement``).
 """
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -26,8 +27,16 @@ from django.utils import timezone
 from pantheon.db import row_select, table
 from pantheon.errors import PaymentRequired
 from pantheon.observability import HoldsSwept, observe
-from usage.models import CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
+from usage.models import Budget, BudgetUsage, CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.selectors import credit_account_figures
+from usage.services.budgets import (
+    BudgetClaim,
+    budget_refusal,
+    budget_shares_settle,
+    budget_usage_open,
+    budgets_applicable,
+    period_starts,
+)
 from usage.services.settlement import Settlement, settlement_compute
 
 logger = logging.getLogger(__name__)
@@ -62,32 +71,133 @@ class HoldRequest:
     covers_through_turn_index: int | None = None
 
 
-def credit_hold_place(*, hold: HoldRequest) -> CreditHold:
-    """Reserve ``hold.amount`` of the user's available credits, or raise ``InsufficientCredits``.
+def credit_hold_place(*, hold: HoldRequest, budgets: BudgetClaim | None = None) -> CreditHold:
+    """Reserve ``hold.amount`` of the user's available credits and its share of every budget that
+    applies (``budgets``: through which room and key, by model), or raise ``BudgetExceeded`` or
+    ``InsufficientCredits``.
 
-    One conditional UPDATE decides: concurrent turns of one user can never reserve more than
-    the balance between them.
+    One conditional statement decides: concurrent turns of one user can never reserve more than the
+    balance, nor more than a budget's limit, between them. The first hold of a budget's period opens
+    its row and tries again.
     """
+    claim = budgets or BudgetClaim(room_id=hold.room_id)
     row = CreditHold(**hold.__dict__)
-    placed = _hold_place_statement(row)
-    if not placed:
-        available = credit_account_figures(user_id=hold.user_id)["credits_available"]
-        raise InsufficientCredits(available=available, required=hold.amount)
-    row._state.adding = False
-    return row
+    for _ in range(2):
+        placed, missing, short = _hold_place_statement(row, claim)
+        if placed is not None:
+            row.budget_shares = placed
+            row._state.adding = False
+            return row
+        if not missing:
+            break
+        budget_usage_open(
+            budgets=budgets_applicable(
+                user_id=hold.user_id, room_id=claim.room_id, api_key_id=claim.api_key_id
+            )
+        )
+    if short is not None:
+        raise budget_refusal(figures=short, required=hold.amount)
+    available = credit_account_figures(user_id=hold.user_id)["credits_available"]
+    raise InsufficientCredits(available=available, required=hold.amount)
 
 
-def _hold_place_statement(row: CreditHold) -> bool:
-    """The conditional UPDATE and the hold's row in one statement."""
-    columns, select, params = row_select(row, computed={"user_id": "reserved.user_id"})
-    sql = (
-        f"WITH reserved AS (UPDATE {table(CreditAccount)} SET held = held + %s, updated_at = %s "
-        "WHERE user_id = %s AND balance - held >= %s RETURNING user_id) "
-        f"INSERT INTO {table(CreditHold)} ({columns}) SELECT {select} FROM reserved RETURNING 1"
+# The account is locked first (every budget of a hold is its user's: this serializes them), then the
+# current period's row of each budget that applies: ``FOR UPDATE`` returns their latest versions, so
+# the check sees every hold and settlement committed before it. All or nothing: the account, the
+# periods and the hold's row change only if the balance and every budget cover their share.
+_HOLD_PLACE_SQL = """
+WITH account AS (
+  SELECT user_id FROM {account} WHERE user_id = %(user)s FOR UPDATE
+),
+wanted AS (
+  SELECT b.id AS budget_id, b.model_alias AS m, b.limit_credits AS lim,
+    CASE b.period WHEN 'day' THEN %(day)s::timestamptz WHEN 'week' THEN %(week)s::timestamptz
+      ELSE %(month)s::timestamptz END AS period_start,
+    CASE WHEN b.model_alias = '' THEN %(amount)s::numeric
+      ELSE COALESCE((%(parts)s::jsonb ->> b.model_alias)::numeric, 0) END AS share,
+    CASE WHEN b.model_alias IN ('', %(summary_alias)s) THEN %(summary)s::numeric ELSE 0 END AS summary_part
+  FROM {budget} b
+  WHERE b.user_id = %(user)s AND EXISTS (SELECT 1 FROM account)
+    AND ((b.room_id IS NULL AND b.api_key_id IS NULL) OR b.room_id = %(room)s OR b.api_key_id = %(key)s)
+),
+locked AS (
+  SELECT u.id, u.budget_id, u.spent, u.held FROM {usage} u
+  JOIN wanted w ON w.budget_id = u.budget_id AND w.period_start = u.period_start AND w.share > 0
+  ORDER BY u.id FOR UPDATE OF u
+),
+fit AS (
+  SELECT COUNT(*) FILTER (WHERE l.id IS NULL) AS missing,
+    (SELECT json_build_object('id', w2.budget_id, 'limit', w2.lim::text, 'spent', l2.spent::text,
+                              'held', l2.held::text, 'share', w2.share::text)
+     FROM wanted w2 JOIN locked l2 ON l2.budget_id = w2.budget_id
+     WHERE l2.spent + l2.held + w2.share > w2.lim ORDER BY w2.budget_id LIMIT 1) AS short
+  FROM wanted w LEFT JOIN locked l ON l.budget_id = w.budget_id WHERE w.share > 0
+),
+reserved AS (
+  UPDATE {account} SET held = held + %(amount)s, updated_at = %(now)s
+  WHERE user_id = %(user)s AND balance - held >= %(amount)s
+    AND (SELECT missing = 0 AND short IS NULL FROM fit)
+  RETURNING user_id
+),
+budgets_held AS (
+  UPDATE {usage} u SET held = u.held + w.share
+  FROM wanted w
+  WHERE w.budget_id = u.budget_id AND w.period_start = u.period_start AND w.share > 0
+    AND EXISTS (SELECT 1 FROM reserved)
+  RETURNING u.id, w.share, w.summary_part, w.m
+),
+inserted AS (
+  INSERT INTO {hold} ({columns}) SELECT {select} FROM reserved RETURNING budget_shares
+)
+SELECT (SELECT budget_shares FROM inserted), (SELECT missing FROM fit), (SELECT short FROM fit)
+"""
+
+# Amounts as exact strings: a JSON number would come back to Python as a float.
+_SHARES_SQL = """COALESCE((SELECT jsonb_agg(jsonb_build_object('u', id, 'a', share::text,
+  's', summary_part::text, 'm', m) ORDER BY id) FROM budgets_held), '[]'::jsonb)"""
+
+
+def _hold_place_statement(row: CreditHold, claim: BudgetClaim) -> tuple[list | None, int, dict | None]:
+    """The statement above: ``(the hold's budget shares, or None if not placed; budget periods not
+    opened yet; the first budget found short, with its locked figures)``."""
+    columns, select, params = row_select(
+        row, computed={"user_id": "reserved.user_id", "budget_shares": _SHARES_SQL}
     )
+    named = {f"p{i}": p for i, p in enumerate(params)}
+    select = select.replace("%s", "{}").format(*(f"%({k})s" for k in named))
+    sql = _HOLD_PLACE_SQL.format(
+        account=table(CreditAccount),
+        budget=table(Budget),
+        usage=table(BudgetUsage),
+        hold=table(CreditHold),
+        columns=columns,
+        select=select,
+    )
+    starts = period_starts()
     with connection.cursor() as cursor:
-        cursor.execute(sql, [row.amount, timezone.now(), row.user_id, row.amount, *params])
-        return cursor.fetchone() is not None
+        cursor.execute(
+            sql,
+            {
+                **named,
+                "user": row.user_id,
+                "amount": row.amount,
+                "now": timezone.now(),
+                "day": starts["day"],
+                "week": starts["week"],
+                "month": starts["month"],
+                "parts": json.dumps({k: str(v) for k, v in claim.parts.items()}),
+                "summary": claim.summary,
+                "summary_alias": settings.SUMMARY_MODEL_ALIAS,
+                "room": claim.room_id,
+                "key": claim.api_key_id,
+            },
+        )
+        shares, missing, short = cursor.fetchone()
+    if isinstance(shares, str):
+        shares = json.loads(shares)
+    if isinstance(short, str):
+        short = json.loads(short)
+    return shares, missing or 0, short
 
 
 def credit_hold_release(*, hold: CreditHold, now: datetime | None = None) -> bool:
@@ -99,6 +209,7 @@ def credit_hold_release(*, hold: CreditHold, now: datetime | None = None) -> boo
         CreditAccount.objects.filter(user_id=hold.user_id).update(
             held=F("held") - hold.amount, updated_at=now or timezone.now()
         )
+        budget_shares_settle(shares=hold.budget_shares, debited=None)
     return True
 
 
@@ -130,9 +241,16 @@ def credit_hold_settle(
     settlement = settlement_compute(
         balance=account.balance, held=account.held, released=released, charge=charge, keep=keep
     )
+    moved = []
+    if released:
+        moved = budget_shares_settle(
+            shares=hold.budget_shares, debited=settlement.debited, kept=settlement.kept
+        )
     if settlement.kept:
         # (session, covered index) is unique: only the turn that commits that index writes it.
-        CreditHold.objects.create(**{**keep_for_summary.__dict__, "amount": settlement.kept})
+        CreditHold.objects.create(
+            **{**keep_for_summary.__dict__, "amount": settlement.kept, "budget_shares": moved}
+        )
     CreditAccount.objects.filter(user_id=user_id).update(
         balance=settlement.balance_after, held=settlement.held_after, updated_at=timezone.now()
     )

@@ -7,7 +7,11 @@ PostgreSQL over random balances, holds, charges and shares, and requires the sam
    at the released hold less the share kept for the summary, and at what the balance covers once the
    *other* holds (and that share) are kept whole. What the calls cost beyond it is not taken; it is
    recorded on the events as unbilled.
-2. **The per-event split** — the events of a commit are debited in order: each burns its charge while
+2. **Budgets** — each share the hold reserved of a budget's period (``CreditHold.budget_shares``)
+   leaves ``held``; what the turn was charged (all of the debit, or for a budget on one model alias
+   its events' credits) is added to ``spent``, never more than the share; the summary's part stays
+   held, moved to the summary's hold. Python: ``usage.services.budgets.budget_shares_settle``.
+3. **The per-event split** — the events of a commit are debited in order: each burns its charge while
    the debit lasts, and keeps the rest as ``credits_unbilled``.
 """
 
@@ -79,3 +83,18 @@ def charge_prefixes(charges: Sequence[Decimal]) -> list[Decimal]:
 
 # An event's burned credits from its row ``r`` (charge, prefix) and the settlement ``calc`` (debit).
 EVENT_BURNED_SQL = "LEAST(r.charge, GREATEST(calc.debit - r.prefix, 0))"
+
+
+# The budgets' periods at a turn's commit, over the released hold's shares ``x`` (``released``), the
+# settlement ``calc`` and the inserted events ``e`` (model_alias, credits_burned).
+BUDGET_SETTLE_SQL = """UPDATE {usage} bp SET held = bp.held - (x.a - LEAST(x.s, calc.kept)),
+    spent = bp.spent + LEAST(x.a - LEAST(x.s, calc.kept), CASE WHEN x.m = '' THEN calc.debit
+      ELSE (SELECT COALESCE(SUM(e.credits_burned), 0) FROM e WHERE e.model_alias = x.m) END)
+  FROM calc, released,
+    jsonb_to_recordset(released.budget_shares) AS x(u bigint, a numeric, s numeric, m text)
+  WHERE bp.id = x.u"""
+# The shares the summary's hold keeps (its part of each budget), as the summary hold's budget_shares.
+BUDGET_SHARES_KEPT_SQL = """COALESCE((SELECT jsonb_agg(jsonb_build_object(
+    'u', x.u, 'a', LEAST(x.s, calc.kept)::text, 's', '0', 'm', x.m) ORDER BY x.u)
+  FROM released, jsonb_to_recordset(released.budget_shares) AS x(u bigint, a numeric, s numeric, m text)
+  WHERE LEAST(x.s, calc.kept) > 0), '[]'::jsonb)"""
