@@ -10,6 +10,7 @@ what it took.
 import logging
 import time
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -23,6 +24,8 @@ from orchestration.modes import agents_select_manual, agents_select_roundtable
 from orchestration.prompts import routing_prompt_build, system_prompt_build
 from orchestration.services.summaries import summary_worst_case
 from orchestration.turns import store
+from orchestration.turns.costs import REPLY_FRAMING_TOKENS, ROUTING_MAX_OUTPUT_TOKENS, worst_charge
+from orchestration.turns.discussion_plan import discussion_admit, discussion_worst_case
 from orchestration.turns.errors import llm_unavailable, refusal_observe
 from orchestration.turns.request import TurnRequest
 from orchestration.turns.rows import audit_build
@@ -32,16 +35,11 @@ from pantheon.limits import slot_acquire, slot_release
 from pantheon.logging import turn_log_context
 from rooms.models import Agent
 from sessions_app.models import Turn
-from usage.metering import charge_compute
 from usage.models import CreditHold, LlmCallEvent
 from usage.selectors import PricedModel
-from usage.services.holds import HoldRequest, credit_hold_place
+from usage.services.holds import HoldRequest, credit_hold_extend, credit_hold_place
 
 logger = logging.getLogger(__name__)
-
-ROUTING_MAX_OUTPUT_TOKENS = 256
-# The framing a same-turn reply adds around an agent's output ("Name: …" as a message).
-REPLY_FRAMING_TOKENS = 16
 
 
 def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
@@ -60,6 +58,8 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
             plan=TurnPlan(candidates=_candidates_select(request=request, agents=scope.agents)),
             started=started,
         )
+        if request.discussion is not None:
+            discussion_admit(request.discussion, candidates=progress.plan.candidates, agents=scope.agents)
         with turn_log_context(progress.turn_id):
             slot_take(progress)
             try:
@@ -143,6 +143,21 @@ def claim_ttl(plan: TurnPlan) -> float:
     turn never loses it while working; a dead worker's claim frees the session by itself."""
     calls = len(plan.candidates) + 1
     return gateway_call_quiet_bound_seconds() * calls + settings.TURN_CLAIM_MARGIN_SECONDS
+
+
+def claim_renew_if_due(progress: TurnProgress, *, calls: int = 1) -> None:
+    """Renew the session claim (and the hold, whose expiry follows it) when it nears its end, before
+    ``calls`` more calls: a long streamed answer is bounded by its idle timeout, not by a wall clock,
+    and a discussion by its steps, so either may outlive the TTL the turn started with. Free while the
+    claim has time left (no query)."""
+    reserved = progress.reserved
+    margin = gateway_call_quiet_bound_seconds() * calls + 10
+    if reserved.claim.expires_at - timezone.now() > timedelta(seconds=margin):
+        return
+    renewed = store.claim_extend(claim=reserved.claim, ttl_seconds=max(claim_ttl(progress.plan), margin))
+    if renewed is not None:
+        reserved.claim = renewed
+        credit_hold_extend(hold=reserved.hold, expires_at=renewed.expires_at)
 
 
 def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
@@ -249,35 +264,11 @@ def _hold_request(progress: TurnProgress) -> tuple[HoldRequest, HoldRequest | No
     it counted at their full output allowance, never above its budget — plus its full output; the
     routing call's worst case; and the summary the turn may trigger. Returns the hold and the
     summary's share of it (kept apart, moved into a hold of its own at the commit)."""
-    plan, priced = progress.plan, progress.scope.priced
-    credits = usd = Decimal(0)
-    main_alias = ""
-    orchestrated = progress.request.mode == Turn.Mode.ORCHESTRATOR
-    summary_possible = False
-    for position, agent in enumerate(plan.candidates):
-        budget = plan.budgets.get(agent.agent_key)
-        if budget is None:
-            continue
-        before = plan.candidates if orchestrated else plan.candidates[:position]
-        replies = sum(
-            plan.budgets[o.agent_key].max_output_tokens + REPLY_FRAMING_TOKENS
-            for o in before
-            if o is not agent and o.agent_key in plan.budgets
-        )
-        bare = plan.bare_plans[agent.agent_key]
-        worst_input = min(bare.tokens_after + replies, budget.tokens)
-        charge = _charge(priced[agent.model_alias], worst_input, budget.max_output_tokens)
-        credits, usd = credits + charge.credits, usd + charge.cost_usd
-        main_alias = main_alias or agent.model_alias
-        summary_possible |= summary_trigger(
-            session_context=plan.context,
-            tokens_before=bare.tokens_before + replies,
-            budget_tokens=budget.tokens,
-        )
-    if orchestrated and (manager := priced.get(settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS)):
-        prompt = routing_prompt_build(agents=plan.candidates, user_input=progress.request.user_input)
-        charge = _charge(manager, count_messages_tokens(m.content for m in prompt), ROUTING_MAX_OUTPUT_TOKENS)
-        credits, usd = credits + charge.credits, usd + charge.cost_usd
+    if progress.request.discussion is not None:
+        credits, usd, main_alias, summary_possible = discussion_worst_case(progress)
+    else:
+        credits, usd, main_alias, summary_possible = _worst_case(progress)
+    priced = progress.scope.priced
     scope = progress.call_scope
     summary_share = None
     if summary_possible and (summary := summary_worst_case(priced=priced)):
@@ -306,10 +297,38 @@ def _hold_request(progress: TurnProgress) -> tuple[HoldRequest, HoldRequest | No
     return hold, summary_share
 
 
-def _charge(model: PricedModel, input_tokens: int, output_tokens: int):
-    return charge_compute(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        price=model.worst_price,  # the dearest deployment an attempt may reach
-        credits_per_usd=settings.CREDITS_PER_USD,
-    )
+def _worst_case(progress: TurnProgress) -> tuple[Decimal, Decimal, str, bool]:
+    """A plain turn's calls at their worst: (credits, USD, the first agent's alias, whether a summary
+    may be triggered)."""
+    plan, priced = progress.plan, progress.scope.priced
+    credits = usd = Decimal(0)
+    main_alias = ""
+    orchestrated = progress.request.mode == Turn.Mode.ORCHESTRATOR
+    summary_possible = False
+    for position, agent in enumerate(plan.candidates):
+        budget = plan.budgets.get(agent.agent_key)
+        if budget is None:
+            continue
+        before = plan.candidates if orchestrated else plan.candidates[:position]
+        replies = sum(
+            plan.budgets[o.agent_key].max_output_tokens + REPLY_FRAMING_TOKENS
+            for o in before
+            if o is not agent and o.agent_key in plan.budgets
+        )
+        bare = plan.bare_plans[agent.agent_key]
+        worst_input = min(bare.tokens_after + replies, budget.tokens)
+        charge = worst_charge(priced[agent.model_alias], worst_input, budget.max_output_tokens)
+        credits, usd = credits + charge.credits, usd + charge.cost_usd
+        main_alias = main_alias or agent.model_alias
+        summary_possible |= summary_trigger(
+            session_context=plan.context,
+            tokens_before=bare.tokens_before + replies,
+            budget_tokens=budget.tokens,
+        )
+    if orchestrated and (manager := priced.get(settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS)):
+        prompt = routing_prompt_build(agents=plan.candidates, user_input=progress.request.user_input)
+        charge = worst_charge(
+            manager, count_messages_tokens(m.content for m in prompt), ROUTING_MAX_OUTPUT_TOKENS
+        )
+        credits, usd = credits + charge.credits, usd + charge.cost_usd
+    return credits, usd, main_alias, summary_possible

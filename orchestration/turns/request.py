@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from orchestration.discussions import Discussion, discussion_build
 from orchestration.errors import InvalidInput
 from sessions_app.models import Turn
 
@@ -28,10 +29,18 @@ class TurnRequest:
     mode: str
     idempotency_key: str | None
     fingerprint: str
+    # A discussion (docs/discussions.md); None: the agents answer once.
+    discussion: Discussion | None = None
 
 
 def turn_request_build(
-    *, user, session_id: uuid.UUID | str, user_input: str, mode: str, idempotency_key: str | None = None
+    *,
+    user,
+    session_id: uuid.UUID | str,
+    user_input: str,
+    mode: str,
+    idempotency_key: str | None = None,
+    discussion: dict | None = None,
 ) -> TurnRequest:
     """Validate a turn's input. Raises ``InvalidInput`` (400) with the failing field."""
     text = (user_input or "").strip() if isinstance(user_input, str) else ""
@@ -55,7 +64,10 @@ def turn_request_build(
             f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX_LENGTH} printable characters.",
             extra={"fields": {"Idempotency-Key": ["invalid"]}},
         )
-    fingerprint = hashlib.sha256(json.dumps([mode, text]).encode()).hexdigest()
+    asked = discussion_build(discussion, mode=mode)
+    # A plain turn's fingerprint is what it always was; a discussion's covers how it was asked.
+    shape = [mode, text] if asked is None else [mode, text, asked.as_dict()]
+    fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
     return TurnRequest(
         user=user,
         session_id=session_id,
@@ -63,4 +75,5 @@ def turn_request_build(
         mode=mode,
         idempotency_key=key,
         fingerprint=fingerprint,
+        discussion=asked,
     )

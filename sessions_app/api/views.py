@@ -162,6 +162,7 @@ class TurnViewSet(OwnedViewSet):
             user=request.user,
             session_id=session_id,
             idempotency_key=request.headers.get("Idempotency-Key"),
+            discussion=serializer.validated_data.pop("discussion", None),
             **serializer.validated_data,
         )
         if stream:
