@@ -71,6 +71,7 @@ def chat_turn_prepare(
     messages: list[TranscriptMessage],
     session_id: uuid.UUID | str | None = None,
     idempotency_key: str | None = None,
+    discussion: dict | None = None,
 ) -> ChatTurn:
     """Find (or open) the session and make every check of the turn before its first LLM call.
 
@@ -84,6 +85,8 @@ def chat_turn_prepare(
         user_input=user_input,
         mode=_mode_for(model, user_input),
         idempotency_key=idempotency_key,
+        # ``room-<id>:discussion``: the client's discussion (metadata), else one within DISCUSSION_MAX_STEPS.
+        discussion=(discussion or {"until": {}}) if model.mode == selectors.DISCUSSION_MODE else discussion,
     )
     session, opened, forked_from = _session_resolve(
         model=model, request=request, history=history, session_id=session_id
@@ -125,6 +128,8 @@ def _conversation_split(messages: list[TranscriptMessage]) -> tuple[list[Transcr
 
 
 def _mode_for(model: selectors.RoomModel, user_input: str) -> str:
+    if model.mode == selectors.DISCUSSION_MODE:
+        return Turn.Mode.ORCHESTRATOR
     if model.mode:
         return model.mode
     tagged = agents_select_manual(agents=list(agent_list(room=model.room)), user_input=user_input)

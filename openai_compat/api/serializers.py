@@ -6,6 +6,8 @@ accepted and ignored (each agent's own settings apply); ``n`` above 1 and non-te
 refused.
 """
 
+import json
+
 from rest_framework import serializers
 
 from openai_compat.fingerprint import TranscriptMessage
@@ -64,7 +66,7 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="`session_id`: run the turn in this session of the room (as `X-Pantheon-Session`); "
-        "other keys are ignored.",
+        "`discussion`: a discussion as a JSON string (docs/discussions.md); other keys are ignored.",
     )
     n = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=1)
 
@@ -72,7 +74,19 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         session_id = (value or {}).get("session_id")
         if session_id is not None and not isinstance(session_id, str):
             raise serializers.ValidationError("session_id must be a string.")
+        discussion = (value or {}).get("discussion")
+        if discussion is not None:
+            try:
+                value = {
+                    **value,
+                    "discussion": json.loads(discussion) if isinstance(discussion, str) else discussion,
+                }
+            except ValueError as exc:
+                raise serializers.ValidationError("discussion must be a JSON object.") from exc
         return value
+
+    def discussion(self) -> dict | None:
+        return (self.validated_data.get("metadata") or {}).get("discussion")
 
     def validated_messages(self) -> list[TranscriptMessage]:
         child = self.fields["messages"].child

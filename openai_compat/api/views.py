@@ -85,6 +85,7 @@ MODE_NOTES = {
     "manual": "the agents your message @tags",
     "roundtable": "every agent, in order",
     "orchestrator": "the agents a manager model picks",
+    "discussion": "the agents discuss among themselves, the manager picking each next speaker",
 }
 
 
@@ -155,6 +156,7 @@ class ChatCompletionView(OpenAIView):
             messages=serializer.validated_messages(),
             session_id=_explicit_session(request, serializer),
             idempotency_key=request.headers.get("Idempotency-Key"),
+            discussion=serializer.discussion(),
         )
         self.chat = chat
         if serializer.validated_data["stream"]:

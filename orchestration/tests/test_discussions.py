@@ -274,3 +274,29 @@ def test_a_replayed_discussion_answers_the_stored_turn(api_client, session, mana
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
     assert post(max_steps=3).status_code == 422  # the same key, another discussion
     assert Message.objects.filter(turn_id=first.json()["id"]).count() == 3
+
+
+OPENAI_URL = "/api/openai/v1/chat/completions"
+
+
+def test_the_openai_endpoint_offers_a_room_as_a_discussion_each_step_a_labelled_part(
+    api_client, room, settings
+):
+    settings.DISCUSSION_MAX_STEPS = 3  # the offline manager never says done
+    payload = {"model": f"room-{room.pk}:discussion", "messages": [{"role": "user", "content": "Debate it"}]}
+    response = api_client.post(OPENAI_URL, payload, format="json")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["pantheon"]["mode"] == "orchestrator"
+    turn = Turn.objects.get(pk=body["pantheon"]["turn_id"])
+    assert turn.stop_reason == "max_steps" and len(turn.responding_agent_keys) == 3
+    parts = body["choices"][0]["message"]["content"].split("\n\n")
+    names = {"writer": "Writer", "critic": "Critic"}
+    assert [p.split(":", 1)[0] for p in parts] == [names[k] for k in turn.responding_agent_keys]
+    # What the client asks in metadata, as a JSON string.
+    metadata = {"discussion": json.dumps({"until": {"max_steps": 2}})}
+    response = api_client.post(OPENAI_URL, {**payload, "metadata": metadata}, format="json")
+    assert response.status_code == 200, response.content
+    assert len(Turn.objects.get(pk=response.json()["pantheon"]["turn_id"]).responding_agent_keys) == 2
+    bad = api_client.post(OPENAI_URL, {**payload, "metadata": {"discussion": "{nope"}}, format="json")
+    assert bad.status_code == 400
