@@ -14,7 +14,8 @@ from rooms.selectors import room_get, room_list
 from sessions_app.models import ChatSession, Turn
 
 DEFAULT_MODE = ""  # ``room-<id>``: manual when the message @tags an agent, else orchestrator
-MODEL_SUFFIXES = (DEFAULT_MODE, *Turn.Mode.values)
+DISCUSSION_MODE = "discussion"  # ``room-<id>:discussion``: the agents discuss (docs/discussions.md)
+MODEL_SUFFIXES = (DEFAULT_MODE, *Turn.Mode.values, DISCUSSION_MODE)
 _MODEL_ID = re.compile(r"room-(?P<room>[0-9a-fA-F-]{32,36})(?::(?P<mode>[a-z]+))?")
 
 

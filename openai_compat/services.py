@@ -102,6 +102,7 @@ def chat_turn_prepare(
     session_id: uuid.UUID | str | None = None,
     idempotency_key: str | None = None,
     api_key_id: int | None = None,
+    discussion: dict | None = None,
 ) -> ChatTurn:
     """Find (or open) the session and make every check of the turn before its first LLM call.
 
@@ -121,6 +122,8 @@ def chat_turn_prepare(
         mode=_mode_for(model, user_input),
         idempotency_key=idempotency_key,
         api_key_id=api_key_id,
+        # ``room-<id>:discussion``: the client's discussion (metadata), else one within DISCUSSION_MAX_STEPS.
+        discussion=(discussion or {"until": {}}) if model.mode == selectors.DISCUSSION_MODE else discussion,
     )
     moved_from = None
     for _ in range(HEAD_LOOKUPS):
@@ -264,6 +267,8 @@ def _conversation_split(messages: list[TranscriptMessage]) -> tuple[list[Transcr
 
 
 def _mode_for(model: selectors.RoomModel, user_input: str) -> str:
+    if model.mode == selectors.DISCUSSION_MODE:
+        return Turn.Mode.ORCHESTRATOR
     if model.mode:
         return model.mode
     tagged = agents_select_manual(agents=list(agent_list(room=model.room)), user_input=user_input)

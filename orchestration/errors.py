@@ -13,6 +13,8 @@ from pantheon.errors import (
 
 __all__ = [
     "ContextBudgetExceeded",
+    "DiscussionCapTooLow",
+    "DiscussionTooLong",
     "IdempotencyKeyReused",
     "InvalidInput",
     "LlmUnavailable",
@@ -48,6 +50,19 @@ class IdempotencyKeyReused(RuleViolation):
 class ContextBudgetExceeded(RuleViolation):
     code = "context_budget_exceeded"
     default_message = "The input does not fit the model's context budget, even after summary and pruning."
+
+
+class DiscussionTooLong(RuleViolation):
+    """A discussion whose worst case (its steps) passes what is allowed: without a credit cap,
+    ``DISCUSSION_MAX_STEPS``."""
+
+    code = "discussion_too_long"
+    default_message = "This discussion may run more steps than allowed; give it a credit cap or fewer steps."
+
+
+class DiscussionCapTooLow(RuleViolation):
+    code = "discussion_cap_too_low"
+    default_message = "The discussion's credit cap does not cover even its first step."
 
 
 class NoAgentSelected(RuleViolation):

@@ -70,6 +70,15 @@ def routing_decision_parse(*, raw: str | None, agents: list[Agent]) -> RoutingRe
     except ValidationError as exc:
         logger.warning("routing answer invalid (%s); falling back", validation_brief(exc))
         return RoutingResult(fallback, True, "invalid JSON")
+    keys, chosen = routing_agents(decision, agents=agents)
+    if not chosen:
+        logger.warning("routing selected no known agent (%r); falling back", keys[:5])
+        return RoutingResult(fallback, True, "no known agent selected")
+    return RoutingResult(chosen, False)
+
+
+def routing_agents(decision: RoutingDecision, *, agents: list[Agent]) -> tuple[list[str], list[Agent]]:
+    """The keys the manager named, and the room's agents among them in that order, each once."""
     keys = decision.selected_agent_keys
     if keys is None and decision.selected_agent_key is not None:
         keys = [decision.selected_agent_key]
@@ -79,7 +88,4 @@ def routing_decision_parse(*, raw: str | None, agents: list[Agent]) -> RoutingRe
         agent = by_key.get(key.strip().lstrip("@").lower())
         if agent is not None and agent not in chosen:
             chosen.append(agent)
-    if not chosen:
-        logger.warning("routing selected no known agent (%r); falling back", (keys or [])[:5])
-        return RoutingResult(fallback, True, "no known agent selected")
-    return RoutingResult(chosen, False)
+    return keys or [], chosen

@@ -25,9 +25,7 @@ def anchor_message_build(anchor_text: str) -> str:
 
 
 def routing_prompt_build(*, agents: list[Agent], user_input: str) -> tuple[ChatMessage, ...]:
-    roster = "\n".join(
-        f"- {a.agent_key}: {a.name}" + (f" — {a.role_prompt[:200]}" if a.role_prompt else "") for a in agents
-    )
+    roster = _roster(agents)
     system = (
         "You are the manager of a multi-agent chat room. Decide which agents should answer the user's "
         "message, in the order they should speak. Answer with strict JSON only, of the form "
@@ -63,3 +61,31 @@ def extraction_prompt_build(*, summary_text: str) -> tuple[ChatMessage, ...]:
         "each a list of short strings."
     )
     return (ChatMessage("system", system), ChatMessage("user", summary_text))
+
+
+def discussion_prompt_build(
+    *, agents: list[Agent], user_input: str, transcript: str, eligible: list[str], allow_repeat: bool
+) -> tuple[ChatMessage, ...]:
+    """The manager's prompt in a discussion: the roster, the user's message, the discussion so far
+    (``transcript``, already cut to fit) and who may speak next."""
+    roster = _roster(agents)
+    system = (
+        "You are the manager of a discussion among the agents of a multi-agent chat room about the "
+        "user's message. After each reply decide who speaks next — one agent, or several in order — or "
+        "that the discussion is done (the question is settled, or the agents only repeat themselves). "
+        "Answer with strict JSON only, of the form "
+        '{"selected_agent_keys": ["key", ...], "done": false, "reason": "..."}, using only these keys.'
+        + ("" if allow_repeat else " An agent may not speak twice in a row.")
+        + f"\nAGENT_KEYS: {', '.join(a.agent_key for a in agents)}\nAgents:\n{roster}"
+    )
+    messages = [ChatMessage("system", system), ChatMessage("user", user_input)]
+    if transcript:
+        messages.append(ChatMessage("user", f"The discussion so far:\n{transcript}"))
+    messages.append(ChatMessage("user", f"Who speaks next? May speak next: {', '.join(eligible)}."))
+    return tuple(messages)
+
+
+def _roster(agents: list[Agent]) -> str:
+    return "\n".join(
+        f"- {a.agent_key}: {a.name}" + (f" — {a.role_prompt[:200]}" if a.role_prompt else "") for a in agents
+    )

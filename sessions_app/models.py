@@ -62,6 +62,10 @@ class Turn(models.Model):
     agent_errors = models.JSONField(default=list, blank=True)
     routing_used_fallback = models.BooleanField(default=False)
     summary_triggered = models.BooleanField(default=False)
+    # A discussion (docs/discussions.md): why it stopped ("" for a plain turn), and its record — what
+    # was asked and each step with the manager's decision as it came.
+    stop_reason = models.CharField(max_length=32, blank=True, default="")
+    discussion = models.JSONField(null=True, blank=True)
     # Tokens of user_input + assistant_output as they appear in later context (cached for pruning).
     context_tokens = models.PositiveIntegerField(default=0)
     idempotency_key = models.CharField(max_length=200, null=True, blank=True)

@@ -8,6 +8,8 @@ other than text, several choices, log probabilities, audio. Everything else (sam
 each agent keeps its own model and settings. docs/openai-compatible.md lists every parameter.
 """
 
+import json
+
 from rest_framework import serializers
 
 from openai_compat.fingerprint import TranscriptMessage
@@ -94,7 +96,8 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         allow_null=True,
         help_text="`session_id`: run the turn in this session of the room (as `X-Pantheon-Session`); "
         "`pantheon_preview: true`: answer the turn's cost preview instead of running it (as "
-        "`X-Pantheon-Preview: true`); other keys are ignored.",
+        "`X-Pantheon-Preview: true`); `discussion`: a discussion as a JSON string "
+        "(docs/discussions.md); other keys are ignored.",
     )
     n = serializers.IntegerField(required=False, allow_null=True, min_value=1)
     tools = serializers.ListField(
@@ -168,10 +171,22 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         session_id = (value or {}).get("session_id")
         if session_id is not None and not isinstance(session_id, str):
             raise serializers.ValidationError("session_id must be a string.")
+        discussion = (value or {}).get("discussion")
+        if discussion is not None:
+            try:
+                value = {
+                    **value,
+                    "discussion": json.loads(discussion) if isinstance(discussion, str) else discussion,
+                }
+            except ValueError as exc:
+                raise serializers.ValidationError("discussion must be a JSON object.") from exc
         return value
 
     def preview_asked(self) -> bool:
         return (self.validated_data.get("metadata") or {}).get("pantheon_preview") is True
+
+    def discussion(self) -> dict | None:
+        return (self.validated_data.get("metadata") or {}).get("discussion")
 
     def validated_messages(self) -> list[TranscriptMessage]:
         child = self.fields["messages"].child

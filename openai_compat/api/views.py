@@ -88,6 +88,7 @@ MODE_NOTES = {
     "manual": "the agents your message @tags",
     "roundtable": "every agent, in order",
     "orchestrator": "the agents a manager model picks",
+    "discussion": "the agents discuss among themselves, the manager picking each next speaker",
 }
 
 
@@ -171,6 +172,7 @@ class ChatCompletionView(OpenAIView):
             session_id=_explicit_session(request, serializer),
             idempotency_key=request.headers.get("Idempotency-Key"),
             api_key_id=request.auth.pk if isinstance(request.auth, ApiKey) else None,
+            discussion=serializer.discussion(),
         )
         self.chat = chat
         if serializer.validated_data["stream"]:

@@ -42,7 +42,9 @@ def test_the_sdk_lists_the_users_rooms_as_models(client, user, other_user, room)
     RoomFactory(owner=other_user, name="Not yours")
     listed = {m.id: m for m in client.models.list()}
     expected = {
-        f"room-{r.pk}{s}" for r in (room, second) for s in ("", ":manual", ":roundtable", ":orchestrator")
+        f"room-{r.pk}{s}"
+        for r in (room, second)
+        for s in ("", ":manual", ":roundtable", ":orchestrator", ":discussion")
     }
     assert set(listed) == expected
     salon = listed[model(room)]

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -26,26 +27,24 @@ from orchestration.modes import agents_select_manual, agents_select_roundtable
 from orchestration.prompts import routing_prompt_build, system_prompt_build
 from orchestration.services.summaries import summary_worst_case
 from orchestration.turns import store
+from orchestration.turns.costs import REPLY_FRAMING_TOKENS, ROUTING_MAX_OUTPUT_TOKENS, worst_charge
+from orchestration.turns.discussion_plan import discussion_admit, discussion_worst_case
 from orchestration.turns.errors import llm_unavailable, refusal_observe
 from orchestration.turns.request import TurnRequest
 from orchestration.turns.rows import audit_build
 from orchestration.turns.state import AgentReply, Reservation, TurnOutcome, TurnPlan, TurnProgress, TurnUsage
+from pantheon.db_connections import connection_release
 from pantheon.errors import ApplicationError, NotFound
 from pantheon.limits import slot_acquire, slot_release
 from pantheon.logging import turn_log_context
 from rooms.models import Agent
 from sessions_app.models import Turn
-from usage.metering import charge_compute
 from usage.models import CreditHold, LlmCallEvent
 from usage.selectors import PricedModel
 from usage.services.budgets import BudgetClaim
-from usage.services.holds import HoldRequest, credit_hold_place
+from usage.services.holds import HoldRequest, credit_hold_extend, credit_hold_place
 
 logger = logging.getLogger(__name__)
-
-ROUTING_MAX_OUTPUT_TOKENS = 256
-# The framing a same-turn reply adds around an agent's output ("Name: …" as a message).
-REPLY_FRAMING_TOKENS = 16
 
 
 def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
@@ -64,6 +63,8 @@ def turn_prepare(request: TurnRequest) -> TurnProgress | TurnOutcome:
             plan=TurnPlan(candidates=candidates_select(request=request, agents=scope.agents)),
             started=started,
         )
+        if request.discussion is not None:
+            discussion_admit(request.discussion, candidates=progress.plan.candidates, agents=scope.agents)
         with turn_log_context(progress.turn_id):
             slot_take(progress)
             try:
@@ -150,6 +151,22 @@ def claim_ttl(plan: TurnPlan) -> float:
     turn never loses it while working; a dead worker's claim frees the session by itself."""
     calls = len(plan.candidates) + 1
     return gateway_call_quiet_bound_seconds() * calls + settings.TURN_CLAIM_MARGIN_SECONDS
+
+
+def claim_renew_if_due(progress: TurnProgress, *, calls: int = 1) -> None:
+    """Renew the session claim (and the hold, whose expiry follows it) when it nears its end, before
+    ``calls`` more calls: a long streamed answer is bounded by its idle timeout, not by a wall clock,
+    and a discussion by its steps, so either may outlive the TTL the turn started with. Free while the
+    claim has time left (no query)."""
+    reserved = progress.reserved
+    margin = gateway_call_quiet_bound_seconds() * calls + 10
+    if reserved.claim.expires_at - timezone.now() > timedelta(seconds=margin):
+        return
+    renewed = store.claim_extend(claim=reserved.claim, ttl_seconds=max(claim_ttl(progress.plan), margin))
+    if renewed is not None:
+        reserved.claim = renewed
+        credit_hold_extend(hold=reserved.hold, expires_at=renewed.expires_at)
+    connection_release()  # mid-stream: no connection kept through the rest of the call
 
 
 def _claim_and_hold(progress: TurnProgress) -> TurnProgress | TurnOutcome:
@@ -271,7 +288,8 @@ class HoldPlan:
 def hold_plan(progress: TurnProgress) -> HoldPlan:
     """The turn's worst case at current prices: each candidate's planned input — the replies before
     it counted at their full output allowance, never above its budget — plus its full output; the
-    routing call's worst case; and the summary the turn may trigger."""
+    routing call's worst case; and the summary the turn may trigger. A discussion's worst case is its
+    own (``discussion_worst_case``: every step at its worst, the manager's calls, up to its cap)."""
     plan, priced = progress.plan, progress.scope.priced
     credits = usd = Decimal(0)
     by_alias: dict[str, Decimal] = defaultdict(Decimal)
@@ -279,7 +297,11 @@ def hold_plan(progress: TurnProgress) -> HoldPlan:
     main_alias = ""
     orchestrated = progress.request.mode == Turn.Mode.ORCHESTRATOR
     summary_possible = False
-    for position, agent in enumerate(plan.candidates):
+    if progress.request.discussion is not None:
+        credits, usd, main_alias, summary_possible = discussion_worst_case(progress)
+        by_alias[main_alias] += credits  # a model budget counts a discussion on its first speaker's model
+        parts.append({"kind": "discussion", "model_alias": main_alias, "credits": credits})
+    for position, agent in enumerate(plan.candidates if progress.request.discussion is None else ()):
         budget = plan.budgets.get(agent.agent_key)
         if budget is None:
             continue
@@ -291,7 +313,7 @@ def hold_plan(progress: TurnProgress) -> HoldPlan:
         )
         bare = plan.bare_plans[agent.agent_key]
         worst_input = min(bare.tokens_after + replies, budget.tokens)
-        charge = _charge(priced[agent.model_alias], worst_input, budget.max_output_tokens)
+        charge = worst_charge(priced[agent.model_alias], worst_input, budget.max_output_tokens)
         credits, usd = credits + charge.credits, usd + charge.cost_usd
         by_alias[agent.model_alias] += charge.credits
         parts.append(
@@ -304,10 +326,11 @@ def hold_plan(progress: TurnProgress) -> HoldPlan:
             tokens_before=bare.tokens_before + replies,
             budget_tokens=budget.tokens,
         )
-    if orchestrated and (manager := priced.get(settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS)):
+    manager = priced.get(settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS)
+    if orchestrated and manager and progress.request.discussion is None:
         prompt = routing_prompt_build(agents=plan.candidates, user_input=progress.request.user_input)
         tokens = count_messages_tokens(m.content for m in prompt)
-        charge = _charge(manager, tokens, ROUTING_MAX_OUTPUT_TOKENS)
+        charge = worst_charge(manager, tokens, ROUTING_MAX_OUTPUT_TOKENS)
         credits, usd = credits + charge.credits, usd + charge.cost_usd
         by_alias[manager.alias] += charge.credits
         parts.append(_part("routing", manager.alias, tokens, ROUTING_MAX_OUTPUT_TOKENS, charge.credits))
@@ -357,12 +380,3 @@ def _part(kind: str, alias: str, input_tokens: int, output_tokens: int, credits:
         "output_tokens": output_tokens,
         "credits": credits,
     }
-
-
-def _charge(model: PricedModel, input_tokens: int, output_tokens: int):
-    return charge_compute(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        price=model.worst_price,  # the dearest deployment an attempt may reach
-        credits_per_usd=settings.CREDITS_PER_USD,
-    )

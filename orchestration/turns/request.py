@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from orchestration.discussions import Discussion, discussion_build
 from orchestration.errors import InvalidInput
 from orchestration.turns.store import SessionClaim
 from sessions_app.models import Turn
@@ -36,6 +37,8 @@ class TurnRequest:
     after_claim: Callable[[SessionClaim], None] | None = field(default=None, compare=False)
     # The OpenAI-compatible endpoint's key the turn came through: its budgets apply too.
     api_key_id: int | None = None
+    # A discussion (docs/discussions.md); None: the agents answer once.
+    discussion: Discussion | None = None
 
 
 def turn_request_build(
@@ -46,6 +49,7 @@ def turn_request_build(
     mode: str,
     idempotency_key: str | None = None,
     api_key_id: int | None = None,
+    discussion: dict | None = None,
 ) -> TurnRequest:
     """Validate a turn's input. Raises ``InvalidInput`` (400) with the failing field."""
     text = (user_input or "").strip() if isinstance(user_input, str) else ""
@@ -69,7 +73,10 @@ def turn_request_build(
             f"Idempotency-Key must be at most {IDEMPOTENCY_KEY_MAX_LENGTH} printable characters.",
             extra={"fields": {"Idempotency-Key": ["invalid"]}},
         )
-    fingerprint = hashlib.sha256(json.dumps([mode, text]).encode()).hexdigest()
+    asked = discussion_build(discussion, mode=mode)
+    # A plain turn's fingerprint is what it always was; a discussion's covers how it was asked.
+    shape = [mode, text] if asked is None else [mode, text, asked.as_dict()]
+    fingerprint = hashlib.sha256(json.dumps(shape, sort_keys=True).encode()).hexdigest()
     return TurnRequest(
         user=user,
         session_id=session_id,
@@ -78,4 +85,5 @@ def turn_request_build(
         idempotency_key=key,
         fingerprint=fingerprint,
         api_key_id=api_key_id,
+        discussion=asked,
     )

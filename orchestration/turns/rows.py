@@ -30,6 +30,8 @@ def turn_rows_build(
         responding_agent_keys=[r.agent.agent_key for r in work.replies],
         agent_errors=work.errors,
         routing_used_fallback=work.routing_used_fallback,
+        stop_reason=work.stop_reason,
+        discussion=work.discussion,
         summary_triggered=work.summary_triggered and status != Turn.Status.FAILED,
         context_tokens=turn_context_tokens(user_input=request.user_input, assistant_output=output),
         idempotency_key=request.idempotency_key,

@@ -6,7 +6,6 @@ turn cleans up."""
 import logging
 import time
 from dataclasses import replace
-from datetime import timedelta
 from decimal import Decimal
 from functools import partial
 
@@ -16,18 +15,19 @@ from django.utils import timezone
 
 from orchestration.errors import TurnConflict, TurnWriteFailed
 from orchestration.llm.gateway import LlmGateway, LlmRequest
-from orchestration.llm.registry import gateway_call_quiet_bound_seconds, gateway_get
+from orchestration.llm.registry import gateway_get
 from orchestration.modes import routing_decision_parse
 from orchestration.prompts import routing_prompt_build
 from orchestration.services.calls import llm_call_staged
 from orchestration.services.summaries import summary_enqueue
 from orchestration.turns import store
+from orchestration.turns.costs import ROUTING_MAX_OUTPUT_TOKENS
+from orchestration.turns.discussion import discussion_speakers
 from orchestration.turns.errors import llm_unavailable, refusal_observe
-from orchestration.turns.prepare import ROUTING_MAX_OUTPUT_TOKENS, claim_ttl, context_plan, slot_give_back
+from orchestration.turns.prepare import claim_renew_if_due, context_plan, slot_give_back
 from orchestration.turns.request import TurnEventSink
 from orchestration.turns.rows import audit_build, turn_rows_build
 from orchestration.turns.state import AgentReply, TurnOutcome, TurnProgress, TurnUsage
-from pantheon.db_connections import connection_release
 from pantheon.errors import ApplicationError
 from pantheon.logging import turn_log_context
 from pantheon.observability import TurnObserved, observe
@@ -35,7 +35,7 @@ from sessions_app.models import Turn
 from usage.models import CreditHold, CreditLedgerEntry
 from usage.services.budgets import budget_warnings_raise
 from usage.services.events import usage_events_write_orphaned
-from usage.services.holds import credit_hold_extend, credit_hold_release, summary_hold_expiry
+from usage.services.holds import credit_hold_release, summary_hold_expiry
 from usage.tasks import budget_webhook_enqueue
 
 logger = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ def _route(progress: TurnProgress, gateway: LlmGateway) -> None:
     """Orchestrator: ask the manager model (its call is recorded as a non-billable usage event).
     Manual and roundtable: every candidate answers, in order."""
     work, candidates = progress.work, progress.plan.candidates
-    if progress.request.mode != Turn.Mode.ORCHESTRATOR:
-        work.selected = list(candidates)
+    if progress.request.mode != Turn.Mode.ORCHESTRATOR or progress.request.discussion is not None:
+        work.selected = list(candidates)  # a discussion's manager picks at each step
         return
     alias = settings.ORCHESTRATOR_MANAGER_MODEL_ALIAS
     model = progress.scope.priced.get(alias)
@@ -126,7 +126,8 @@ def _agents_answer(progress: TurnProgress, gateway: LlmGateway, on_event: TurnEv
         work.errors.append({"agent_key": agent.agent_key, "code": code})
         emit("agent.failed", {"agent_key": agent.agent_key, "code": code})
 
-    for agent in work.selected:
+    speakers = discussion_speakers(progress, gateway, emit) if progress.request.discussion else work.selected
+    for agent in speakers:
         if progress.cancelled.is_set():
             work.errors.append({"agent_key": agent.agent_key, "code": progress.cancel_code})
             continue
@@ -134,15 +135,17 @@ def _agents_answer(progress: TurnProgress, gateway: LlmGateway, on_event: TurnEv
         if model is None:
             failed(agent, "model_unavailable")
             continue
-        # The first agent sees no reply of this turn: its context is the one the budget check built.
-        plan = progress.plan.bare_plans.get(agent.agent_key) if not work.replies else None
+        # The first agent sees no reply of this turn: its context is the one the budget check built;
+        # a discussion plans each step's before choosing it.
+        plan, work.next_plan = work.next_plan, None
+        plan = plan or (progress.plan.bare_plans.get(agent.agent_key) if not work.replies else None)
         plan = plan or context_plan(progress, agent, replies=work.replies)
         work.summary_triggered |= plan.summary_triggered
         work.audits.append(audit_build(session=progress.session, agent=agent, plan=plan))
         if plan.rejected:  # the replies before it pushed this agent over its budget
             failed(agent, "context_budget_exceeded")
             continue
-        _claim_renew_if_due(progress)
+        claim_renew_if_due(progress)
         emit(
             "agent.started",
             {"agent_key": agent.agent_key, "agent_name": agent.name, "model_alias": model.alias},
@@ -152,7 +155,7 @@ def _agents_answer(progress: TurnProgress, gateway: LlmGateway, on_event: TurnEv
 
             def on_delta(text: str, key: str = agent.agent_key) -> None:
                 emit("agent.delta", {"agent_key": key, "text": text})
-                _claim_renew_if_due(progress)
+                claim_renew_if_due(progress)
 
         reply = llm_call_staged(
             gateway=gateway,
@@ -186,21 +189,6 @@ def _agents_answer(progress: TurnProgress, gateway: LlmGateway, on_event: TurnEv
                 },
             },
         )
-
-
-def _claim_renew_if_due(progress: TurnProgress) -> None:
-    """Renew the session claim (and the hold, whose expiry follows it) when it nears its end: a long
-    streamed answer is bounded by its idle timeout, not by a wall clock, so it may outlive the TTL
-    the turn started with. Free while the claim has time left (no query)."""
-    reserved = progress.reserved
-    margin = gateway_call_quiet_bound_seconds() + 10
-    if reserved.claim.expires_at - timezone.now() > timedelta(seconds=margin):
-        return
-    renewed = store.claim_extend(claim=reserved.claim, ttl_seconds=claim_ttl(progress.plan))
-    if renewed is not None:
-        reserved.claim = renewed
-        credit_hold_extend(hold=reserved.hold, expires_at=renewed.expires_at)
-    connection_release()  # mid-stream: no connection kept through the rest of the call
 
 
 def _turn_commit(progress: TurnProgress) -> TurnOutcome:

@@ -61,6 +61,11 @@ class TurnWork:
     audits: list[TurnContextAudit] = field(default_factory=list)
     routing_used_fallback: bool = False
     summary_triggered: bool = False
+    # A discussion: the context planned for its next speaker, why it stopped, and its record (what
+    # was asked, and each step with the manager's decision).
+    next_plan: ContextPlan | None = None
+    stop_reason: str = ""
+    discussion: dict | None = None
     # Set once the turn's rows are committed: from then on nothing may be written for it again.
     committed: bool = False
 

@@ -372,6 +372,10 @@ HOLDS_SWEEP_INTERVAL_SECONDS = env.int("HOLDS_SWEEP_INTERVAL_SECONDS", default=6
 TURN_STREAM_KEEPALIVE_SECONDS = env.float("TURN_STREAM_KEEPALIVE_SECONDS", default=15.0)
 TURN_CONFLICT_RETRY_AFTER_SECONDS = env.int("TURN_CONFLICT_RETRY_AFTER_SECONDS", default=2)
 TURN_USER_INPUT_MAX_CHARS = env.int("TURN_USER_INPUT_MAX_CHARS", default=100_000)
+# A discussion (docs/discussions.md) without a credit cap may run at most this many steps (422 beyond).
+DISCUSSION_MAX_STEPS = env.int("DISCUSSION_MAX_STEPS", default=12)
+# The manager's calls of a discussion are recorded and unbilled unless this is true.
+DISCUSSION_BILL_MANAGER = env.bool("DISCUSSION_BILL_MANAGER", default=False)
 
 # --- Context budget ----------------------------------------------------------------------------
 CONTEXT_WINDOW_TOKENS = env.int("CONTEXT_WINDOW_TOKENS", default=8192)

@@ -90,6 +90,8 @@ class TurnSerializer(serializers.ModelSerializer):
             "ignored_tags",
             "routing_used_fallback",
             "summary_triggered",
+            "stop_reason",
+            "discussion",
             "messages",
             "url",
             "session_url",
@@ -118,6 +120,21 @@ class TurnCreateSerializer(serializers.Serializer):
         choices=Turn.Mode.choices,
         default=Turn.Mode.MANUAL,
         help_text="`manual`: the @tagged agents; `roundtable`: every agent; `orchestrator`: a manager picks.",
+    )
+    discussion = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "Let the agents talk among themselves (docs/discussions.md). Roundtable: "
+            '`{"rounds": 2}` — every agent twice, each seeing all before it. Orchestrator: '
+            '`{"until": {"max_steps": 6, "stop_phrase": "AGREED", "stop_agent": "critic", '
+            '"max_credits": "20", "max_seconds": 120, "combine": "any"}, "allow_repeat": false}` — '
+            "the manager picks the next speaker after every step until it answers done or a "
+            "condition holds. The answer's `stop_reason` says why it stopped; each step is one of "
+            "its messages, e.g. Writer: a draft → Critic: two objections → Writer: the revision → "
+            "Critic: AGREED (`stop_phrase`)."
+        ),
+        style={"base_template": "textarea.html", "rows": 3},
     )
     stream = serializers.BooleanField(
         default=False,

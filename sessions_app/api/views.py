@@ -204,6 +204,7 @@ class TurnViewSet(SessionCrumbsMixin, OwnedViewSet):
             user=request.user,
             session_id=session_id,
             idempotency_key=request.headers.get("Idempotency-Key"),
+            discussion=serializer.validated_data.pop("discussion", None),
             **serializer.validated_data,
         )
         if stream:
