@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
-from rest_framework.authtoken.models import Token
 
 from orchestration.services.calls import reply_clean
 from orchestration.testing.fake_server import Step
@@ -15,6 +14,7 @@ from sessions_app.models import ChatSession, Message, Turn
 from sessions_app.tests.factories import SessionFactory
 from sessions_app.tests.test_api_turn_stream import EventStream, assert_nothing_left, wait_for
 from usage.models import CreditAccount, CreditHold, LlmCallEvent
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import balance_set
 
 pytestmark = [
@@ -28,7 +28,7 @@ WRITER, CRITIC, MANAGER = "deepseek/deepseek-chat", "qwen/qwen-2.5-72b-instruct"
 
 @pytest.fixture
 def token(user) -> str:
-    return Token.objects.create(user=user).key
+    return api_token_issue(user=user)[1]
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_concurrent_capped_discussions_never_spend_more_than_the_balance(user, r
     sessions = [SessionFactory(room=room) for _ in range(8)]
     discussion = {"until": {"max_steps": 20, "max_credits": "6"}, "allow_repeat": True}
     responses = post_all(
-        Token.objects.create(user=user).key,
+        api_token_issue(user=user)[1],
         [
             (
                 f"/api/v1/sessions/{s.pk}/turns",

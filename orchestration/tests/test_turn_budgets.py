@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pytest
 from django.db.models import Sum
-from rest_framework.authtoken.models import Token
 
 from orchestration.services.summaries import session_summary_generate
 from orchestration.testing.fake_server import Step
@@ -16,6 +15,7 @@ from sessions_app.models import Turn
 from sessions_app.tests.factories import SessionFactory
 from usage.models import Budget, BudgetUsage, CreditAccount, CreditHold, CreditLedgerEntry, LlmCallEvent
 from usage.services.budgets import period_end, period_starts
+from usage.services.tokens import api_token_issue
 from usage.tests.factories import balance_set
 
 FULL = {"prompt_tokens": 5_000, "completion_tokens": 2048, "total_tokens": 7048}
@@ -35,7 +35,7 @@ def test_twenty_turns_under_a_budget_for_three_worst_cases_exactly_three_succeed
     settings.TURNS_IN_FLIGHT_PER_USER = 50
     fake_llm.set_latency(400)
     sessions = room_with_sessions(user, 10)
-    token = Token.objects.create(user=user).key
+    token = api_token_issue(user=user)[1]
     balance_set(user, Decimal(0))
     [probe] = post_all(
         token, [(f"/api/v1/sessions/{sessions[0].pk}/turns", {"user_input": "@writer go"}, {})]

@@ -201,7 +201,7 @@ def test_gevent_workers_keep_claims_holds_slots_and_idempotency_twins(
 def _holds_race(server, worst) -> list[tuple]:
     """A user whose balance covers two and a half worst cases, four turns at once on fresh sessions."""
     (first, auth), *rest = _sessions(4, per_user=4)
-    account = CreditAccount.objects.get(user__auth_token__key=auth["Authorization"].split()[1])
+    account = CreditAccount.objects.get(user=ChatSession.objects.get(pk=first.split("/")[4]).room.owner)
     credit_adjust(
         user=account.user,
         amount=(2 * worst + worst / 2).quantize(Decimal("0.0001")) - account.balance,
