@@ -6,9 +6,10 @@ from django.contrib import admin, messages
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, DecimalField, F, Max, Value, When
 from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -37,7 +38,7 @@ from usage.models import (
     PricingVersion,
     UsageDailyRollup,
 )
-from usage.selectors import usage_totals
+from usage.selectors import PRICE_RATE_LABELS, pricing_version_diff, usage_totals
 from usage.services.accounts import credit_account_open
 from usage.services.pricing import pricing_version_activate, pricing_version_copy
 from usage.services.reconciliation import ROLLUP_FIGURES
@@ -155,18 +156,59 @@ class PricingVersionAdmin(admin.ModelAdmin):
         )
         return HttpResponseRedirect(reverse("admin:usage_pricingversion_change", args=[draft.pk]))
 
-    @admin.action(description="Activate (becomes the price of every new call)")
+    @admin.action(description="Activate… (shows the changes, then asks to confirm)")
     def activate(self, request, queryset):
         version = self._one(request, queryset)
         if version is None:
             return None
-        try:
-            pricing_version_activate(version=version)
-        except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return None
-        self.message_user(request, f"“{version.name}” is now the active price list.", messages.SUCCESS)
-        return None
+        return HttpResponseRedirect(reverse("admin:usage_pricingversion_activate", args=[version.pk]))
+
+    def get_urls(self):
+        activate = path(
+            "<path:object_id>/activate/",
+            self.admin_site.admin_view(self.activate_view),
+            name="usage_pricingversion_activate",
+        )
+        return [activate, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}), "can_activate": version is not None and version.is_draft}
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
+    def activate_view(self, request, object_id):
+        """Activation in two steps, as a deletion: the changes against the active list, model by
+        model and rate by rate (old → new), then the confirmation (POST) that switches."""
+        version = self.get_object(request, object_id)
+        if version is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, version) or not super().has_change_permission(request):
+            raise PermissionDenied
+        if version.is_active:
+            self.message_user(request, f"“{version.name}” is already the active price list.", messages.INFO)
+            return HttpResponseRedirect(reverse("admin:usage_pricingversion_change", args=[version.pk]))
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            try:
+                pricing_version_activate(version=version)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"“{version.name}” is now the active price list.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:usage_pricingversion_changelist"))
+        changes = pricing_version_diff(version=version)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Activate “{version.name}”?",
+            "opts": self.opts,
+            "version": version,
+            "active": PricingVersion.objects.filter(is_active=True).first(),
+            "changes": changes,
+            "changed_count": sum(c.changed for c in changes),
+            "rate_labels": list(PRICE_RATE_LABELS.values()),
+        }
+        return TemplateResponse(request, "admin/usage/pricingversion/activate_confirmation.html", context)
 
 
 # --- credits ------------------------------------------------------------------------------------
