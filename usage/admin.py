@@ -260,7 +260,18 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
 @admin.register(CreditLedgerEntry)
 class CreditLedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "user", "kind", "amount_display", "balance_display", "note", "created_by"]
+    list_display = [
+        "created_at",
+        "user",
+        "kind",
+        "amount_display",
+        "balance_display",
+        "turn_display",
+        "note",
+        "created_by",
+    ]
+    fields = list_display
+    readonly_fields = fields
     list_filter = ["kind", "created_at", ("user", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "=turn_id", "note"]
     date_hierarchy = "created_at"
@@ -273,6 +284,14 @@ class CreditLedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="balance after", ordering="balance_after")
     def balance_display(self, entry: CreditLedgerEntry) -> str:
         return credits_display(entry.balance_after)
+
+    @admin.display(description="turn")
+    def turn_display(self, entry: CreditLedgerEntry):
+        """The turn the entry paid for (``Session title #3``), linked to its admin page."""
+        return _linked(*_ref(entry, "turn"))
+
+    def get_changelist(self, request, **kwargs):
+        return LedgerChangeList
 
 
 # --- usage and cost review ----------------------------------------------------------------------
@@ -322,16 +341,22 @@ class ReviewChangeList(ChangeList):
     """The event list, with the names of each page's rooms, sessions and turns looked up at once
     (one query per kind, not one per row)."""
 
+    kinds = ("room", "session", "turn")
+
     def get_results(self, request):
         super().get_results(request)
         self.result_list = events = list(self.result_list)
-        for kind in ("room", "session", "turn"):
+        for kind in self.kinds:
             labels = review_names(kind, (getattr(e, f"{kind}_id") for e in events))
             for event in events:
                 setattr(event, f"{kind}_ref", review_link(kind, getattr(event, f"{kind}_id"), labels))
 
 
-def _ref(event: LlmCallEvent, kind: str) -> tuple[str, str]:
+class LedgerChangeList(ReviewChangeList):
+    kinds = ("turn",)
+
+
+def _ref(event: LlmCallEvent | CreditLedgerEntry, kind: str) -> tuple[str, str]:
     """The (label, URL) of the event's room, session or turn; looked up here on a detail page."""
     ref = getattr(event, f"{kind}_ref", None)
     if ref is None:
@@ -475,11 +500,10 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
     @admin.display(description="turn")
     def turn_display(self, event: LlmCallEvent):
         """The turn (``Session title #3``) or, for calls of no turn (summaries, orphans), the session."""
-        session_label, session_url = _ref(event, "session")
         turn_label, turn_url = _ref(event, "turn")
         if turn_url:
-            return _linked(f"{session_label} {turn_label}".strip(), turn_url)
-        return _linked(session_label, session_url)
+            return _linked(turn_label, turn_url)
+        return _linked(*_ref(event, "session"))
 
     @admin.display(description="when", ordering="created_at")
     def when(self, event: LlmCallEvent) -> str:
