@@ -3,7 +3,7 @@ import itertools
 from decimal import Decimal
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -228,6 +228,10 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        """The list (and its adjust action) needs it; an account's page is read-only: no Save."""
+        return obj is None and super().has_change_permission(request)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -561,6 +565,12 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         return [export, *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
+        if ERROR_FLAG in request.GET:  # where Django's admin sends a filter it could not apply
+            self.message_user(
+                request,
+                "A filter in the address was not understood: the list is not filtered by it.",
+                messages.WARNING,
+            )
         response = super().changelist_view(request, extra_context=extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:

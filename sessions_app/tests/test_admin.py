@@ -13,7 +13,7 @@ from rooms.models import Agent, Room
 from rooms.services import room_delete
 from sessions_app.models import Turn
 from sessions_app.tests.factories import SessionFactory
-from usage.models import CreditLedgerEntry, LlmCallEvent, LlmModel
+from usage.models import CreditLedgerEntry, LlmCallEvent, LlmModel, PricingVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -194,3 +194,27 @@ def test_an_agents_model_alias_is_a_choice_of_the_active_catalog(admin_client_wi
     assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
     agent.refresh_from_db()
     assert agent.model_alias != "no-such-model"
+
+
+def test_admin_labels_read_as_words(admin_client_with_a_turn):
+    turn = Turn.objects.select_related("session").get()
+    assert str(turn) == f"Turn 1 of {turn.session.title}"
+    assert str(Turn(turn_index=2, session=SessionFactory(title=""))) == "Turn 2 of an untitled session"
+    turn_page = admin_client_with_a_turn.get(f"/admin/sessions_app/turn/{turn.pk}/change/").content.decode()
+    assert f"Turn 1 of {turn.session.title}" in turn_page
+    event = LlmCallEvent.objects.filter(turn_id=turn.pk).first()
+    page = admin_client_with_a_turn.get(f"/admin/usage/llmcallevent/{event.pk}/change/").content.decode()
+    assert "Cost (USD)" in page and "Latency (ms)" in page and "Provider final cost (USD)" in page
+    assert "Cost usd" not in page and "Latency ms" not in page
+    rollups = admin_client_with_a_turn.get("/admin/usage/usagedailyrollup/").content.decode()
+    assert "Cost usd" not in rollups
+    draft = PricingVersion.objects.create(name="a draft")
+    draft_page = admin_client_with_a_turn.get(
+        f"/admin/usage/pricingversion/{draft.pk}/change/"
+    ).content.decode()
+    assert "None: a draft" not in draft_page
+    active = PricingVersion.objects.get(is_active=True)
+    active_page = admin_client_with_a_turn.get(
+        f"/admin/usage/pricingversion/{active.pk}/change/"
+    ).content.decode()
+    assert "Input (USD per million tokens)" in active_page
