@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
 
 from pantheon.admin import ReadOnlyAdmin
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
@@ -19,7 +19,10 @@ def session_names(ids: set) -> dict:
 
 
 def turn_names(ids: set) -> dict:
-    return {pk: f"#{index}" for pk, index in Turn.objects.filter(pk__in=ids).values_list("pk", "turn_index")}
+    """``Session title #3``: a turn by its session and its place in it."""
+    turns = Turn.objects.filter(pk__in=ids).values_list("pk", "turn_index", "session_id")
+    sessions = session_names({session_id for _, _, session_id in turns})
+    return {pk: f"{sessions.get(session_id, 'session')} #{index}" for pk, index, session_id in turns}
 
 
 review_names_register(
@@ -51,9 +54,26 @@ class ChatSessionAdmin(admin.ModelAdmin):
     list_display = ["__str__", "room", "last_turn_index", "summary_due_through", "created_at", "deleted_at"]
     list_filter = ["created_at", ("deleted_at", admin.EmptyFieldListFilter)]
     search_fields = ["title", "id", "room__name", "room__owner__username"]
-    readonly_fields = ["id", "last_turn_index", "claim_token", "claim_expires_at", "created_at", "updated_at"]
+    readonly_fields = [
+        "id",
+        "room_link",
+        "last_turn_index",
+        "claim_token",
+        "claim_expires_at",
+        "created_at",
+        "updated_at",
+    ]
     raw_id_fields = ["room"]
     inlines = [TurnInline]
+    list_select_related = ["room"]
+
+    @admin.display(description="room (open)")
+    def room_link(self, session):
+        if session.room_id is None:
+            return "—"
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:rooms_room_change", args=[session.room_id]), session.room
+        )
 
 
 class MessageInline(ReadOnlyInline):

@@ -98,7 +98,8 @@ class Turn(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"Turn {self.turn_index} of {self.session_id}"
+        """``Turn 3 of First session`` (the session is read: select it with the turns listed)."""
+        return f"Turn {self.turn_index} of {self.session.title or 'an untitled session'}"
 
 
 class Message(models.Model):

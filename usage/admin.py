@@ -3,12 +3,13 @@ import itertools
 from decimal import Decimal
 
 from django.contrib import admin, messages
-from django.contrib.admin.views.main import ChangeList
+from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, DecimalField, F, Max, Value, When
 from django.http import HttpResponseRedirect, StreamingHttpResponse
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -39,7 +40,7 @@ from usage.models import (
     PricingVersion,
     UsageDailyRollup,
 )
-from usage.selectors import usage_totals
+from usage.selectors import PRICE_RATE_LABELS, pricing_version_diff, usage_totals
 from usage.services.accounts import credit_account_open
 from usage.services.budgets import budget_statuses
 from usage.services.pricing import pricing_version_activate, pricing_version_copy
@@ -158,18 +159,59 @@ class PricingVersionAdmin(admin.ModelAdmin):
         )
         return HttpResponseRedirect(reverse("admin:usage_pricingversion_change", args=[draft.pk]))
 
-    @admin.action(description="Activate (becomes the price of every new call)")
+    @admin.action(description="Activate… (shows the changes, then asks to confirm)")
     def activate(self, request, queryset):
         version = self._one(request, queryset)
         if version is None:
             return None
-        try:
-            pricing_version_activate(version=version)
-        except ApplicationError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return None
-        self.message_user(request, f"“{version.name}” is now the active price list.", messages.SUCCESS)
-        return None
+        return HttpResponseRedirect(reverse("admin:usage_pricingversion_activate", args=[version.pk]))
+
+    def get_urls(self):
+        activate = path(
+            "<path:object_id>/activate/",
+            self.admin_site.admin_view(self.activate_view),
+            name="usage_pricingversion_activate",
+        )
+        return [activate, *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        version = self.get_object(request, object_id)
+        extra_context = {**(extra_context or {}), "can_activate": version is not None and version.is_draft}
+        return super().change_view(request, object_id, form_url, extra_context=extra_context)
+
+    def activate_view(self, request, object_id):
+        """Activation in two steps, as a deletion: the changes against the active list, model by
+        model and rate by rate (old → new), then the confirmation (POST) that switches."""
+        version = self.get_object(request, object_id)
+        if version is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, version) or not super().has_change_permission(request):
+            raise PermissionDenied
+        if version.is_active:
+            self.message_user(request, f"“{version.name}” is already the active price list.", messages.INFO)
+            return HttpResponseRedirect(reverse("admin:usage_pricingversion_change", args=[version.pk]))
+        if request.method == "POST" and request.POST.get("post") == "yes":
+            try:
+                pricing_version_activate(version=version)
+            except ApplicationError as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request, f"“{version.name}” is now the active price list.", messages.SUCCESS
+                )
+                return HttpResponseRedirect(reverse("admin:usage_pricingversion_changelist"))
+        changes = pricing_version_diff(version=version)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Activate “{version.name}”?",
+            "opts": self.opts,
+            "version": version,
+            "active": PricingVersion.objects.filter(is_active=True).first(),
+            "changes": changes,
+            "changed_count": sum(c.changed for c in changes),
+            "rate_labels": list(PRICE_RATE_LABELS.values()),
+        }
+        return TemplateResponse(request, "admin/usage/pricingversion/activate_confirmation.html", context)
 
 
 # --- credits ------------------------------------------------------------------------------------
@@ -189,6 +231,10 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        """The list (and its adjust action) needs it; an account's page is read-only: no Save."""
+        return obj is None and super().has_change_permission(request)
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -221,7 +267,18 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
 @admin.register(CreditLedgerEntry)
 class CreditLedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "user", "kind", "amount_display", "balance_display", "note", "created_by"]
+    list_display = [
+        "created_at",
+        "user",
+        "kind",
+        "amount_display",
+        "balance_display",
+        "turn_display",
+        "note",
+        "created_by",
+    ]
+    fields = list_display
+    readonly_fields = fields
     list_filter = ["kind", "created_at", ("user", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["user__username", "=turn_id", "note"]
     date_hierarchy = "created_at"
@@ -234,6 +291,14 @@ class CreditLedgerEntryAdmin(ReadOnlyAdmin):
     @admin.display(description="balance after", ordering="balance_after")
     def balance_display(self, entry: CreditLedgerEntry) -> str:
         return credits_display(entry.balance_after)
+
+    @admin.display(description="turn")
+    def turn_display(self, entry: CreditLedgerEntry):
+        """The turn the entry paid for (``Session title #3``), linked to its admin page."""
+        return _linked(*_ref(entry, "turn"))
+
+    def get_changelist(self, request, **kwargs):
+        return LedgerChangeList
 
 
 # --- usage and cost review ----------------------------------------------------------------------
@@ -283,16 +348,22 @@ class ReviewChangeList(ChangeList):
     """The event list, with the names of each page's rooms, sessions and turns looked up at once
     (one query per kind, not one per row)."""
 
+    kinds = ("room", "session", "turn")
+
     def get_results(self, request):
         super().get_results(request)
         self.result_list = events = list(self.result_list)
-        for kind in ("room", "session", "turn"):
+        for kind in self.kinds:
             labels = review_names(kind, (getattr(e, f"{kind}_id") for e in events))
             for event in events:
                 setattr(event, f"{kind}_ref", review_link(kind, getattr(event, f"{kind}_id"), labels))
 
 
-def _ref(event: LlmCallEvent, kind: str) -> tuple[str, str]:
+class LedgerChangeList(ReviewChangeList):
+    kinds = ("turn",)
+
+
+def _ref(event: LlmCallEvent | CreditLedgerEntry, kind: str) -> tuple[str, str]:
     """The (label, URL) of the event's room, session or turn; looked up here on a detail page."""
     ref = getattr(event, f"{kind}_ref", None)
     if ref is None:
@@ -436,11 +507,10 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
     @admin.display(description="turn")
     def turn_display(self, event: LlmCallEvent):
         """The turn (``Session title #3``) or, for calls of no turn (summaries, orphans), the session."""
-        session_label, session_url = _ref(event, "session")
         turn_label, turn_url = _ref(event, "turn")
         if turn_url:
-            return _linked(f"{session_label} {turn_label}".strip(), turn_url)
-        return _linked(session_label, session_url)
+            return _linked(turn_label, turn_url)
+        return _linked(*_ref(event, "session"))
 
     @admin.display(description="when", ordering="created_at")
     def when(self, event: LlmCallEvent) -> str:
@@ -498,6 +568,12 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
         return [export, *super().get_urls()]
 
     def changelist_view(self, request, extra_context=None):
+        if ERROR_FLAG in request.GET:  # where Django's admin sends a filter it could not apply
+            self.message_user(
+                request,
+                "A filter in the address was not understood: the list is not filtered by it.",
+                messages.WARNING,
+            )
         response = super().changelist_view(request, extra_context=extra_context)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:

@@ -13,8 +13,7 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.contrib import admin
-from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.db.models.functions import TruncDate
 from django.urls import NoReverseMatch, reverse
@@ -80,15 +79,38 @@ class DateRangeFilter(admin.ListFilter):
         for name in (self.start_param, self.end_param):
             if name in params:
                 self.used_parameters[name] = params.pop(name)[-1]
-        try:
-            self.start = self._day(self.start_param)
-            self.end = self._day(self.end_param)
-        except ValueError as exc:
-            raise IncorrectLookupParameters(exc) from exc
+        self.start = self._day(request, self.start_param, "from")
+        self.end = self._day(request, self.end_param, "to")
+        if self.start and self.end and self.start > self.end:
+            self._say(
+                request,
+                f"The range ends before it starts ({self.start} to {self.end}): "
+                f"showing {self.end} to {self.start}.",
+            )
+            self.start, self.end = self.end, self.start
 
-    def _day(self, name: str) -> date | None:
+    def _day(self, request, name: str, label: str) -> date | None:
+        """The typed day; one that is not a date is left out, and the page says so."""
         value = self.used_parameters.get(name)
-        return date.fromisoformat(value) if value else None
+        if not value:
+            return None
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            self.used_parameters.pop(name)
+            self._say(
+                request,
+                f"“{value}” is not a date (YYYY-MM-DD): the list is not limited by its “{label}” day.",
+            )
+            return None
+
+    @staticmethod
+    def _say(request, message: str) -> None:
+        """A warning on the page, once a request (the filter is built again for the CSV export)."""
+        said = request.__dict__.setdefault("_date_range_said", set())
+        if message not in said:
+            said.add(message)
+            messages.warning(request, message)
 
     def has_output(self) -> bool:
         return True

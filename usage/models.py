@@ -90,7 +90,10 @@ class PricingVersion(models.Model):
     notes = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     activated_at = models.DateTimeField(
-        null=True, blank=True, editable=False, help_text="When it was first made active (None: a draft)."
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When it was first made active; empty for a draft, which has never been active.",
     )
 
     class Meta:
@@ -118,16 +121,28 @@ class ModelPrice(models.Model):
 
     version = models.ForeignKey(PricingVersion, on_delete=models.CASCADE, related_name="prices")
     model = models.ForeignKey(LlmModel, on_delete=models.PROTECT, related_name="prices")
-    input_usd_per_million = models.DecimalField(**RATE)
-    output_usd_per_million = models.DecimalField(**RATE)
+    input_usd_per_million = models.DecimalField(**RATE, verbose_name="input (USD per million tokens)")
+    output_usd_per_million = models.DecimalField(**RATE, verbose_name="output (USD per million tokens)")
     cached_input_usd_per_million = models.DecimalField(
-        **RATE, null=True, blank=True, help_text="Input read from the provider's prompt cache (empty: input)."
+        **RATE,
+        verbose_name="cached input (USD per million tokens)",
+        null=True,
+        blank=True,
+        help_text="Input read from the provider's prompt cache (empty: input).",
     )
     cache_write_usd_per_million = models.DecimalField(
-        **RATE, null=True, blank=True, help_text="Input written to the prompt cache (empty: input)."
+        **RATE,
+        verbose_name="cache write (USD per million tokens)",
+        null=True,
+        blank=True,
+        help_text="Input written to the prompt cache (empty: input).",
     )
     reasoning_usd_per_million = models.DecimalField(
-        **RATE, null=True, blank=True, help_text="Reasoning tokens, part of the output (empty: output)."
+        **RATE,
+        verbose_name="reasoning (USD per million tokens)",
+        null=True,
+        blank=True,
+        help_text="Reasoning tokens, part of the output (empty: output).",
     )
 
     class Meta:
@@ -192,7 +207,7 @@ class CreditHold(models.Model):
     kind = models.CharField(max_length=10, choices=Kind.choices)
     amount = models.DecimalField(**CREDITS)
     # The worst case in USD and the model it was mostly for, so an abandoned hold can be reported.
-    cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    cost_usd = models.DecimalField(**MONEY, verbose_name="cost (USD)", default=Decimal("0"))
     model_alias = models.CharField(max_length=64, blank=True)
     room_id = models.UUIDField(null=True, blank=True)
     session_id = models.UUIDField(null=True, blank=True, db_index=True)
@@ -407,9 +422,11 @@ class LlmCallEvent(models.Model):
     tokens_estimated = models.BooleanField(default=False)
     provider_input_tokens = models.PositiveIntegerField(null=True, blank=True)
     provider_output_tokens = models.PositiveIntegerField(null=True, blank=True)
-    provider_cost_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    provider_cost_usd = models.DecimalField(
+        **MONEY, verbose_name="provider cost (USD)", null=True, blank=True
+    )
     oe_tokens = models.PositiveIntegerField(default=0)
-    cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    cost_usd = models.DecimalField(**MONEY, verbose_name="cost (USD)", default=Decimal("0"))
     credits_burned = models.DecimalField(**CREDITS, default=Decimal("0"))
     # Credits the call should have cost the user but could not be debited (the provider reported more
     # than the hold and the balance covered): flagged for the operator.
@@ -418,7 +435,7 @@ class LlmCallEvent(models.Model):
     billable = models.BooleanField(default=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.SUCCEEDED)
     error_code = models.CharField(max_length=64, blank=True)
-    latency_ms = models.PositiveIntegerField(default=0)
+    latency_ms = models.PositiveIntegerField("latency (ms)", default=0)
     orphaned = models.BooleanField(
         default=False, help_text="The call was made but its turn could not be written."
     )
@@ -441,7 +458,9 @@ class LlmCallEvent(models.Model):
     reconciliation = models.CharField(
         max_length=20, choices=Reconciliation.choices, default=Reconciliation.PENDING, db_index=True
     )
-    provider_final_cost_usd = models.DecimalField(**MONEY, null=True, blank=True)
+    provider_final_cost_usd = models.DecimalField(
+        **MONEY, verbose_name="provider final cost (USD)", null=True, blank=True
+    )
     # The parts whose counts differ from the provider's record: {"input": [ours, theirs], ...}.
     reconciliation_detail = models.JSONField(default=dict, blank=True)
     reconciled_at = models.DateTimeField(null=True, blank=True)
@@ -468,10 +487,10 @@ class UsageDailyRollup(models.Model):
     failed_events = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveBigIntegerField(default=0)
     output_tokens = models.PositiveBigIntegerField(default=0)
-    cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
-    billed_cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    cost_usd = models.DecimalField(**MONEY, verbose_name="cost (USD)", default=Decimal("0"))
+    billed_cost_usd = models.DecimalField(**MONEY, verbose_name="billed cost (USD)", default=Decimal("0"))
     credits_burned = models.DecimalField(**CREDITS, default=Decimal("0"))
-    provider_cost_usd = models.DecimalField(**MONEY, default=Decimal("0"))
+    provider_cost_usd = models.DecimalField(**MONEY, verbose_name="provider cost (USD)", default=Decimal("0"))
     drift_events = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -17,6 +17,10 @@ class ProviderLookupError(Exception):
     """The provider could not be asked (network, 5xx, bad body): try again later."""
 
 
+# What the provider commands (catalog_sync, reconcile_usage) say before exiting 1 without one.
+NO_PROVIDER = "No provider is configured (set OPENROUTER_API_KEY or LLM_BASE_URL + LLM_API_KEY)."
+
+
 def provider_lookup_configured() -> bool:
     return settings.LLM_PROVIDER == "openai" and bool(settings.LLM_BASE_URL and settings.LLM_API_KEY)
 

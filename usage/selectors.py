@@ -245,3 +245,71 @@ def user_login_name(*, username: str) -> str | None:
     by_name = AccountName.objects.filter(normalized=username_normalize(username)).values("user_id")
     stored = users.filter(pk__in=by_name).values_list("username", flat=True).first()
     return stored or users.filter(username__iexact=username).values_list("username", flat=True).first()
+
+
+# The short names of a price's rates, as a price list's diff shows them.
+PRICE_RATE_LABELS = {
+    "input_usd_per_million": "input",
+    "output_usd_per_million": "output",
+    "cached_input_usd_per_million": "cache read",
+    "cache_write_usd_per_million": "cache write",
+    "reasoning_usd_per_million": "reasoning",
+}
+
+
+@dataclass(frozen=True)
+class RateChange:
+    rate: str  # a label of PRICE_RATE_LABELS
+    old: Decimal | None  # None: no such price (or the rate is left to its default)
+    new: Decimal | None
+
+    @property
+    def changed(self) -> bool:
+        return self.old != self.new
+
+
+@dataclass(frozen=True)
+class PriceChange:
+    """One model's prices in the active list and in the list about to replace it."""
+
+    alias: str
+    rates: tuple[RateChange, ...]
+    state: str  # "changed", "unchanged", "added" (priced only in the new list), "removed"
+
+    @property
+    def changed(self) -> bool:
+        return self.state != "unchanged"
+
+
+def pricing_version_diff(*, version: PricingVersion) -> list[PriceChange]:
+    """Every model priced in the active list or in ``version``, rate by rate, old → new; the
+    changed ones first, then by alias (two queries)."""
+
+    def rates_of(version_id) -> dict[str, dict[str, Decimal | None]]:
+        return {
+            row.pop("model__alias"): row
+            for row in ModelPrice.objects.filter(version_id=version_id).values(
+                "model__alias", *PRICE_RATE_LABELS
+            )
+        }
+
+    active_id = PricingVersion.objects.filter(is_active=True).values_list("pk", flat=True).first()
+    old = rates_of(active_id) if active_id is not None else {}
+    new = rates_of(version.pk)
+    changes = []
+    for alias in old.keys() | new.keys():
+        before, after = old.get(alias, {}), new.get(alias, {})
+        rates = tuple(
+            RateChange(label, before.get(rate), after.get(rate)) for rate, label in PRICE_RATE_LABELS.items()
+        )
+        state = (
+            "added"
+            if alias not in old
+            else "removed"
+            if alias not in new
+            else "changed"
+            if any(r.changed for r in rates)
+            else "unchanged"
+        )
+        changes.append(PriceChange(alias, rates, state))
+    return sorted(changes, key=lambda c: (not c.changed, c.alias))

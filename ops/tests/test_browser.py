@@ -3,8 +3,9 @@
 
 Log in to the browsable API, post two turns in a row through its HTML form, log in to the admin,
 read the cost review and its chart, export the CSV and check its sums against the totals on the
-page, adjust a balance. A screenshot of each step lands in var/screenshots/. Off CI, without
-Chromium, it skips with the reason; with CI=true it must run.
+page (the CSV button overlapping none of the page's tables), adjust a balance, activate a draft price
+list through its confirmation page with the changes. A screenshot of each step lands in
+var/screenshots/. Off CI, without Chromium, it skips with the reason; with CI=true it must run.
 """
 
 import csv
@@ -21,7 +22,8 @@ from django.db.models import Sum
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.tests.factories import SessionFactory
 from usage.formatting import credits_display, usd_display
-from usage.models import CreditAccount, CreditLedgerEntry
+from usage.models import CreditAccount, CreditLedgerEntry, PricingVersion
+from usage.services.pricing import pricing_version_copy
 from usage.tests.factories import UserFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
@@ -115,6 +117,17 @@ class Steps:
         self.navigate_by(password, password.submit)
 
 
+def overlaps(a, b) -> bool:
+    """Whether two elements' rectangles on the page share any area."""
+    ra, rb = a.rect, b.rect
+    return (
+        ra["x"] < rb["x"] + rb["width"]
+        and rb["x"] < ra["x"] + ra["width"]
+        and ra["y"] < rb["y"] + rb["height"]
+        and rb["y"] < ra["y"] + ra["height"]
+    )
+
+
 def post_turn(steps: Steps, text: str, mode: str) -> str:
     from selenium.webdriver.support.ui import Select
 
@@ -177,9 +190,16 @@ def test_newcomer_and_operator_in_a_real_browser(browser, live_server):
         assert header.rect["x"] + header.rect["width"] <= visible_right, column
     steps.shot("admin-event-list")
 
-    # 4. The CSV of this filter adds up to the totals on the page.
+    # 4. The CSV button covers none of the review's tables, and the CSV of this filter adds up to
+    #    the totals on the page.
+    browser.execute_script("window.scrollTo(0, 0)")
+    button = steps.find("#export-csv")
+    tables = steps.all("#usage-totals, [id^=spend-by-] table, #result_list")
+    assert len(tables) >= 4 and button.is_displayed()
+    assert [t.get_attribute("id") or t.text.split("\n")[0] for t in tables if overlaps(button, t)] == []
+    steps.shot("admin-csv-button")
     totals = {cell.get_attribute("data-total"): cell for cell in steps.all("#usage-totals td[data-total]")}
-    export_url = steps.find("#export-csv").get_attribute("href")
+    export_url = button.get_attribute("href")
     text = browser.execute_async_script(
         "const done = arguments[arguments.length - 1];"
         "fetch(arguments[0], {credentials: 'same-origin'}).then(r => r.text()).then(done);",
@@ -218,3 +238,21 @@ def test_newcomer_and_operator_in_a_real_browser(browser, live_server):
     assert (entry.amount, entry.note, entry.created_by) == (Decimal("250"), "Welcome top-up", operator)
     ledger = CreditLedgerEntry.objects.filter(user=newcomer).aggregate(total=Sum("amount"))["total"]
     assert CreditAccount.objects.get(user=newcomer).balance == ledger
+
+    # 6. The operator activates a draft price list: its page has an Activate button, which shows
+    #    the changes against the active list and asks to confirm.
+    active = PricingVersion.objects.get(is_active=True)
+    draft = pricing_version_copy(version=active, name="Spring prices")
+    draft.prices.filter(model__alias="deepseek").update(input_usd_per_million=Decimal("0.5"))
+    steps.open(f"/admin/usage/pricingversion/{draft.pk}/change/")
+    steps.navigate_by(steps.find("a.activate-link"))
+    summary = steps.find("#pricing-diff-summary").text
+    assert "1 model changes price." in summary
+    changed = next(r for r in steps.all("#pricing-diff tbody tr") if r.text.startswith("deepseek"))
+    assert "changed" in changed.text and "→ 0.500000" in changed.text
+    assert PricingVersion.objects.get(pk=draft.pk).is_draft  # looking changes nothing
+    steps.shot("admin-price-activation")
+    steps.navigate_by(steps.find(".submit-row input[type=submit]"))
+    assert "“Spring prices” is now the active price list." in steps.find("ul.messagelist").text
+    assert PricingVersion.objects.get(is_active=True).pk == draft.pk
+    steps.shot("admin-price-activated")

@@ -43,6 +43,20 @@ def test_seed_demo_makes_a_room_of_three_agents_and_prints_working_credentials()
     assert client.get(f"/api/v1/rooms/{room.pk}/agents").json()["count"] == 3
 
 
+def test_seed_demo_prints_the_api_and_login_urls_of_host_and_port(monkeypatch, client):
+    monkeypatch.setenv("HOST", "localhost")
+    monkeypatch.setenv("PORT", "8123")
+    printed = seed()
+    assert printed["api"].startswith("http://localhost:8123/api/v1/ ")
+    assert printed["login"].startswith("http://localhost:8123/api-auth/login/ ")
+    for url in (printed["api"], printed["login"]):
+        path = url.split()[0].removeprefix("http://localhost:8123")
+        assert client.get(path, HTTP_ACCEPT="text/html").status_code == 200
+    monkeypatch.delenv("HOST")
+    monkeypatch.delenv("PORT")
+    assert seed()["api"].startswith("http://127.0.0.1:8000/api/v1/ ")  # the defaults
+
+
 def test_seed_demo_is_idempotent_and_completes_what_is_missing():
     first = seed()
     Agent.objects.filter(agent_key="critic").update(deleted_at=timezone.now())

@@ -22,7 +22,7 @@ def test_llm_check_passes_on_the_fake_provider(fake_llm):
 def test_llm_check_fails_on_provider_errors_and_unknown_models(fake_llm):
     fake_llm.enqueue(Step(status=401))
     out = StringIO()
-    with pytest.raises(CommandError):
+    with pytest.raises(CommandError, match=r"^2 provider checks failed$"):
         call_command("llm_check", "--models", "deepseek,nosuchmodel", stdout=out)
     assert "FAIL deepseek reply: provider_auth_error" in out.getvalue()
     assert "FAIL nosuchmodel: not an active catalog model" in out.getvalue()

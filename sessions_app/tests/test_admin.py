@@ -9,11 +9,11 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from pantheon.api.exceptions import json_server_error
-from rooms.models import Room
+from rooms.models import Agent, Room
 from rooms.services import room_delete
 from sessions_app.models import Turn
 from sessions_app.tests.factories import SessionFactory
-from usage.models import LlmCallEvent
+from usage.models import CreditLedgerEntry, LlmCallEvent, LlmModel, PricingVersion
 
 pytestmark = pytest.mark.django_db
 
@@ -151,3 +151,70 @@ def test_admin_server_errors_are_an_html_page(rf):
     assert b"Server error (500)" in admin_error.content
     api_error = json_server_error(rf.get("/api/v1/rooms"))
     assert api_error.status_code == 500 and api_error["Content-Type"] == "application/json"
+
+
+def test_the_ledger_links_each_turn_debit_to_its_turn(admin_client_with_a_turn):
+    turn = Turn.objects.select_related("session").get()
+    entry = CreditLedgerEntry.objects.get(turn_id=turn.pk, kind=CreditLedgerEntry.Kind.TURN_DEBIT)
+    link = f'<a href="/admin/sessions_app/turn/{turn.pk}/change/">{turn.session.title} #1</a>'
+    assert link in admin_client_with_a_turn.get("/admin/usage/creditledgerentry/").content.decode()
+    detail = admin_client_with_a_turn.get(f"/admin/usage/creditledgerentry/{entry.pk}/change/")
+    assert link in detail.content.decode()
+
+
+def test_room_session_and_turn_link_to_each_other(admin_client_with_a_turn):
+    turn = Turn.objects.select_related("session__room").get()
+    session, room = turn.session, turn.session.room
+    room_page = admin_client_with_a_turn.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
+    assert f'<a href="/admin/sessions_app/chatsession/{session.pk}/change/">{session.title}</a>' in room_page
+    assert f'href="/admin/sessions_app/chatsession/?room__id__exact={room.pk}"' in room_page
+    session_page = admin_client_with_a_turn.get(f"/admin/sessions_app/chatsession/{session.pk}/change/")
+    session_html = session_page.content.decode()
+    assert f'<a href="/admin/rooms/room/{room.pk}/change/">{room.name}</a>' in session_html
+    assert f"/admin/sessions_app/turn/{turn.pk}/change/" in session_html  # its turns, each opened
+
+
+def test_an_agents_model_alias_is_a_choice_of_the_active_catalog(admin_client_with_a_turn):
+    agent = Agent.objects.filter(deleted_at=None).first()
+    LlmModel.objects.filter(alias="qwen").update(is_active=False)
+    page = admin_client_with_a_turn.get(f"/admin/rooms/agent/{agent.pk}/change/").content.decode()
+    assert '<select name="model_alias"' in page
+    active = set(LlmModel.objects.filter(is_active=True).values_list("alias", flat=True))
+    assert active and all(f'<option value="{alias}"' in page for alias in active)
+    assert '<option value="qwen"' not in page or agent.model_alias == "qwen"
+    form = {
+        "agent_key": agent.agent_key,
+        "name": agent.name,
+        "room": agent.room_id,
+        "model_alias": "no-such-model",
+        "position": agent.position,
+        "role_prompt": agent.role_prompt,
+    }
+    response = admin_client_with_a_turn.post(f"/admin/rooms/agent/{agent.pk}/change/", form)
+    assert response.status_code == 200 and "Select a valid choice" in response.content.decode()
+    agent.refresh_from_db()
+    assert agent.model_alias != "no-such-model"
+
+
+def test_admin_labels_read_as_words(admin_client_with_a_turn):
+    turn = Turn.objects.select_related("session").get()
+    assert str(turn) == f"Turn 1 of {turn.session.title}"
+    assert str(Turn(turn_index=2, session=SessionFactory(title=""))) == "Turn 2 of an untitled session"
+    turn_page = admin_client_with_a_turn.get(f"/admin/sessions_app/turn/{turn.pk}/change/").content.decode()
+    assert f"Turn 1 of {turn.session.title}" in turn_page
+    event = LlmCallEvent.objects.filter(turn_id=turn.pk).first()
+    page = admin_client_with_a_turn.get(f"/admin/usage/llmcallevent/{event.pk}/change/").content.decode()
+    assert "Cost (USD)" in page and "Latency (ms)" in page and "Provider final cost (USD)" in page
+    assert "Cost usd" not in page and "Latency ms" not in page
+    rollups = admin_client_with_a_turn.get("/admin/usage/usagedailyrollup/").content.decode()
+    assert "Cost usd" not in rollups
+    draft = PricingVersion.objects.create(name="a draft")
+    draft_page = admin_client_with_a_turn.get(
+        f"/admin/usage/pricingversion/{draft.pk}/change/"
+    ).content.decode()
+    assert "None: a draft" not in draft_page
+    active = PricingVersion.objects.get(is_active=True)
+    active_page = admin_client_with_a_turn.get(
+        f"/admin/usage/pricingversion/{active.pk}/change/"
+    ).content.decode()
+    assert "Input (USD per million tokens)" in active_page

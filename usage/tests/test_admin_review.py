@@ -99,9 +99,34 @@ def test_date_range_filter_keeps_whole_days_from_and_to(staff_client, events):
     assert since["events"] == 3
 
 
-def test_a_malformed_date_range_is_refused_like_any_bad_admin_filter(staff_client, events):
-    response = staff_client.get(URL, {"created_from": "yesterday"})
-    assert response.status_code == 302 and response["Location"].endswith("?e=1")
+def page_messages(response) -> list[str]:
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_a_day_that_is_not_a_date_is_named_and_left_out(staff_client, events):
+    day = (timezone.localdate() - timedelta(days=1)).isoformat()
+    response = staff_client.get(URL, {"created_from": "yesterday", "created_to": day})
+    assert response.status_code == 200
+    assert page_messages(response) == [
+        "“yesterday” is not a date (YYYY-MM-DD): the list is not limited by its “from” day."
+    ]
+    assert response.context["usage_totals"]["events"] == 3  # the valid "to" day applies: today is out
+    assert "is not a date" in response.content.decode()
+
+
+def test_a_reversed_date_range_is_named_and_read_the_right_way_round(staff_client, events):
+    today = timezone.localdate()
+    start, end = today - timedelta(days=1), today
+    response = staff_client.get(URL, {"created_from": end.isoformat(), "created_to": start.isoformat()})
+    assert page_messages(response) == [
+        f"The range ends before it starts ({end} to {start}): showing {start} to {end}."
+    ]
+    assert response.context["usage_totals"]["events"] == 3  # not zero
+
+
+def test_a_filter_django_could_not_apply_is_named(staff_client, events):
+    response = staff_client.get(URL, {"e": "1"})
+    assert "A filter in the address was not understood" in " ".join(page_messages(response))
 
 
 def test_spend_is_grouped_by_user_room_and_model_biggest_first(staff_client, events):

@@ -1,6 +1,7 @@
 """Commands on long work say what they are doing: a line before slow calls, a running count, input
 checked up front, a clear line when a cap left work, errors that name the host and the reason."""
 
+import logging
 import threading
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,6 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from usage.models import LlmCallEvent
+from usage.provider import NO_PROVIDER
 from usage.services.reconciliation import usage_reconcile
 from usage.tests.factories import UserFactory
 
@@ -118,3 +120,40 @@ def test_provider_http_errors_name_host_status_and_reason(failing_provider):
     out = StringIO()
     call_command("reconcile_usage", stdout=out)
     assert "1 event(s) are still pending: the provider did not answer" in out.getvalue()
+
+
+def test_without_a_provider_both_provider_commands_exit_1_with_the_same_message(settings):
+    settings.LLM_PROVIDER, settings.LLM_BASE_URL, settings.LLM_API_KEY, settings.OPENROUTER_API_KEY = (
+        "openai",
+        "",
+        "",
+        "",
+    )
+    pending_events(2)
+    failures = {}
+    out = StringIO()
+    for command in ("catalog_sync", "reconcile_usage"):
+        with pytest.raises(CommandError) as failed:
+            call_command(command, stdout=out)
+        failures[command] = (failed.value.returncode, str(failed.value))
+    assert failures["catalog_sync"] == failures["reconcile_usage"] == (1, NO_PROVIDER)
+    text = out.getvalue()
+    assert "nothing can be looked up, only the rollups rebuilt" in text and "rollup_rows" in text
+    assert "the provider did not answer" not in text  # no provider was asked
+
+
+def test_log_lines_follow_the_reconciliation_table(failing_provider):
+    pending_events(2)
+    out = StringIO()
+    handler = logging.StreamHandler(out)  # the log and the report on one screen
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        call_command("reconcile_usage", stdout=out)
+    finally:
+        root.removeHandler(handler)
+    lines = out.getvalue().splitlines()
+    table = [n for n, line in enumerate(lines) if line.startswith("  ")]
+    logged = [n for n, line in enumerate(lines) if "reconciliation: provider lookup failed" in line]
+    assert table and logged and min(logged) > max(table)  # the table is whole, the log line follows
+    assert lines.count("  generations checked: 2/2") <= 1

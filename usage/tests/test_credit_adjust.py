@@ -238,6 +238,17 @@ def test_credit_accounts_cannot_be_deleted_or_added(staff_client):
     assert CreditAccount.objects.filter(pk=pk).exists()
 
 
+def test_a_credit_accounts_page_is_read_only_with_no_save_button(staff_client):
+    user = UserFactory(credit_account__balance=Decimal("100"))
+    pk = account(user).pk
+    page = staff_client.get(f"{ACCOUNTS}{pk}/change/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'name="_save"' not in html and 'name="_continue"' not in html and "Ledger entries of" in html
+    assert staff_client.post(f"{ACCOUNTS}{pk}/change/", {}).status_code == 403
+    assert account(user).balance == Decimal("100")
+
+
 def test_the_user_list_shows_balance_held_and_available(staff_client):
     user = UserFactory(username="erin", credit_account__balance=Decimal("1234.5"))
     CreditAccount.objects.filter(user=user).update(held=Decimal("200"))

@@ -5,6 +5,7 @@ import threading
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 
 from usage.models import PRICE_RATES, LlmModel, ModelPrice, PricingVersion
@@ -60,7 +61,11 @@ def test_a_draft_is_edited_then_activated_and_the_old_list_is_kept_read_only(sta
     deepseek = draft.prices.get(model__alias="deepseek")
     ModelPrice.objects.filter(pk=deepseek.pk).update(input_usd_per_million=Decimal("9.5"))
 
-    staff_client.post(URL, {"action": "activate", "_selected_action": [draft.pk]})
+    response = staff_client.post(URL, {"action": "activate", "_selected_action": [draft.pk]})
+    assert response.status_code == 302 and response["Location"] == f"{URL}{draft.pk}/activate/"
+    draft.refresh_from_db()
+    assert draft.is_draft  # the action only asks
+    staff_client.post(f"{URL}{draft.pk}/activate/", {"post": "yes"})
     draft.refresh_from_db()
     active.refresh_from_db()
     assert draft.is_active and draft.activated_at is not None
@@ -75,7 +80,7 @@ def test_a_draft_is_edited_then_activated_and_the_old_list_is_kept_read_only(sta
 def test_a_draft_missing_a_model_price_is_not_activated(staff_client, active):
     draft = pricing_version_copy(version=active)
     draft.prices.filter(model__alias="qwen").delete()
-    response = staff_client.post(URL, {"action": "activate", "_selected_action": [draft.pk]}, follow=True)
+    response = staff_client.post(f"{URL}{draft.pk}/activate/", {"post": "yes"}, follow=True)
     assert "has no price for qwen" in response.content.decode()
     active.refresh_from_db()
     assert active.is_active and PricingVersion.objects.filter(is_active=True).count() == 1
@@ -88,6 +93,52 @@ def test_actions_need_exactly_one_list(staff_client, active):
     )
     assert "Select exactly one price list." in response.content.decode()
     assert PricingVersion.objects.get(is_active=True) == active
+
+
+def test_activation_shows_the_changes_against_the_active_list_and_asks_to_confirm(staff_client, active):
+    draft = pricing_version_copy(version=active)
+    deepseek = active.prices.get(model__alias="deepseek")
+    draft.prices.filter(model__alias="deepseek").update(
+        input_usd_per_million=Decimal("9.5"), cached_input_usd_per_million=Decimal("0.125")
+    )
+
+    change_page = staff_client.get(f"{URL}{draft.pk}/change/").content.decode()
+    assert f'href="{URL}{draft.pk}/activate/"' in change_page and "Activate…" in change_page
+    assert "/activate/" not in staff_client.get(f"{URL}{active.pk}/change/").content.decode()
+
+    page = staff_client.get(f"{URL}{draft.pk}/activate/")
+    assert page.status_code == 200
+    changes = {c.alias: c for c in page.context["changes"]}
+    assert [c.alias for c in page.context["changes"] if c.changed] == ["deepseek"]
+    rates = {r.rate: r for r in changes["deepseek"].rates}
+    assert (rates["input"].old, rates["input"].new) == (deepseek.input_usd_per_million, Decimal("9.5"))
+    assert (rates["cache read"].old, rates["cache read"].new) == (
+        deepseek.cached_input_usd_per_million,
+        Decimal("0.125"),
+    )
+    assert not rates["output"].changed
+    html = page.content.decode()
+    assert "1 model changes price." in html and "in place of" in html and 'name="post" value="yes"' in html
+    assert f"<del>{deepseek.input_usd_per_million}</del> → <strong>9.500000</strong>" in html
+    draft.refresh_from_db()
+    assert draft.is_draft  # looking changes nothing
+
+    response = staff_client.post(f"{URL}{draft.pk}/activate/", {"post": "yes"}, follow=True)
+    assert "is now the active price list" in response.content.decode()
+    assert PricingVersion.objects.get(is_active=True) == draft
+    # an active list is not activated again
+    response = staff_client.get(f"{URL}{draft.pk}/activate/")
+    assert response.status_code == 302 and response["Location"] == f"{URL}{draft.pk}/change/"
+
+
+def test_activation_needs_change_permission(client, active):
+    draft = pricing_version_copy(version=active)
+    viewer = UserFactory(is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(codename="view_pricingversion"))
+    client.force_login(viewer)
+    assert client.post(f"{URL}{draft.pk}/activate/", {"post": "yes"}).status_code == 403
+    draft.refresh_from_db()
+    assert draft.is_draft
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -76,7 +76,9 @@ class Command(BaseCommand):
         host, port = os.environ.get("HOST", "127.0.0.1"), os.environ.get("PORT", "8000")
         success = self.style.SUCCESS
         self.stdout.write(success("Demo data ready."))
-        self.stdout.write(f"  admin:    http://{host}:{port}/admin/  ·  API: http://{host}:{port}/api/docs/")
+        site = f"http://{host}:{port}"
+        self.stdout.write(f"  api:      {site}/api/v1/  (browsable; reference: {site}/api/docs/)")
+        self.stdout.write(f"  login:    {site}/api-auth/login/  (admin: {site}/admin/login/)")
         self.stdout.write(success(f"  username: {username}"))
         self.stdout.write(success(f"  password: {password}"))
         self.stdout.write(success(f"  token:    {token}"))
@@ -85,7 +87,7 @@ class Command(BaseCommand):
         self.stdout.write(
             f'  try:      curl -H "Authorization: Bearer {token}" -H "Content-Type: application/json" '
             f'-d \'{{"user_input": "@writer @critic open the story", "mode": "manual"}}\' '
-            f"http://{host}:{port}/api/v1/sessions/{session.pk}/turns"
+            f"{site}/api/v1/sessions/{session.pk}/turns"
         )
 
     def _room(self, user) -> Room:

@@ -72,7 +72,7 @@ class Command(BaseCommand):
             bad = [name for name, good in answered.items() if not good]
             self.stdout.write(f"answered: {', '.join(ok) or 'none'}; did not: {', '.join(bad) or 'none'}")
         if failures:
-            raise CommandError(f"{failures} provider check(s) failed")
+            raise CommandError(f"{failures} provider check{'' if failures == 1 else 's'} failed")
 
     def _check(self, alias: str, model: PricedDeployment, gateway: LlmGateway, agents: list[Agent]) -> int:
         """The three purposes on one deployment; returns how many failed."""

@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from usage.provider import ProviderLookupError, provider_host, provider_lookup_configured
+from usage.provider import NO_PROVIDER, ProviderLookupError, provider_host, provider_lookup_configured
 from usage.services.catalog import catalog_sync
 
 
@@ -14,9 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, apply: bool, **options):
         if not provider_lookup_configured():
-            raise CommandError(
-                "No provider is configured (set OPENROUTER_API_KEY or LLM_BASE_URL + LLM_API_KEY)."
-            )
+            raise CommandError(NO_PROVIDER)
         self.stdout.write(f"Asking {provider_host()} for its model list…")
         self.stdout.flush()
         try:

@@ -6,8 +6,8 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from pantheon.progress import Progress
-from usage.provider import provider_host, provider_lookup_configured
+from pantheon.progress import Progress, logs_held
+from usage.provider import NO_PROVIDER, provider_host, provider_lookup_configured
 from usage.services.reconciliation import usage_reconcile
 
 
@@ -38,7 +38,12 @@ class Command(BaseCommand):
             "--fail-on-drift", action="store_true", help="exit non-zero if any drift is found"
         )
 
-    def handle(self, *args, hours: int, limit: int, fail_on_drift: bool, **options):
+    def handle(self, *args, **options):
+        # The run's log lines (one per refused lookup, the summary) follow the report, on stderr.
+        with logs_held("usage"):
+            self._reconcile(**options)
+
+    def _reconcile(self, *, hours: int, limit: int, fail_on_drift: bool, **options):
         since = timezone.now() - timedelta(hours=hours)
         if provider_lookup_configured():
             self.stdout.write(
@@ -46,7 +51,11 @@ class Command(BaseCommand):
                 f"(at most {limit} lookups)…"
             )
         else:
-            self.stdout.write(self.style.WARNING("No provider is configured: nothing can be looked up."))
+            self.stdout.write(
+                self.style.WARNING(
+                    "No provider is configured: nothing can be looked up, only the rollups rebuilt."
+                )
+            )
         report = usage_reconcile(
             since=since, limit=limit, progress=Progress(self.stdout, label="generations checked")
         )
@@ -59,13 +68,15 @@ class Command(BaseCommand):
                     "pending. Run again (or raise --limit) to check them."
                 )
             )
-        elif report.still_pending:
+        elif report.still_pending and provider_lookup_configured():
             self.stdout.write(
                 self.style.WARNING(
                     f"{report.still_pending} event(s) are still pending: the provider did not answer "
                     "(see the log); the next run retries them."
                 )
             )
+        if not provider_lookup_configured():
+            raise CommandError(NO_PROVIDER)
         if report.drift and fail_on_drift:
             raise CommandError(f"{report.drift} event(s) drift beyond the tolerance")
         style = self.style.WARNING if report.drift or report.missing else self.style.SUCCESS
