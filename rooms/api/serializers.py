@@ -18,8 +18,8 @@ from usage.selectors import catalog_aliases_active
 @extend_schema_field(OpenApiTypes.STR)
 class CatalogAliasField(serializers.ChoiceField):
     """An active alias of the model catalog: a choice in the browsable API's form, and a refusal
-    naming the input beside the other fields' (the catalog is read when the serializer is bound to
-    a request, never at import)."""
+    naming the input beside the other fields' (the catalog is read when a value is checked or the
+    form is drawn, never at import nor for the schema)."""
 
     def __init__(self, **kwargs) -> None:
         kwargs.setdefault(
@@ -30,7 +30,22 @@ class CatalogAliasField(serializers.ChoiceField):
 
     def bind(self, field_name: str, parent) -> None:
         super().bind(field_name, parent)
-        self.choices = catalog_aliases_active()
+        self._catalog_read = False
+
+    def _catalog(self) -> None:
+        """Read the catalog the first time a value is checked or the form's options are listed —
+        not when the serializer is only described (the schema, which needs no database)."""
+        if not getattr(self, "_catalog_read", False):
+            self.choices = catalog_aliases_active()
+            self._catalog_read = True
+
+    def to_internal_value(self, data):
+        self._catalog()
+        return super().to_internal_value(data)
+
+    def iter_options(self):
+        self._catalog()
+        return super().iter_options()
 
 
 class AgentSerializer(serializers.ModelSerializer):
