@@ -137,7 +137,8 @@ def test_max_seconds_stops_after_the_running_step(api_client, session, manager):
 
 def test_combine_all_waits_for_every_condition(api_client, session, manager):
     manager.enqueue(*[decide("writer" if i % 2 == 0 else "critic") for i in range(10)])
-    manager.enqueue(Step(model=WRITER, reply="more"), Step(model=CRITIC, reply="DONE here"))
+    # The writer's answer takes 50 ms: the 10 ms are surely up once it is in, however fast the rest.
+    manager.enqueue(Step(model=WRITER, reply="more", delay=0.05), Step(model=CRITIC, reply="DONE here"))
     until = {"stop_phrase": "DONE", "max_seconds": 0.01, "combine": "all"}
     body = discuss(api_client, session, "Go", until=until).json()
     # The time was up after step 1, the phrase came at step 2: both hold only then.
