@@ -114,16 +114,13 @@ def chat_turn_prepare(
     Raises ``ApplicationError`` on refusal, with nothing written.
     """
     model = selectors.room_model_get(user=user, model_id=model_id)
-    history, user_input = _conversation_split(messages)
-    request = turn_request_build(
+    history, request = _chat_request(
         user=user,
-        session_id="",
-        user_input=user_input,
-        mode=_mode_for(model, user_input),
+        model=model,
+        messages=messages,
         idempotency_key=idempotency_key,
         api_key_id=api_key_id,
-        # ``room-<id>:discussion``: the client's discussion (metadata), else one within DISCUSSION_MAX_STEPS.
-        discussion=(discussion or {"until": {}}) if model.mode == selectors.DISCUSSION_MODE else discussion,
+        discussion=discussion,
     )
     moved_from = None
     for _ in range(HEAD_LOOKUPS):
@@ -212,6 +209,31 @@ def _head_check(session_id: uuid.UUID, head_index: int | None):
     return check
 
 
+def _chat_request(
+    *,
+    user,
+    model: selectors.RoomModel,
+    messages: list[TranscriptMessage],
+    idempotency_key: str | None = None,
+    api_key_id: int | None = None,
+    discussion: dict | None = None,
+) -> tuple[list[TranscriptMessage], TurnRequest]:
+    """The conversation's history and the turn its last message asks for (its session is found
+    later): the one request a completion runs and its preview prices."""
+    history, user_input = _conversation_split(messages)
+    request = turn_request_build(
+        user=user,
+        session_id="",
+        user_input=user_input,
+        mode=_mode_for(model, user_input),
+        idempotency_key=idempotency_key,
+        api_key_id=api_key_id,
+        # ``room-<id>:discussion``: the client's discussion (metadata), else one within DISCUSSION_MAX_STEPS.
+        discussion=(discussion or {"until": {}}) if model.mode == selectors.DISCUSSION_MODE else discussion,
+    )
+    return history, request
+
+
 def chat_turn_preview(
     *,
     user,
@@ -219,19 +241,15 @@ def chat_turn_preview(
     messages: list[TranscriptMessage],
     session_id: uuid.UUID | str | None = None,
     api_key_id: int | None = None,
+    discussion: dict | None = None,
 ) -> TurnPreview:
     """The cost preview of a chat completion (``turn_preview``), in the session the turn would run
     in. A session the turn would open (or fork) is opened only for the preview's reads, then rolled
     back: nothing is kept."""
     with transaction.atomic():
         model = selectors.room_model_get(user=user, model_id=model_id)
-        history, user_input = _conversation_split(messages)
-        request = turn_request_build(
-            user=user,
-            session_id="",
-            user_input=user_input,
-            mode=_mode_for(model, user_input),
-            api_key_id=api_key_id,
+        history, request = _chat_request(
+            user=user, model=model, messages=messages, api_key_id=api_key_id, discussion=discussion
         )
         resolved = _session_resolve(model=model, request=request, history=history, session_id=session_id)
         preview = turn_preview(replace(request, session_id=resolved.session.pk))

@@ -163,6 +163,7 @@ class ChatCompletionView(OpenAIView):
                 messages=serializer.validated_messages(),
                 session_id=_explicit_session(request, serializer),
                 api_key_id=request.auth.pk if isinstance(request.auth, ApiKey) else None,
+                discussion=serializer.discussion(),
             )
             return Response({"object": "pantheon.turn_preview", **preview.as_dict()})
         chat = chat_turn_prepare(
