@@ -36,3 +36,11 @@ def process_slot_give_back() -> None:
 
 def process_turns_in_flight() -> int:
     return _in_flight
+
+
+def process_busy_check(*, queued: int = 0) -> None:
+    """Refuse a turn at once (``ServerBusy``) when this process's turns — running, plus ``queued``
+    for their turn to work (``pantheon.work_gate``) — already fill the cap; takes nothing."""
+    cap = settings.TURNS_IN_FLIGHT_PER_PROCESS
+    if cap and _in_flight + queued >= cap:
+        raise ServerBusy()

@@ -9,6 +9,8 @@ Without a pool (``DATABASE_POOL_MAX_SIZE=0``) nothing is done: a persistent conn
 reopened at the next statement.
 """
 
+import threading
+
 from django.db import connections
 
 
@@ -22,3 +24,53 @@ def connection_release(alias: str = "default") -> bool:
         return False
     connection.close()
     return True
+
+
+def pool_warm(*, alias: str = "default", timeout: float = 2.0) -> bool:
+    """Open this process's pool and wait (up to ``timeout`` s) for its first connection, so the first
+    request does not pay for it; returns whether one came. Called once per worker after it
+    has forked (``pantheon/wsgi.py``), never in a parent that forks: connections do not survive a fork.
+    A database that does not answer leaves the pool opening in the background."""
+    connection = connections[alias]
+    if not connection.settings_dict.get("OPTIONS", {}).get("pool"):
+        return False
+    from psycopg_pool import PoolTimeout
+
+    pool = connection.pool
+    pool.open()  # starts the background connections; never waits (a wait that times out closes it)
+    try:
+        pool.putconn(pool.getconn(timeout=timeout))
+    except PoolTimeout:
+        return False
+    return True
+
+
+_ping_lock = threading.Lock()
+_ping_connection = None  # this process's connection for health checks, outside the pool
+
+
+def database_ping(*, alias: str = "default", timeout: float = 2.0) -> None:
+    """``SELECT 1`` on a connection of this process's own, kept apart from the pool: a health check
+    must not queue behind the turns waiting for a pooled connection, nor wait out the pool's timeout
+    when the database is down. Raises when the database does not answer within about ``timeout``
+    seconds (to connect, then to run the query); the connection is dropped and opened again by the
+    next check. One more database connection per process, used by nothing else."""
+    global _ping_connection
+    import psycopg
+
+    with _ping_lock:
+        try:
+            if _ping_connection is None or _ping_connection.closed:
+                params = connections[alias].get_connection_params()
+                for django_only in ("pool", "cursor_factory", "context", "prepare_threshold"):
+                    params.pop(django_only, None)
+                params["connect_timeout"] = max(int(timeout), 1)
+                limit = f"-c statement_timeout={int(timeout * 1000)}"
+                params["options"] = f"{params.get('options', '')} {limit}".strip()
+                _ping_connection = psycopg.connect(autocommit=True, **params)
+            _ping_connection.execute("SELECT 1")
+        except Exception:
+            if _ping_connection is not None:
+                _ping_connection.close()
+            _ping_connection = None
+            raise

@@ -12,15 +12,18 @@ application = get_wsgi_application()
 
 def warm_up() -> None:
     """Build now what the first turn would otherwise build while a user waits: every view module
-    (the URL configuration imports them), the tokenizer's tables and the LLM provider's client."""
+    (the URL configuration imports them), the tokenizer's tables, the LLM provider's client and the
+    database pool's first connections (this runs in each worker, after gunicorn has forked it)."""
     from django.urls import get_resolver
 
     from orchestration.llm.registry import gateway_get
     from orchestration.llm.tokens import count_text_tokens
+    from pantheon.db_connections import pool_warm
 
     get_resolver().url_patterns  # noqa: B018 (imports every view, serializer and service)
     count_text_tokens("warm up")
     gateway_get()
+    pool_warm()
 
 
 try:

@@ -23,6 +23,7 @@ from openai_compat.models import ApiKey
 from openai_compat.services import ChatTurn, chat_turn_prepare, chat_turn_preview, chat_turn_record
 from orchestration.turns import TurnOutcome, turn_run
 from pantheon.api.authentication import BearerTokenAuthentication
+from pantheon.api.gating import WorkGatedMixin
 from pantheon.api.streaming import EncodedStream, TurnStream
 from pantheon.errors import InvalidInput
 from rooms.models import Agent
@@ -121,7 +122,7 @@ SESSION_PARAMETER = OpenApiParameter(
 )
 
 
-class ChatCompletionView(OpenAIView):
+class ChatCompletionView(WorkGatedMixin, OpenAIView):
     throttle_scope = "turns"
     chat: ChatTurn | None = None  # set once the turn passed its checks: from then on it is paid work
 

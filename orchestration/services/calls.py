@@ -11,6 +11,7 @@ from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest, LlmR
 from orchestration.llm.registry import gateway_for_deployment
 from pantheon.db_connections import connection_release
 from pantheon.observability import LlmCallObserved, observe
+from pantheon.work_gate import work_gate
 from usage.cooldown import deployment_failure_record
 from usage.models import LlmCallEvent
 from usage.selectors import PricedDeployment, PricedModel
@@ -128,7 +129,8 @@ def _attempt(
             base_url=route.base_url, api_key_env=route.api_key_env, default=gateway
         )
         call = target.complete if on_delta is None else partial(target.stream, on_delta=on_delta)
-        response = call(request)
+        with work_gate().outside():  # other turns work while this one waits
+            response = call(request)
     except Exception as raw:
         # A provider bug must not take the whole turn down: the call counts as failed.
         exc = raw if isinstance(raw, LlmCallError) else _unexpected(raw, started)

@@ -33,6 +33,8 @@ from django.utils import timezone
 from orchestration.context import HistoryTurn, SessionContext
 from orchestration.errors import TurnConflict
 from pantheon.db import row_select, rows_json, rows_recordset, table
+from pantheon.db_connections import connection_release
+from pantheon.work_gate import work_gate
 from rooms.models import Agent, Room
 from sessions_app.models import ChatSession, Message, SessionSummary, Turn, TurnContextAudit
 from usage.models import (
@@ -219,7 +221,9 @@ def claim_wait(attempt: Callable[[], T | None]) -> T:
             return result
         if time.monotonic() + pause > deadline:
             raise TurnConflict()
-        time.sleep(pause * (0.5 + random.random()))
+        connection_release()  # no pooled connection kept through the pause
+        with work_gate().outside():
+            time.sleep(pause * (0.5 + random.random()))
         pause = min(pause * 2, 0.2)
 
 

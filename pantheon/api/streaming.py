@@ -32,6 +32,7 @@ from orchestration.turns import TurnProgress, turn_run
 from pantheon.api.timing import request_timing_current
 from pantheon.db_connections import connection_release
 from pantheon.errors import ApplicationError, ServiceUnavailable
+from pantheon.work_gate import work_gate
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +73,11 @@ class TurnStream:
             target=context.run, args=(self._run,), name=f"turn-{self.progress.turn_id}", daemon=True
         )
         thread.start()
-        # The request's own connection goes back to the pool: the response only relays the events
-        # until the stream ends (with no pool, nothing is done).
+        # The request's own connection goes back to the pool, and its place in the work gate to the
+        # others: the response only relays the events until the stream ends (with no pool, nothing
+        # is done).
         connection_release()
+        work_gate().leave()
         return self
 
     def _put(self, name: str, data: Any) -> None:
@@ -90,7 +93,9 @@ class TurnStream:
 
     def _run(self) -> None:
         try:
-            with self.timing.counting() if self.timing is not None else contextlib.nullcontext():
+            timing = self.timing.counting() if self.timing is not None else contextlib.nullcontext()
+            # A member of the work gate that enters it when its first model call returns.
+            with timing, work_gate().membership(entered=False):
                 outcome = turn_run(self.progress, on_event=self._put)
             self._put("turn.completed", outcome)
         except ApplicationError as exc:

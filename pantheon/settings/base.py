@@ -364,6 +364,10 @@ TURNS_IN_FLIGHT_PER_USER = env.int("TURNS_IN_FLIGHT_PER_USER", default=4)
 # At most this many turns run at once in one web process; beyond, 503 server_busy at once, nothing held
 # (orchestration/capacity.py). 0 = no cap. Sized in docs/runbook.md ("Capacity").
 TURNS_IN_FLIGHT_PER_PROCESS = env.int("TURNS_IN_FLIGHT_PER_PROCESS", default=400)
+# How many turns of one web process do their CPU work at once (pantheon/work_gate.py); the others
+# wait for their place instead of crowding the event loop ahead of /health and every other request.
+# Unset: the pool's size less 2 (at least 1); 0: no gate. Off without a pool.
+TURN_WORK_CONCURRENCY = env.int("TURN_WORK_CONCURRENCY", default=None)
 SERVER_BUSY_RETRY_AFTER_SECONDS = env.int("SERVER_BUSY_RETRY_AFTER_SECONDS", default=5)
 # A summary's credit hold is freed by the sweep if the summary is not made within this time.
 SUMMARY_HOLD_SECONDS = env.int("SUMMARY_HOLD_SECONDS", default=3600)

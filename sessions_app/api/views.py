@@ -26,6 +26,7 @@ from orchestration.turns import (
 )
 from orchestration.turns.preview import turn_preview
 from pantheon.api.exceptions import application_error_body
+from pantheon.api.gating import WorkGatedMixin
 from pantheon.api.schema import ERROR_RESPONSES, INVALID, NOT_FOUND, TURN_ERROR_RESPONSES, UNAUTHENTICATED
 from pantheon.api.streaming import EncodedStream, TurnStream, sse_event
 from pantheon.api.timing import RequestTiming, request_timing_current
@@ -137,7 +138,7 @@ IDEMPOTENCY_HEADER = OpenApiParameter(
     ),
     create=extend_schema(summary="Run a turn: the agents the mode picks answer your input"),
 )
-class TurnViewSet(SessionCrumbsMixin, OwnedViewSet):
+class TurnViewSet(WorkGatedMixin, SessionCrumbsMixin, OwnedViewSet):
     """Turns of one of your sessions."""
 
     model = Turn

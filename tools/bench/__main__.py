@@ -48,7 +48,15 @@ def options_parse(argv: list[str] | None) -> argparse.Namespace:
         "--capacity-latency-ms", type=float, default=10_000.0, help="the LLM's latency in bursts"
     )
     parser.add_argument("--capacity-timeout", type=float, default=60.0, help="a burst client's timeout (s)")
+    parser.add_argument(
+        "--capacity-configs",
+        type=lambda text: text.split(","),
+        default=["shipped", "thread-bound"],
+        help="the serving configurations the bursts run against: shipped, thread-bound or both",
+    )
     args = parser.parse_args(argv)
+    if unknown := set(args.capacity_configs) - {"shipped", "thread-bound"}:
+        parser.error(f"--capacity-configs: unknown {', '.join(sorted(unknown))} (shipped, thread-bound)")
     if args.turns < 1 or args.clients < 1 or args.duration <= 0 or args.warmup < 0:
         parser.error("--turns, --clients and --duration must be positive, --warmup not negative")
     return args
@@ -132,7 +140,7 @@ def measure(args: argparse.Namespace, database_url: str, broker_url: str) -> dic
             server.stop()
             server = None
         if args.scenario in ("all", "capacity"):
-            from tools.bench.capacity import capacity_run
+            from tools.bench.capacity import CONFIGS, capacity_run
 
             figures["capacity"] = capacity_run(
                 env=env,
@@ -142,6 +150,7 @@ def measure(args: argparse.Namespace, database_url: str, broker_url: str) -> dic
                 latency_ms=args.capacity_latency_ms,
                 timeout=args.capacity_timeout,
                 log_dir=LOG.parent,
+                configs={name: CONFIGS[name] for name in args.capacity_configs},
             )
         return figures
     finally:

@@ -1,8 +1,10 @@
 """A burst for the capacity scenario: every client sends one turn at the same moment (a thread and a
 connection each), while probes ask ``/health`` and a list endpoint every 100 ms and a sampler counts
 the database's connections. No Django here (it shares the cores with the server): the bench runs it
-in a subprocess (``python -m tools.bench.burst`` reads its plan as JSON on stdin, writes its figures
-as JSON on stdout).
+in subprocesses (``python -m tools.bench.burst`` reads its plan as JSON on stdin, writes its figures
+as JSON on stdout). The probes run in a process of their own (``--probes``, until its stdin closes),
+as a load balancer would: in the clients' process they would wait for its interpreter behind the
+hundreds of client threads, and measure the bench rather than the server.
 
 Per turn: its status, when it ended and when its first byte came (for a stream, ``: turn accepted``
 or the first event), from the burst's start; errors are kept as text.
@@ -47,7 +49,14 @@ def _probe(plan: dict, path: str, headers: dict, stop: threading.Event, out: lis
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
             response.read()
-            out.append({"ms": (time.perf_counter() - started) * 1000, "status": response.status})
+            out.append(
+                {
+                    "ms": (time.perf_counter() - started) * 1000,
+                    "status": response.status,
+                    "at": time.time(),
+                    "server_timing": response.getheader("Server-Timing", ""),
+                }
+            )
         except (OSError, http.client.HTTPException) as exc:
             out.append({"ms": (time.perf_counter() - started) * 1000, "status": 0, "error": str(exc)[:100]})
         finally:
@@ -69,15 +78,24 @@ def _connections(plan: dict, stop: threading.Event, out: list) -> None:
 
 
 def burst_run(plan: dict[str, Any]) -> dict[str, Any]:
-    start, stop = threading.Event(), threading.Event()
+    start = threading.Event()
     turns: list[dict] = []
-    health: list[dict] = []
-    lists: list[dict] = []
-    connections: list[int] = []
     clock: dict[str, float] = {}
     threads = [threading.Thread(target=_turn, args=(plan, c, start, clock, turns)) for c in plan["clients"]]
     for thread in threads:
         thread.start()
+    clock["began"] = time.perf_counter()
+    clock["began_at"] = time.time()
+    start.set()
+    for thread in threads:
+        thread.join()
+    return {"turns": turns, "began_at": clock["began_at"]}
+
+
+def probes_run(plan: dict[str, Any], stop: threading.Event) -> dict[str, Any]:
+    health: list[dict] = []
+    lists: list[dict] = []
+    connections: list[int] = []
     helpers = [
         threading.Thread(target=_probe, args=(plan, "/api/v1/health", {}, stop, health)),
         threading.Thread(target=_probe, args=(plan, plan["list_path"], plan["list_headers"], stop, lists)),
@@ -85,32 +103,43 @@ def burst_run(plan: dict[str, Any]) -> dict[str, Any]:
     ]
     for helper in helpers:
         helper.start()
-    clock["began"] = time.perf_counter()
-    start.set()
-    for thread in threads:
-        thread.join()
-    stop.set()
     for helper in helpers:
         helper.join()
-    return {"turns": turns, "health": health, "lists": lists, "connections": connections}
+    return {"health": health, "lists": lists, "connections": connections}
 
 
 def burst_measure(plan: dict[str, Any]) -> dict[str, Any]:
-    """Run ``burst_run`` in a subprocess of its own (see the module's docstring)."""
+    """The turns in one subprocess, the probes in another, from just before the turns to their end."""
     import subprocess
 
     from tools.bench.load import ROOT
 
-    done = subprocess.run(
-        [sys.executable, "-m", "tools.bench.burst"],
-        input=json.dumps(plan),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
+    command = [sys.executable, "-m", "tools.bench.burst"]
+    probes = subprocess.Popen(
+        [*command, "--probes"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
     )
-    return json.loads(done.stdout)
+    try:
+        probes.stdin.write(json.dumps(plan) + "\n")
+        probes.stdin.flush()
+        done = subprocess.run(
+            command, input=json.dumps(plan), capture_output=True, text=True, cwd=ROOT, check=True
+        )
+    finally:
+        probes.stdin.close()  # the probes' end
+    probed = json.loads(probes.stdout.read())
+    probes.wait(timeout=60)
+    return {**json.loads(done.stdout), **probed}
+
+
+def _probes_main() -> None:
+    plan = json.loads(sys.stdin.readline())
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
+    json.dump(probes_run(plan, stop), sys.stdout)
 
 
 if __name__ == "__main__":
-    json.dump(burst_run(json.load(sys.stdin)), sys.stdout)
+    if sys.argv[1:] == ["--probes"]:
+        _probes_main()
+    else:
+        json.dump(burst_run(json.load(sys.stdin)), sys.stdout)

@@ -138,7 +138,9 @@ def capacity_run(
                         "list_path": "/api/v1/rooms",
                         "list_headers": {"Authorization": f"Bearer {clients[-1].token}"},
                     }
-                    figures[burst.name] = burst_figures(burst, burst_measure(plan), latency_ms / 1000)
+                    raw = burst_measure(plan)
+                    (log_dir / f"bench-capacity-{config}-{burst.name}.json").write_text(json.dumps(raw))
+                    figures[burst.name] = burst_figures(burst, raw, latency_ms / 1000)
                 except BenchError as exc:  # a server that would not start on a busy machine: said, not fatal
                     figures[burst.name] = {"failed": str(exc)}
                 finally:
