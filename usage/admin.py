@@ -83,7 +83,7 @@ def _deployment_state(health: DeploymentHealth) -> str:
     """``ok``, or ``cooling 42 s``; with the failures of the current window when there are any."""
     shown = "ok" if health.cooling_seconds is None else f"cooling {health.cooling_seconds:g} s"
     failures = health.recent_failures
-    return shown + (f" ({failures} recent failure{'s' if failures != 1 else ''})" if failures else "")
+    return shown + (f", {failures} recent failure{'s' if failures != 1 else ''}" if failures else "")
 
 
 @admin.register(LlmModel)
@@ -135,6 +135,7 @@ class LlmModelAdmin(admin.ModelAdmin):
         if calibration is None:
             return "Not learned yet: holds and budgets take local token counts as they are (×1)."
         effective = calibration_ratio_effective(ratio=calibration.ratio, samples=calibration.samples)
+        latest = f"×{calibration.last_ratio:.4f}" if calibration.last_ratio is not None else "—"
         overall = (
             f"×{calibration.provider_input_tokens / calibration.local_input_tokens:.4f}"
             if calibration.local_input_tokens
@@ -145,9 +146,8 @@ class LlmModelAdmin(admin.ModelAdmin):
             f"{settings.TOKEN_CALIBRATION_MIN_SAMPLES} calls on, within "
             f"{settings.TOKEN_CALIBRATION_MIN}–{settings.TOKEN_CALIBRATION_MAX}). "
             f"Learned from {calibration.samples:,} calls: {calibration.provider_input_tokens:,} input "
-            f"tokens by the provider's count, {calibration.local_input_tokens:,} by ours ({overall}); "
-            f"latest call ×{calibration.last_ratio or 0:.4f}, "
-            f"{timezone.localtime(calibration.updated_at):%Y-%m-%d %H:%M}."
+            f"tokens counted by the provider, {calibration.local_input_tokens:,} counted here ({overall}); "
+            f"latest call {latest}, {timezone.localtime(calibration.updated_at):%Y-%m-%d %H:%M}."
         )
 
 
