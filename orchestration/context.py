@@ -54,9 +54,8 @@ class Budget:
         """What the input may take, in local counts (every count here is tiktoken's): the window less
         the output allowance, divided by the token ratio, rounded down — a local count fits exactly
         when, multiplied by the ratio and rounded up, it fits the window less the output."""
-        return tokens_within_calibrated(
-            max(self.context_window - self.max_output_tokens, 0), self.token_ratio
-        )
+        room = max(self.context_window - self.max_output_tokens, 0)
+        return tokens_within_calibrated(room, self.token_ratio)
 
     @classmethod
     def for_agent(

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -201,6 +201,11 @@ def usage_rollups_rebuild(*, days: set[date]) -> int:
     """Recompute the rollups of ``days`` from the events (idempotent)."""
     if not days:
         return 0
+    # Two runs at once (beat and the command) would each delete and then insert the same days: the
+    # second waits for the first here (readers do not), then rebuilds from the events as they are.
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(UsageDailyRollup._meta.db_table)
+        cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
     rows = (
         LlmCallEvent.objects.annotate(day=TruncDate("created_at"))
         .filter(day__in=days)
