@@ -25,11 +25,14 @@ pytestmark = pytest.mark.django_db
 
 def provider_counted(fake_llm, event: LlmCallEvent, native_prompt: int) -> None:
     """The provider's record of ``event``'s generation, its input counted ``native_prompt``."""
-    fake_llm.state.generations[event.provider_generation_id] = {
+    fake_llm.state.generations[event.provider_generation_id] = {  # as the fake server records its own
         "id": event.provider_generation_id,
+        "model": event.provider_model,
         "total_cost": float(event.cost_usd),
         "native_tokens_prompt": native_prompt,
         "native_tokens_completion": event.output_tokens,
+        "native_tokens_cached": 0,
+        "native_tokens_reasoning": 0,
     }
 
 
