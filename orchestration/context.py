@@ -6,12 +6,14 @@ and records the figures for the ``TurnContextAudit``.
 """
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from django.conf import settings
 
 from orchestration.llm.gateway import ChatMessage
 from orchestration.llm.tokens import TOKENS_PER_REPLY, count_message_tokens
 from orchestration.prompts import anchor_message_build, summary_message_build
+from usage.calibration import ONE, tokens_within_calibrated
 
 
 @dataclass(frozen=True)
@@ -43,10 +45,17 @@ class SessionContext:
 class Budget:
     context_window: int
     max_output_tokens: int
+    # The model's token calibration (usage/calibration.py): its provider counts this many tokens for
+    # each one counted here.
+    token_ratio: Decimal = ONE
 
     @property
     def tokens(self) -> int:
-        return max(self.context_window - self.max_output_tokens, 0)
+        """What the input may take, in local counts (every count here is tiktoken's): the window less
+        the output allowance, divided by the token ratio, rounded down — a local count fits exactly
+        when, multiplied by the ratio and rounded up, it fits the window less the output."""
+        room = max(self.context_window - self.max_output_tokens, 0)
+        return tokens_within_calibrated(room, self.token_ratio)
 
     @classmethod
     def for_agent(
@@ -55,14 +64,17 @@ class Budget:
         context_window_tokens: int | None,
         model_context_window: int,
         model_max_output_tokens: int,
+        token_ratio: Decimal = ONE,
     ) -> "Budget":
         """The agent's window (its own ``context_window_tokens``, else ``CONTEXT_WINDOW_TOKENS``),
         never above its model's own or the operator's ceiling ``CONTEXT_WINDOW_MAX_TOKENS``; the
-        output allowance is the model's, capped by ``CONTEXT_MAX_OUTPUT_TOKENS``."""
+        output allowance is the model's, capped by ``CONTEXT_MAX_OUTPUT_TOKENS``; ``token_ratio``
+        the model's token calibration."""
         window = context_window_tokens or settings.CONTEXT_WINDOW_TOKENS
         return cls(
             context_window=min(window, model_context_window, settings.CONTEXT_WINDOW_MAX_TOKENS),
             max_output_tokens=min(model_max_output_tokens, settings.CONTEXT_MAX_OUTPUT_TOKENS),
+            token_ratio=token_ratio,
         )
 
 

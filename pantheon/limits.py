@@ -133,6 +133,11 @@ class _LocalCounters(_SlotsByIncrement):
             value, expires = self._values.get(key, (None, 0.0))
             return value if expires > time.monotonic() else None
 
+    def count_get(self, key: str) -> int:
+        with self._lock:
+            count, expires = self._counts.get(key, (0, 0.0))
+            return count if expires > time.monotonic() else 0
+
     def holds(self, key: str) -> bool:
         with self._lock:
             count, expires = self._counts.get(key, (0, 0.0))
@@ -276,6 +281,21 @@ def window_hit(key: str, *, limit: int, window_seconds: int) -> WindowHit:
     count = _with_fallback(hit, hit)
     retry_after = max(1, math.ceil((number + 1) * window_seconds - now))
     return WindowHit(allowed=count <= limit, count=count, retry_after_seconds=retry_after)
+
+
+def window_counts(keys: list[str], *, window_seconds: int) -> dict[str, int]:
+    """What ``window_hit`` has counted for each of ``keys`` in the window that holds now (0: nothing),
+    read without counting, in one round trip; counts this process kept while the cache was down are
+    included (the larger of the two)."""
+    number = int(_clock() // window_seconds)
+    names = {key: f"{key}:w{number}" for key in keys}
+
+    def shared(_: _Counters) -> dict[str, int]:
+        found = cache.get_many(list(names.values())) if names else {}
+        return {key: int(found.get(name) or 0) for key, name in names.items()}
+
+    counts = _with_fallback(shared, lambda _: dict.fromkeys(names, 0))
+    return {key: max(counts[key], _local.count_get(name)) for key, name in names.items()}
 
 
 def slot_acquire(key: str, *, limit: int, ttl_seconds: float) -> bool:

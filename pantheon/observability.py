@@ -32,6 +32,17 @@ class LlmCallObserved:
     cost_usd: Decimal = Decimal(0)
     credits: Decimal = Decimal(0)
     streamed: bool = False
+    deployment: str = ""  # the catalog deployment it went to ("": the configured provider)
+
+
+@dataclass(frozen=True)
+class LlmFallover:
+    """A call left ``deployment`` after its attempt there failed with ``error_code``, for the next."""
+
+    model_alias: str
+    deployment: str
+    error_code: str
+    to_deployment: str
 
 
 @dataclass(frozen=True)

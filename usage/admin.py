@@ -2,6 +2,7 @@ import csv
 import itertools
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.views.main import ERROR_FLAG, ChangeList
 from django.contrib.auth import get_user_model
@@ -25,7 +26,8 @@ from usage.admin_review import (
     review_names,
     review_spend_groups,
 )
-from usage.cooldown import deployments_cooling
+from usage.calibration import calibration_ratio_effective
+from usage.cooldown import DeploymentHealth, deployments_health_of
 from usage.formatting import credits_display, usd_display
 from usage.models import (
     MONEY,
@@ -38,6 +40,7 @@ from usage.models import (
     LlmModel,
     ModelPrice,
     PricingVersion,
+    TokenCalibration,
     UsageDailyRollup,
 )
 from usage.selectors import PRICE_RATE_LABELS, pricing_version_diff, usage_totals
@@ -62,8 +65,25 @@ class LlmDeploymentInline(admin.TabularInline):
         "provider_model",
         "price_model",
         "is_active",
+        "state",
     ]
+    readonly_fields = ["state"]
     autocomplete_fields = ["price_model"]
+
+    @admin.display(description="state")
+    def state(self, deployment: LlmDeployment) -> str:
+        if deployment.pk is None:
+            return "—"
+        if not deployment.is_active:
+            return "inactive"
+        return _deployment_state(deployments_health_of([(deployment.model.alias, deployment.name, 0)])[0])
+
+
+def _deployment_state(health: DeploymentHealth) -> str:
+    """``ok``, or ``cooling 42 s``; with the failures of the current window when there are any."""
+    shown = "ok" if health.cooling_seconds is None else f"cooling {health.cooling_seconds:g} s"
+    failures = health.recent_failures
+    return shown + (f", {failures} recent failure{'s' if failures != 1 else ''}" if failures else "")
 
 
 @admin.register(LlmModel)
@@ -75,21 +95,67 @@ class LlmModelAdmin(admin.ModelAdmin):
         "context_window",
         "max_output_tokens",
         "is_active",
+        "token_ratio",
         "deployments_state",
     ]
+    readonly_fields = ["token_calibration_display"]
     inlines = [LlmDeploymentInline]
-
-    @admin.display(description="deployments (cooling down)")
-    def deployments_state(self, model: LlmModel) -> str:
-        names = [d.name for d in model.deployments.all() if d.is_active]
-        if not names:
-            return "—"
-        cooling = deployments_cooling(names)
-        return ", ".join(f"{n} (cooling {cooling[n]:g} s)" if n in cooling else n for n in names)
-
     list_filter = ["is_active"]
     list_editable = ["is_active"]
     search_fields = ["alias", "provider_model", "display_name"]
+
+    def get_queryset(self, request):
+        # The list shows each model's deployments and calibration: read with the page, not per row.
+        return (
+            super().get_queryset(request).select_related("token_calibration").prefetch_related("deployments")
+        )
+
+    @admin.display(description="deployments (state)")
+    def deployments_state(self, model: LlmModel) -> str:
+        rows = [(model.alias, d.name, d.position) for d in model.deployments.all() if d.is_active]
+        if not rows:
+            return "—"
+        return ", ".join(f"{h.name} ({_deployment_state(h)})" for h in deployments_health_of(rows))
+
+    @admin.display(description="token ratio")
+    def token_ratio(self, model: LlmModel) -> str:
+        """The calibration holds and budgets use (×1 until learned), as in docs/metering.md."""
+        calibration = _calibration(model)
+        if calibration is None:
+            return "×1 (not learned)"
+        effective = calibration_ratio_effective(ratio=calibration.ratio, samples=calibration.samples)
+        if calibration.samples < settings.TOKEN_CALIBRATION_MIN_SAMPLES:
+            return f"×1 ({calibration.samples} of {settings.TOKEN_CALIBRATION_MIN_SAMPLES} calls)"
+        return f"×{effective:.3f}"
+
+    @admin.display(description="token calibration")
+    def token_calibration_display(self, model: LlmModel) -> str:
+        """What holds and budgets use and what it was learned from (raw counts beside the ratio)."""
+        calibration = _calibration(model)
+        if calibration is None:
+            return "Not learned yet: holds and budgets take local token counts as they are (×1)."
+        effective = calibration_ratio_effective(ratio=calibration.ratio, samples=calibration.samples)
+        latest = f"×{calibration.last_ratio:.4f}" if calibration.last_ratio is not None else "—"
+        overall = (
+            f"×{calibration.provider_input_tokens / calibration.local_input_tokens:.4f}"
+            if calibration.local_input_tokens
+            else "—"
+        )
+        return (
+            f"In effect: ×{effective:.3f} (learned ×{calibration.ratio:.4f}; used from "
+            f"{settings.TOKEN_CALIBRATION_MIN_SAMPLES} calls on, within "
+            f"{settings.TOKEN_CALIBRATION_MIN}–{settings.TOKEN_CALIBRATION_MAX}). "
+            f"Learned from {calibration.samples:,} calls: {calibration.provider_input_tokens:,} input "
+            f"tokens counted by the provider, {calibration.local_input_tokens:,} counted here ({overall}); "
+            f"latest call {latest}, {timezone.localtime(calibration.updated_at):%Y-%m-%d %H:%M}."
+        )
+
+
+def _calibration(model: LlmModel) -> TokenCalibration | None:
+    try:
+        return model.token_calibration
+    except TokenCalibration.DoesNotExist:
+        return None
 
 
 # --- price lists --------------------------------------------------------------------------------

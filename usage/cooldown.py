@@ -10,16 +10,19 @@ skips the same deployment. Without Redis both fall back to this process's memory
 import logging
 import threading
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache
 from redis.exceptions import RedisError
 
-from pantheon.limits import window_hit
+from pantheon.limits import window_counts, window_hit
+from usage.selectors import deployments_list
 
 logger = logging.getLogger(__name__)
 
 _PREFIX = "llm:cooldown:"
+_FAILURES = "llm:fails:"
 _local: dict[str, float] = {}  # name → until (time.time()), when the cache cannot be reached
 _lock = threading.Lock()
 
@@ -27,7 +30,7 @@ _lock = threading.Lock()
 def deployment_failure_record(name: str) -> bool:
     """Count a failure of deployment ``name``; True when it starts a cool-down."""
     hit = window_hit(
-        f"llm:fails:{name}",
+        _FAILURES + name,
         limit=settings.LLM_COOLDOWN_FAILURES - 1,
         window_seconds=settings.LLM_COOLDOWN_WINDOW_SECONDS,
     )
@@ -65,3 +68,44 @@ def deployments_cooling(names: list[str]) -> dict[str, float]:
         if until > now:
             cooling[name] = round(until - now, 1)
     return cooling
+
+
+@dataclass(frozen=True)
+class DeploymentHealth:
+    """A deployment as operators watch it (``/health/detail``, ``/metrics``, the admin)."""
+
+    alias: str
+    name: str
+    position: int
+    cooling_seconds: float | None  # seconds left of its cool-down; None: calls may go to it
+    recent_failures: int  # failures counted in the current cool-down window
+
+    @property
+    def state(self) -> str:
+        return "ok" if self.cooling_seconds is None else "cooling"
+
+
+def deployments_health() -> list[DeploymentHealth]:
+    """Every active deployment of an active catalog model, by alias and order, with its cool-down
+    and its recent failures: one query and two cache reads, whatever their number."""
+    rows = list(deployments_list().filter(is_active=True).values_list("model__alias", "name", "position"))
+    return deployments_health_of(rows)
+
+
+def deployments_health_of(rows: list[tuple[str, str, int]]) -> list[DeploymentHealth]:
+    """``deployments_health`` of (alias, name, position) rows already read."""
+    names = [name for _, name, _ in rows]
+    cooling = deployments_cooling(names)
+    failures = window_counts(
+        [_FAILURES + name for name in names], window_seconds=settings.LLM_COOLDOWN_WINDOW_SECONDS
+    )
+    return [
+        DeploymentHealth(
+            alias=alias,
+            name=name,
+            position=position,
+            cooling_seconds=cooling.get(name),
+            recent_failures=failures[_FAILURES + name],
+        )
+        for alias, name, position in rows
+    ]

@@ -77,6 +77,40 @@ class LlmDeployment(models.Model):
         return self.name
 
 
+class TokenCalibration(models.Model):
+    """How a catalog model's provider counts input against Pantheon's own count (tiktoken), learned
+    by reconciliation from the provider's native counts (``usage.services.calibration``). Holds and
+    context budgets multiply local counts by the ratio in effect (``usage.calibration``): this
+    smoothed ratio, clamped, once it rests on enough calls. The raw totals are kept beside it."""
+
+    model = models.OneToOneField(
+        LlmModel, on_delete=models.CASCADE, primary_key=True, related_name="token_calibration"
+    )
+    ratio = models.DecimalField(
+        max_digits=10,
+        decimal_places=6,
+        default=Decimal(1),
+        help_text="Provider input tokens ÷ local count, smoothed over the calls learned from (not clamped).",
+    )
+    samples = models.PositiveIntegerField(default=0, help_text="Reconciled calls learned from.")
+    provider_input_tokens = models.PositiveBigIntegerField(
+        default=0, help_text="Their input as the provider counted it (native), summed."
+    )
+    local_input_tokens = models.PositiveBigIntegerField(
+        default=0, help_text="Their input as counted locally before each call, summed."
+    )
+    last_ratio = models.DecimalField(
+        max_digits=10, decimal_places=6, null=True, blank=True, help_text="The latest call's own ratio."
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "token calibration"
+
+    def __str__(self) -> str:
+        return f"{self.model_id}: ×{self.ratio} over {self.samples} calls"
+
+
 class PricingVersion(models.Model):
     """A versioned price list. Exactly one version is active at a time.
 
@@ -420,6 +454,11 @@ class LlmCallEvent(models.Model):
     )
     reasoning_tokens = models.PositiveIntegerField(default=0, help_text="Output spent on reasoning.")
     tokens_estimated = models.BooleanField(default=False)
+    # The input as Pantheon counted it before the call (tiktoken): what the token calibration compares
+    # with the provider's native count (None: not counted, e.g. events written before it was kept).
+    local_input_tokens = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Input as counted locally (tiktoken) before the call."
+    )
     provider_input_tokens = models.PositiveIntegerField(null=True, blank=True)
     provider_output_tokens = models.PositiveIntegerField(null=True, blank=True)
     provider_cost_usd = models.DecimalField(

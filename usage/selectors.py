@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
+from usage.calibration import ONE, calibration_ratio_effective, tokens_calibrated
 from usage.metering import Price, price_worst
 from usage.models import (
     AccountName,
@@ -46,6 +47,12 @@ class PricedModel:
     max_output_tokens: int
     price: Price
     deployments: tuple[PricedDeployment, ...] = ()
+    # Its token calibration in effect (usage/calibration.py): 1 until it has been learned.
+    token_ratio: Decimal = ONE
+
+    def input_calibrated(self, tokens: int) -> int:
+        """A local count of input tokens as this model's provider would count it (rounded up)."""
+        return tokens_calibrated(tokens, self.token_ratio)
 
     @property
     def routes(self) -> tuple[PricedDeployment, ...]:
@@ -106,7 +113,12 @@ def priced_models_get(*, aliases: set[str]) -> dict[str, PricedModel]:
     A model without a price in the active list is priced at zero; an inactive or unknown alias is
     simply absent.
     """
-    models = {m.alias: m for m in LlmModel.objects.filter(alias__in=aliases, is_active=True)}
+    models = {
+        m.alias: m
+        for m in LlmModel.objects.filter(alias__in=aliases, is_active=True).select_related(
+            "token_calibration"
+        )
+    }
     deployments = list(
         LlmDeployment.objects.filter(model__in=models.values(), is_active=True).order_by("position", "name")
     )
@@ -116,12 +128,17 @@ def priced_models_get(*, aliases: set[str]) -> dict[str, PricedModel]:
     }
     result: dict[str, PricedModel] = {}
     for alias, model in models.items():
+        calibration = getattr(model, "token_calibration", None)
         result[alias] = PricedModel(
             alias=alias,
             provider_model=model.provider_model,
             context_window=model.context_window,
             max_output_tokens=model.max_output_tokens,
             price=price_of(prices.get(model.pk)),
+            token_ratio=calibration_ratio_effective(
+                ratio=calibration.ratio if calibration else None,
+                samples=calibration.samples if calibration else 0,
+            ),
             deployments=tuple(
                 PricedDeployment(
                     name=d.name,
@@ -163,6 +180,9 @@ def priced_model_from_json(row: dict) -> PricedModel:
         context_window=row["context_window"],
         max_output_tokens=row["max_output_tokens"],
         price=price_from_json(row),
+        token_ratio=calibration_ratio_effective(
+            ratio=row.get("token_ratio"), samples=row.get("token_samples") or 0
+        ),
         deployments=tuple(
             PricedDeployment(
                 name=d["name"],

@@ -31,6 +31,9 @@ class LlmRequest:
     # Who is speaking, for the offline provider's voice and for logs; providers may ignore it.
     agent_key: str = ""
     agent_name: str = ""
+    # The messages' tokens as counted here (tiktoken) when the caller counted them already (the
+    # context plan's count); kept on the usage event for the token calibration. None: counted at the call.
+    local_input_tokens: int | None = None
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from functools import partial
 from orchestration.llm.fallback import FALLOVER_CODES, attempts_plan, fallover_allowed
 from orchestration.llm.gateway import LlmCallError, LlmGateway, LlmRequest, LlmResponse
 from orchestration.llm.registry import gateway_for_deployment
+from orchestration.llm.tokens import count_messages_tokens
 from pantheon.db_connections import connection_release
-from pantheon.observability import LlmCallObserved, observe
+from pantheon.observability import LlmCallObserved, LlmFallover, observe
 from pantheon.work_gate import work_gate
 from usage.cooldown import deployment_failure_record
 from usage.models import LlmCallEvent
@@ -63,6 +64,10 @@ def llm_call_staged(
     Never raises for a provider failure: a failed call is a failed event, and the caller decides.
     """
     plan = attempts_plan(model.routes)
+    if request.local_input_tokens is None:  # kept on each attempt's event, for the token calibration
+        request = replace(
+            request, local_input_tokens=count_messages_tokens(m.content for m in request.messages)
+        )
     for number, route in enumerate(plan, start=1):
         delivered = False
 
@@ -94,6 +99,14 @@ def llm_call_staged(
             code,
             plan[number].name or "-",
         )
+        observe(
+            LlmFallover(
+                model_alias=model.alias,
+                deployment=route.name,
+                error_code=code,
+                to_deployment=plan[number].name,
+            )
+        )
     return None
 
 
@@ -119,6 +132,7 @@ def _attempt(
         "model_alias": model.alias,
         "provider_model": route.provider_model,
         "deployment": route.name,
+        "local_input_tokens": request.local_input_tokens,
         "price": route.price,
         "billable": billable,
     }
@@ -173,6 +187,7 @@ def _attempt(
             cost_usd=event.cost_usd,
             credits=event.credits_burned,
             streamed=on_delta is not None,
+            deployment=route.name,
         )
     )
     return reply, None if reply else event.error_code

@@ -25,6 +25,7 @@ from pantheon.celery import app as celery_app
 from pantheon.logging import turn_log_context
 from pantheon.observability import SummaryObserved, observe
 from sessions_app.models import ChatSession, SessionSummary, Turn
+from usage.calibration import ONE
 from usage.metering import Charge, charge_compute
 from usage.models import CreditHold, CreditLedgerEntry
 from usage.selectors import PricedModel, priced_models_get
@@ -213,6 +214,7 @@ def _summary_budget(model: PricedModel | None) -> Budget:
         context_window_tokens=None,
         model_context_window=model.context_window if model else settings.CONTEXT_WINDOW_TOKENS,
         model_max_output_tokens=SUMMARY_MAX_OUTPUT_TOKENS,
+        token_ratio=model.token_ratio if model else ONE,
     )
 
 
@@ -223,13 +225,16 @@ def summary_worst_case(*, priced: dict[str, PricedModel]) -> Charge | None:
     if model is None:
         return None
     budget = _summary_budget(model)
-    stages = [
+    stages = [  # input in local counts, calibrated where it is priced
         (budget.tokens, SUMMARY_MAX_OUTPUT_TOKENS),
         (SUMMARY_MAX_OUTPUT_TOKENS + EXTRACTION_PROMPT_TOKENS, SUMMARY_MAX_OUTPUT_TOKENS),
     ]
     charges = [
         charge_compute(
-            input_tokens=i, output_tokens=o, price=model.worst_price, credits_per_usd=settings.CREDITS_PER_USD
+            input_tokens=model.input_calibrated(i),
+            output_tokens=o,
+            price=model.worst_price,
+            credits_per_usd=settings.CREDITS_PER_USD,
         )
         for i, o in stages
     ]

@@ -3,6 +3,7 @@ connection): at most eight, the same for one agent or three, for a new session o
 turns. Transactional, as in production: the commit's transaction is the outermost one (no savepoints)."""
 
 import re
+from decimal import Decimal
 
 import pytest
 
@@ -10,6 +11,7 @@ from orchestration.context import turn_context_tokens
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
+from usage.models import LlmModel, TokenCalibration
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
@@ -82,3 +84,24 @@ def test_an_orchestrator_turn_and_a_replay_stay_within_the_bound(api_client, use
     assert routed.status_code == 201 and statements_of(routed) <= STATEMENTS_MAX
     replayed = api_client.post(path, body, format="json", HTTP_IDEMPOTENCY_KEY="k")
     assert replayed.status_code == 200 and statements_of(replayed) <= STATEMENTS_MAX
+
+
+def test_a_calibrated_model_is_read_with_the_catalog_not_after_it(api_client, user, fake_llm, settings):
+    """The token calibration comes with the catalog in the turn's first statement: a turn on a
+    calibrated model takes exactly the statements of one on an uncalibrated model."""
+
+    def turn() -> int:
+        session = session_with_history(user, agents=1, turns=10)
+        response = api_client.post(
+            f"/api/v1/sessions/{session.pk}/turns", {"user_input": "@writer go"}, format="json"
+        )
+        assert response.status_code == 201, response.content
+        return statements_of(response)
+
+    plain = turn()
+    TokenCalibration.objects.create(
+        model=LlmModel.objects.get(alias="deepseek"),
+        ratio=Decimal("1.4"),
+        samples=settings.TOKEN_CALIBRATION_MIN_SAMPLES,
+    )
+    assert turn() == plain

@@ -12,8 +12,10 @@ REPLY_FRAMING_TOKENS = 16
 
 
 def worst_charge(model: PricedModel, input_tokens: int, output_tokens: int):
+    """``input_tokens`` is a local count (tiktoken): priced as the model's provider would count it,
+    multiplied by its token calibration (rounded up)."""
     return charge_compute(
-        input_tokens=input_tokens,
+        input_tokens=model.input_calibrated(input_tokens),
         output_tokens=output_tokens,
         price=model.worst_price,  # the dearest deployment an attempt may reach
         credits_per_usd=settings.CREDITS_PER_USD,

@@ -215,6 +215,7 @@ def agent_budgets(candidates: list[Agent], priced: dict[str, PricedModel]) -> di
             context_window_tokens=a.context_window_tokens,
             model_context_window=m.context_window,
             model_max_output_tokens=m.max_output_tokens,
+            token_ratio=m.token_ratio,
         )
         for a in candidates
         if (m := priced.get(a.model_alias))
@@ -287,9 +288,11 @@ class HoldPlan:
 
 def hold_plan(progress: TurnProgress) -> HoldPlan:
     """The turn's worst case at current prices: each candidate's planned input — the replies before
-    it counted at their full output allowance, never above its budget — plus its full output; the
-    routing call's worst case; and the summary the turn may trigger. A discussion's worst case is its
-    own (``discussion_worst_case``: every step at its worst, the manager's calls, up to its cap)."""
+    it counted at their full output allowance, never above its budget, multiplied by its model's token
+    calibration — plus its full output; the routing call's worst case; and the summary the turn may
+    trigger. Each part's ``input_tokens`` is the calibrated count it is priced at. A discussion's
+    worst case is its own (``discussion_worst_case``: every step at its worst, the manager's calls, up
+    to its cap)."""
     plan, priced = progress.plan, progress.scope.priced
     credits = usd = Decimal(0)
     by_alias: dict[str, Decimal] = defaultdict(Decimal)
@@ -313,11 +316,18 @@ def hold_plan(progress: TurnProgress) -> HoldPlan:
         )
         bare = plan.bare_plans[agent.agent_key]
         worst_input = min(bare.tokens_after + replies, budget.tokens)
-        charge = worst_charge(priced[agent.model_alias], worst_input, budget.max_output_tokens)
+        model = priced[agent.model_alias]
+        charge = worst_charge(model, worst_input, budget.max_output_tokens)
         credits, usd = credits + charge.credits, usd + charge.cost_usd
         by_alias[agent.model_alias] += charge.credits
         parts.append(
-            _part("agent", agent.model_alias, worst_input, budget.max_output_tokens, charge.credits)
+            _part(
+                "agent",
+                agent.model_alias,
+                model.input_calibrated(worst_input),
+                budget.max_output_tokens,
+                charge.credits,
+            )
             | {"agent_key": agent.agent_key, "context_tokens": bare.tokens_after}
         )
         main_alias = main_alias or agent.model_alias
@@ -333,7 +343,15 @@ def hold_plan(progress: TurnProgress) -> HoldPlan:
         charge = worst_charge(manager, tokens, ROUTING_MAX_OUTPUT_TOKENS)
         credits, usd = credits + charge.credits, usd + charge.cost_usd
         by_alias[manager.alias] += charge.credits
-        parts.append(_part("routing", manager.alias, tokens, ROUTING_MAX_OUTPUT_TOKENS, charge.credits))
+        parts.append(
+            _part(
+                "routing",
+                manager.alias,
+                manager.input_calibrated(tokens),
+                ROUTING_MAX_OUTPUT_TOKENS,
+                charge.credits,
+            )
+        )
     scope = progress.call_scope
     summary_share = None
     if summary_possible and (summary := summary_worst_case(priced=priced)):

@@ -166,6 +166,7 @@ def _agents_answer(progress: TurnProgress, gateway: LlmGateway, on_event: TurnEv
                 max_output_tokens=plan.budget.max_output_tokens,
                 agent_key=agent.agent_key,
                 agent_name=agent.name,
+                local_input_tokens=plan.tokens_after,
             ),
             model=model,
             log=work.calls,

@@ -1,7 +1,8 @@
 """The turn's database steps, each one PostgreSQL statement, written once (docs/transactions.md):
 
 1. ``scope_load`` — the session (live, of a live room the user owns), the room's live agents, the
-   active catalog with its prices, and the turn already stored under the request's Idempotency-Key;
+   active catalog with its prices and token calibrations, and the turn already stored under the
+   request's Idempotency-Key;
 2. ``claim_and_context`` — claim the session and, in the same statement, read its counters, the turn
    stored under the key (a twin may have committed), the latest summary, the history window and the
    anchor (``claim_wait`` retries it while another turn holds the session);
@@ -47,6 +48,7 @@ from usage.models import (
     LlmModel,
     ModelPrice,
     PricingVersion,
+    TokenCalibration,
 )
 from usage.selectors import PricedModel, priced_model_from_json
 from usage.services.settlement import (
@@ -65,7 +67,8 @@ FAILED = Turn.Status.FAILED.value  # failed turns are never part of a context
 @dataclass(frozen=True)
 class TurnScope:
     """The session (a live one of a live room the user owns), the room's agents, the active catalog
-    with its prices, and the turn already stored under the request's Idempotency-Key, if any."""
+    with its prices and token calibrations, and the turn already stored under the request's
+    Idempotency-Key, if any."""
 
     session: ChatSession
     agents: list[Agent]
@@ -106,6 +109,7 @@ SELECT s.id, s.room_id,
       'cached_input', p.cached_input_usd_per_million::text,
       'cache_write', p.cache_write_usd_per_million::text,
       'reasoning', p.reasoning_usd_per_million::text,
+      'token_ratio', tc.ratio::text, 'token_samples', tc.samples,
       'deployments', (SELECT json_agg(json_build_object(
           'name', d.name, 'position', d.position, 'weight', d.weight, 'base_url', d.base_url,
           'api_key_env', d.api_key_env, 'provider_model', d.provider_model,
@@ -121,6 +125,7 @@ SELECT s.id, s.room_id,
    FROM {table(LlmModel)} m
    LEFT JOIN {table(ModelPrice)} p ON p.model_id = m.id
      AND p.version_id = (SELECT v.id FROM {table(PricingVersion)} v WHERE v.is_active)
+   LEFT JOIN {table(TokenCalibration)} tc ON tc.model_id = m.id
    WHERE m.is_active AND (m.alias = ANY(%(aliases)s) OR m.alias IN (
      SELECT a.model_alias FROM {table(Agent)} a WHERE a.room_id = s.room_id AND a.deleted_at IS NULL))
   ) AS models,

@@ -135,3 +135,27 @@ class HealthSerializer(serializers.Serializer):
     broker = serializers.CharField(
         help_text="`ok`, `unavailable`, or `eager` (Celery runs tasks in-process: there is no broker)."
     )
+
+
+class DeploymentHealthSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    position = serializers.IntegerField(help_text="Order of trial, lowest first.")
+    state = serializers.CharField(help_text="`ok`, or `cooling` (calls try it only after every other).")
+    cooling_seconds = serializers.FloatField(
+        allow_null=True, help_text="Seconds of cool-down left; null: ok."
+    )
+    recent_failures = serializers.IntegerField(
+        help_text="Failures counted in the current window (LLM_COOLDOWN_WINDOW_SECONDS)."
+    )
+
+
+class ModelDeploymentsSerializer(serializers.Serializer):
+    alias = serializers.CharField()
+    deployments = DeploymentHealthSerializer(many=True)
+
+
+class HealthDetailSerializer(HealthSerializer):
+    models = ModelDeploymentsSerializer(
+        many=True,
+        help_text="Each active model with active deployments, its deployments in order of trial.",
+    )

@@ -2,6 +2,7 @@ from django.urls import path
 
 from pantheon.api.views import (
     ApiRootView,
+    HealthDetailView,
     HealthView,
     LogoutAllView,
     LogoutView,
@@ -15,6 +16,7 @@ from pantheon.api.views import (
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("health", HealthView.as_view(), name="health"),
+    path("health/detail", HealthDetailView.as_view(), name="health-detail"),
     path("auth/register", RegisterView.as_view(), name="auth-register"),
     path("auth/token", TokenView.as_view(), name="auth-token"),
     path("auth/tokens", TokensView.as_view(), name="auth-tokens"),

@@ -6,11 +6,11 @@ from django.conf import settings
 from django.contrib.auth import authenticate, logout
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +20,7 @@ from pantheon.api.renderers import API_NAME
 from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
 from pantheon.db_connections import database_ping
 from pantheon.errors import Forbidden, InvalidInput, NotFound
+from usage.cooldown import deployments_health
 from usage.models import ApiToken
 from usage.selectors import user_usage_summary
 from usage.services.accounts import user_register
@@ -83,11 +84,29 @@ def cache_status() -> str:
     return "ok"
 
 
+def health_checks() -> dict[str, str]:
+    """The overall status and each dependency's: only the database is essential."""
+    body = {"database": database_status(), "cache": cache_status(), "broker": broker_status()}
+    if body["database"] != "ok":
+        overall = "unavailable"
+    elif "unavailable" in body.values():
+        overall = "degraded"
+    else:
+        overall = "ok"
+    return {"status": overall, **body}
+
+
+def _health_response(body: dict) -> Response:
+    unavailable = body["status"] == "unavailable"
+    return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE if unavailable else status.HTTP_200_OK)
+
+
 class HealthView(APIView):
     """Liveness of the web process and its dependencies; no credentials needed.
 
     Only the database is essential: without it nothing works (503). Without the cache (limits per
     process) or the broker (summaries left to the sweep) the API still serves: ``degraded``, 200.
+    Load balancers call it: it reads no table and authenticates no one (``HealthDetailView`` does).
     """
 
     permission_classes = [AllowAny]
@@ -101,17 +120,50 @@ class HealthView(APIView):
         auth=[],
     )
     def get(self, request: Request) -> Response:
-        body = {"database": database_status(), "cache": cache_status(), "broker": broker_status()}
-        if body["database"] != "ok":
-            overall = "unavailable"
-        elif "unavailable" in body.values():
-            overall = "degraded"
-        else:
-            overall = "ok"
-        return Response(
-            {"status": overall, **body},
-            status=status.HTTP_503_SERVICE_UNAVAILABLE if overall == "unavailable" else status.HTTP_200_OK,
-        )
+        return _health_response(health_checks())
+
+
+class HealthDetailView(APIView):
+    """For operators (staff): the health checks, and each alias's deployments with their cool-downs.
+
+    Deployment names and states are not for everyone: without credentials 401, without staff 403.
+    With the database down nobody can be authenticated: the plain checks answer (503), nothing more.
+    """
+
+    permission_classes = [IsAdminUser]
+
+    @extend_schema(
+        tags=["health"],
+        summary="Health, with each model's deployments and their cool-downs (staff only)",
+        responses={
+            200: s.HealthDetailSerializer,
+            503: s.HealthSerializer,
+            **UNAUTHENTICATED,
+            403: error("Not a staff user (`permission_denied`)."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        body = health_checks()
+        if body["database"] == "ok":
+            models: dict[str, list[dict]] = {}
+            for deployment in deployments_health():
+                models.setdefault(deployment.alias, []).append(
+                    {
+                        "name": deployment.name,
+                        "position": deployment.position,
+                        "state": deployment.state,
+                        "cooling_seconds": deployment.cooling_seconds,
+                        "recent_failures": deployment.recent_failures,
+                    }
+                )
+            body["models"] = [{"alias": alias, "deployments": rows} for alias, rows in models.items()]
+        return _health_response(body)
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, DatabaseError):  # raised by authentication: the database is down
+            logger.error("health detail: database unavailable: %s", type(exc).__name__)
+            return _health_response(health_checks())
+        return super().handle_exception(exc)
 
 
 class _CredentialsView(APIView):

@@ -349,6 +349,19 @@ RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=3600)
 RECONCILE_LOOKBACK_HOURS = env.int("RECONCILE_LOOKBACK_HOURS", default=48)
 RECONCILE_DRIFT_TOLERANCE_RATIO = Decimal(env.str("RECONCILE_DRIFT_TOLERANCE_RATIO", default="0.05"))
 RECONCILE_DRIFT_TOLERANCE_USD = Decimal(env.str("RECONCILE_DRIFT_TOLERANCE_USD", default="0.000001"))
+# Token calibration per catalog model (usage/calibration.py): reconciliation learns the provider's
+# native input count ÷ the local one, smoothed (a new call weighs TOKEN_CALIBRATION_SMOOTHING); holds
+# and context budgets use it once TOKEN_CALIBRATION_MIN_SAMPLES calls were learned from, clamped to
+# [TOKEN_CALIBRATION_MIN, TOKEN_CALIBRATION_MAX]. MIN = MAX = 1 turns it off.
+TOKEN_CALIBRATION_MIN = Decimal(env.str("TOKEN_CALIBRATION_MIN", default="0.5"))
+TOKEN_CALIBRATION_MAX = Decimal(env.str("TOKEN_CALIBRATION_MAX", default="2.0"))
+TOKEN_CALIBRATION_MIN_SAMPLES = env.int("TOKEN_CALIBRATION_MIN_SAMPLES", default=20)
+TOKEN_CALIBRATION_SMOOTHING = Decimal(env.str("TOKEN_CALIBRATION_SMOOTHING", default="0.1"))
+if not (0 < TOKEN_CALIBRATION_MIN <= TOKEN_CALIBRATION_MAX and 0 < TOKEN_CALIBRATION_SMOOTHING <= 1):
+    raise ImproperlyConfigured(
+        "TOKEN_CALIBRATION_MIN must be above 0 and at most TOKEN_CALIBRATION_MAX; "
+        "TOKEN_CALIBRATION_SMOOTHING within (0, 1]."
+    )
 
 # --- Turns -------------------------------------------------------------------------------------
 ORCHESTRATOR_MANAGER_MODEL_ALIAS = env("ORCHESTRATOR_MANAGER_MODEL_ALIAS", default="deepseek")

@@ -1,5 +1,6 @@
 """Prometheus metrics: counters and histograms fed by the observability records, and the figures that
-live in the database (holds, summaries due, today's cost) read when Prometheus scrapes.
+live in the database (holds, summaries due, today's cost) or the shared cache (deployments' cool-downs)
+read when Prometheus scrapes.
 
 Across processes (gunicorn workers, Celery workers) prometheus-client runs in multiprocess mode when
 ``PROMETHEUS_MULTIPROC_DIR`` is set before the process starts: every process writes its counters to
@@ -18,6 +19,7 @@ from pantheon.observability import (
     BudgetWarned,
     HoldsSwept,
     LlmCallObserved,
+    LlmFallover,
     SummaryObserved,
     TurnObserved,
     listen,
@@ -66,6 +68,17 @@ LLM_SECONDS = Histogram(
     ["model", "purpose"],
     buckets=LLM_BUCKETS,
 )
+LLM_DEPLOYMENT_FAILURES = Counter(
+    "pantheon_llm_deployment_failures",
+    "Failed attempts on a catalog deployment, by model, deployment and error code (each counts "
+    "towards its cool-down when the provider is at fault).",
+    ["model", "deployment", "error_code"],
+)
+LLM_FALLOVERS = Counter(
+    "pantheon_llm_fallovers",
+    "Calls that left a deployment for the model's next one, by the deployment left and why.",
+    ["model", "deployment", "error_code"],
+)
 LLM_TOKENS = Counter("pantheon_llm_tokens", "Tokens by model and direction.", ["model", "direction"])
 LLM_CREDITS = Counter("pantheon_llm_credits", "Credits burned by model.", ["model"])
 LLM_COST = Counter("pantheon_llm_cost_usd", "Metered cost in USD by model (billed or not).", ["model"])
@@ -98,6 +111,12 @@ def llm_call_observed(event: LlmCallObserved) -> None:
     LLM_TOKENS.labels(model, "output").inc(event.output_tokens)
     LLM_CREDITS.labels(model).inc(float(event.credits))
     LLM_COST.labels(model).inc(float(event.cost_usd))
+    if event.deployment and not event.succeeded:
+        LLM_DEPLOYMENT_FAILURES.labels(model, event.deployment, event.error_code or "none").inc()
+
+
+def llm_fallover(event: LlmFallover) -> None:
+    LLM_FALLOVERS.labels(event.model_alias, event.deployment or "-", event.error_code).inc()
 
 
 def summary_observed(event: SummaryObserved) -> None:
@@ -120,6 +139,7 @@ def budget_warned(event: BudgetWarned) -> None:
 def metrics_listen() -> None:
     listen(TurnObserved, turn_observed)
     listen(LlmCallObserved, llm_call_observed)
+    listen(LlmFallover, llm_fallover)
     listen(SummaryObserved, summary_observed)
     listen(HoldsSwept, holds_swept)
     listen(BudgetWarned, budget_warned)
@@ -162,6 +182,38 @@ class DatabaseFigures:
         yield credits
 
 
+class DeploymentFigures:
+    """Each catalog deployment's cool-down, read at scrape time from the store every process shares
+    (Redis; without it, this process's own): one query and two cache reads."""
+
+    def collect(self):
+        from usage.cooldown import deployments_health  # Django's models: only when scraped
+
+        cooling = GaugeMetricFamily(
+            "pantheon_llm_deployment_cooling",
+            "1 while a deployment cools down (calls try it only after every other), else 0.",
+            labels=["model", "deployment"],
+        )
+        seconds = GaugeMetricFamily(
+            "pantheon_llm_deployment_cooldown_seconds",
+            "Seconds left of a deployment's cool-down (0: none).",
+            labels=["model", "deployment"],
+        )
+        failures = GaugeMetricFamily(
+            "pantheon_llm_deployment_recent_failures",
+            "Failures of a deployment counted in the current cool-down window.",
+            labels=["model", "deployment"],
+        )
+        for deployment in deployments_health():
+            labels = [deployment.alias, deployment.name]
+            cooling.add_metric(labels, 0 if deployment.cooling_seconds is None else 1)
+            seconds.add_metric(labels, deployment.cooling_seconds or 0.0)
+            failures.add_metric(labels, deployment.recent_failures)
+        yield cooling
+        yield seconds
+        yield failures
+
+
 class _ThisProcess:
     """This process's metrics (single-process mode: the default registry)."""
 
@@ -178,6 +230,7 @@ def metrics_registry() -> CollectorRegistry:
     else:
         registry.register(_ThisProcess())
     registry.register(DatabaseFigures())
+    registry.register(DeploymentFigures())
     return registry
 
 

@@ -52,6 +52,7 @@ def usage_event_stage(
     cache_write_tokens: int = 0,
     reasoning_tokens: int = 0,
     tokens_estimated: bool = False,
+    local_input_tokens: int | None = None,
     deployment: str = "",
     succeeded: bool = True,
     error_code: str = "",
@@ -79,6 +80,7 @@ def usage_event_stage(
         _count(reasoning_tokens)[0],
     ).parts()
     cached_input_tokens, cache_write_tokens, reasoning_tokens = parts[1], parts[2], parts[4]
+    local_input_tokens = _count(local_input_tokens)[0]
     (provider_input_tokens, c3), (provider_output_tokens, c4) = (
         _count(provider_input_tokens),
         _count(provider_output_tokens),
@@ -121,6 +123,7 @@ def usage_event_stage(
         cache_write_tokens=cache_write_tokens,
         reasoning_tokens=reasoning_tokens,
         tokens_estimated=tokens_estimated,
+        local_input_tokens=local_input_tokens,
         deployment=deployment,
         provider_input_tokens=provider_input_tokens,
         provider_output_tokens=provider_output_tokens,

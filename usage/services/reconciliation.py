@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
@@ -16,6 +16,7 @@ from django.utils import timezone
 from usage.models import LlmCallEvent, UsageDailyRollup
 from usage.provider import GenerationRecord, ProviderLookupError, generation_get, provider_lookup_configured
 from usage.selectors import USAGE_AGGREGATES
+from usage.services.calibration import CalibrationSample, token_calibrations_learn
 
 logger = logging.getLogger(__name__)
 ZERO = Decimal(0)
@@ -43,6 +44,8 @@ class ReconcileReport:
     not_applicable: int = 0
     unavailable: int = 0
     rollup_rows: int = 0
+    # Calls whose native input count fed their model's token calibration.
+    calibrated: int = 0
     # Events with a generation id still pending after the run: the cap (``limit``) or an
     # unavailable provider left them for the next run.
     still_pending: int = 0
@@ -80,6 +83,7 @@ def usage_reconcile(
 
     lookup = provider_lookup_configured()
     to_check = pending.exclude(provider_generation_id="")
+    samples: list[CalibrationSample] = []
     total = min(to_check.count(), limit) if progress else 0
     for event in to_check[:limit]:
         report.checked += 1
@@ -94,9 +98,11 @@ def usage_reconcile(
             logger.warning("reconciliation: provider lookup failed (%s); will retry next run", exc)
             report.unavailable += 1
             break  # the provider is not answering: stop this run, keep the rest pending
-        _event_settle(event=event, record=record, report=report)
+        if _event_settle(event=event, record=record, report=report):
+            samples.extend(_calibration_sample(event=event, record=record))
     if progress:
         progress(report.checked, total)
+    report.calibrated = token_calibrations_learn(samples=samples) if samples else 0
     report.still_pending = to_check.count()
     report.capped = report.checked == limit and report.still_pending > 0
 
@@ -104,7 +110,7 @@ def usage_reconcile(
     report.rollup_rows = usage_rollups_rebuild(days=days)
     logger.info(
         "reconciliation checked=%s matched=%s drift=%s missing=%s n/a=%s unavailable=%s rollups=%s "
-        "still_pending=%s capped=%s",
+        "calibrated=%s still_pending=%s capped=%s",
         report.checked,
         report.matched,
         report.drift,
@@ -112,6 +118,7 @@ def usage_reconcile(
         report.not_applicable,
         report.unavailable,
         report.rollup_rows,
+        report.calibrated,
         report.still_pending,
         report.capped,
     )
@@ -137,7 +144,23 @@ def token_parts_compare(*, event: LlmCallEvent, record: GenerationRecord) -> dic
     }
 
 
-def _event_settle(*, event: LlmCallEvent, record: GenerationRecord | None, report: ReconcileReport) -> None:
+def _calibration_sample(*, event: LlmCallEvent, record: GenerationRecord | None) -> list[CalibrationSample]:
+    """The call as a sample of its model's token calibration: its native input count beside the local
+    count made before the call (none when either is unknown)."""
+    native = record.tokens.get("input") if record else None
+    if native is None or not event.local_input_tokens:
+        return []
+    return [
+        CalibrationSample(
+            model_alias=event.model_alias,
+            provider_input_tokens=native,
+            local_input_tokens=event.local_input_tokens,
+        )
+    ]
+
+
+def _event_settle(*, event: LlmCallEvent, record: GenerationRecord | None, report: ReconcileReport) -> bool:
+    """Record the provider's verdict on ``event``; False when another run settled it first."""
     final = record.total_cost if record else None
     if final is None:
         status = R.MISSING
@@ -165,7 +188,7 @@ def _event_settle(*, event: LlmCallEvent, record: GenerationRecord | None, repor
     }
     if event.provider_cost_usd is None and final is not None:
         update["provider_cost_usd"] = final  # fill in what the call's response did not carry
-    LlmCallEvent.objects.filter(pk=event.pk).update(**update)
+    return LlmCallEvent.objects.filter(pk=event.pk, reconciliation=R.PENDING).update(**update) == 1
 
 
 def _days_since(since: datetime) -> list[date]:
@@ -178,6 +201,11 @@ def usage_rollups_rebuild(*, days: set[date]) -> int:
     """Recompute the rollups of ``days`` from the events (idempotent)."""
     if not days:
         return 0
+    # Two runs at once (beat and the command) would each delete and then insert the same days: the
+    # second waits for the first here (readers do not), then rebuilds from the events as they are.
+    with connection.cursor() as cursor:
+        table = connection.ops.quote_name(UsageDailyRollup._meta.db_table)
+        cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
     rows = (
         LlmCallEvent.objects.annotate(day=TruncDate("created_at"))
         .filter(day__in=days)

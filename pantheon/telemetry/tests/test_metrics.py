@@ -1,6 +1,7 @@
 """GET /metrics: not public, and after real turns (offline provider) the figures are the turns' —
 counters and histograms from the observability records, database figures read at scrape time."""
 
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -175,3 +176,49 @@ def test_holds_freed_by_the_sweep_are_counted(scrape):
     assert delta(before, after, "pantheon_holds_swept_total", kind="turn") == 2
     assert delta(before, after, "pantheon_holds_swept_total", kind="summary") == 1
     assert delta(before, after, "pantheon_hold_credits_swept_total") == 4.5
+
+
+def test_deployments_cooling_failing_and_falling_over_are_in_the_metrics(
+    scrape, fake_llm, turn_post, settings, monkeypatch
+):
+    """``deepseek`` served by ``east`` then ``west``: east fails twice (two turns falling over to
+    west), which cools it down; the scrape reads the cool-down from the shared store."""
+    from orchestration.testing.fake_server import Step
+    from usage import cooldown
+    from usage.models import LlmDeployment, LlmModel
+
+    settings.LLM_COOLDOWN_FAILURES, settings.LLM_COOLDOWN_SECONDS = 2, 30
+    settings.LLM_COOLDOWN_WINDOW_SECONDS = 86400  # both failures in one window, whatever the clock
+    settings.LLM_FALLBACK_MAX_ATTEMPTS = 2
+    monkeypatch.setattr(cooldown, "_local", {})
+    deepseek = LlmModel.objects.get(alias="deepseek")
+    tag = uuid.uuid4().hex[:8]
+    east, west = (
+        LlmDeployment.objects.create(
+            model=deepseek, name=f"{route}-{tag}", position=position, base_url=fake_llm.route_url(route)
+        ).name
+        for position, route in enumerate(("east", "west"))
+    )
+    before = scrape()
+    assert before[("pantheon_llm_deployment_cooling", (("deployment", east), ("model", "deepseek")))] == 0
+    for _ in range(2):
+        fake_llm.enqueue(Step(status=503, route="east"))
+        assert turn_post("@writer hello").status_code == 201  # west answered
+    after = scrape()
+
+    east_labels = {"model": "deepseek", "deployment": east}
+    west_labels = {"model": "deepseek", "deployment": west}
+    unavailable = {"error_code": "provider_unavailable"}
+    assert delta(before, after, "pantheon_llm_deployment_failures_total", **east_labels, **unavailable) == 2
+    assert delta(before, after, "pantheon_llm_fallovers_total", **east_labels, **unavailable) == 2
+    assert delta(before, after, "pantheon_llm_fallovers_total", **west_labels, **unavailable) == 0
+
+    def gauge(name: str, labels: dict) -> float:
+        return after[(name, tuple(sorted(labels.items())))]
+
+    assert gauge("pantheon_llm_deployment_cooling", east_labels) == 1
+    assert 0 < gauge("pantheon_llm_deployment_cooldown_seconds", east_labels) <= 30
+    assert gauge("pantheon_llm_deployment_recent_failures", east_labels) == 2
+    assert gauge("pantheon_llm_deployment_cooling", west_labels) == 0
+    assert gauge("pantheon_llm_deployment_cooldown_seconds", west_labels) == 0
+    assert gauge("pantheon_llm_deployment_recent_failures", west_labels) == 0

@@ -1,10 +1,20 @@
 """GET /api/v1/health: no credentials; the database, the cache and the broker; degraded (200) without
-the cache or the broker, 503 only when the database is down."""
+the cache or the broker, 503 only when the database is down. GET /api/v1/health/detail: the same for
+staff, with each model's deployments and their cool-downs."""
 
 import time
+import uuid
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
+
+from pantheon import limits
+from pantheon.api import views
+from pantheon.api.authentication import BearerTokenAuthentication
+from usage import cooldown
+from usage.cooldown import deployment_failure_record
+from usage.models import LlmDeployment, LlmModel
+from usage.tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -135,8 +145,6 @@ def test_health_does_not_wait_for_a_connection_of_the_pool(anon_client, settings
     """Under load every pooled connection is taken and turns queue for the next one (up to the pool's
     30 s timeout); the health check asks on its own connection instead. Here taking the request's
     connection would fail, as a pool timeout does: health still answers ok."""
-    from django.db.utils import OperationalError
-
     settings.CELERY_TASK_ALWAYS_EAGER = True
     default = connections["default"]
 
@@ -148,3 +156,121 @@ def test_health_does_not_wait_for_a_connection_of_the_pool(anon_client, settings
     response = anon_client.get(HEALTH)
     assert response.status_code == 200
     assert response.json()["database"] == "ok"
+
+
+# --- the operators' detail: deployments and their cool-downs --------------------------------------
+DETAIL = "/api/v1/health/detail"
+
+
+@pytest.fixture
+def deployments(db, settings, monkeypatch):
+    """``deepseek`` served by ``east`` then ``west``; ``east`` failed into a cool-down, ``west`` once
+    (below the threshold); ``north`` inactive. Names unique per test: no cool-down leaks."""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.LLM_COOLDOWN_FAILURES, settings.LLM_COOLDOWN_SECONDS = 2, 30
+    settings.LLM_COOLDOWN_WINDOW_SECONDS = 86400  # both failures in one window, whatever the clock
+    monkeypatch.setattr(cooldown, "_local", {})
+    deepseek = LlmModel.objects.get(alias="deepseek")
+    tag = uuid.uuid4().hex[:8]
+    names = {key: f"{key}-{tag}" for key in ("east", "west", "north")}
+    for position, key in enumerate(names):
+        LlmDeployment.objects.create(
+            model=deepseek, name=names[key], position=position, is_active=key != "north"
+        )
+    assert [deployment_failure_record(names["east"]) for _ in range(2)] == [False, True]
+    deployment_failure_record(names["west"])
+    return names
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(is_staff=True)
+
+
+def test_health_detail_shows_staff_each_deployment_and_its_cool_down(client_for, staff, deployments):
+    response = client_for(staff).get(DETAIL)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    (model,) = body["models"]  # the only model with active deployments
+    assert model["alias"] == "deepseek"
+    east, west = model["deployments"]
+    assert (east["name"], east["position"], east["state"], east["recent_failures"]) == (
+        deployments["east"],
+        0,
+        "cooling",
+        2,
+    )
+    assert 0 < east["cooling_seconds"] <= 30
+    assert west == {
+        "name": deployments["west"],
+        "position": 1,
+        "state": "ok",
+        "cooling_seconds": None,
+        "recent_failures": 1,
+    }
+
+
+def test_health_detail_shares_the_cool_downs_of_every_process_through_redis(
+    client_for, staff, settings, redis_cache, monkeypatch
+):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.LLM_COOLDOWN_FAILURES, settings.LLM_COOLDOWN_SECONDS = 1, 30
+    name = f"east-{uuid.uuid4().hex[:8]}"
+    LlmDeployment.objects.create(model=LlmModel.objects.get(alias="deepseek"), name=name)
+    assert deployment_failure_record(name)
+    monkeypatch.setattr(cooldown, "_local", {})  # this process forgets: only Redis knows
+    monkeypatch.setattr(limits, "_local", limits._LocalCounters())
+    (deployment,) = client_for(staff).get(DETAIL).json()["models"][0]["deployments"]
+    assert deployment["state"] == "cooling" and deployment["recent_failures"] == 1
+
+
+def test_health_detail_takes_a_staff_browser_session_too(client, staff, deployments):
+    client.force_login(staff)
+    response = client.get(DETAIL)
+    assert response.status_code == 200
+    assert response.json()["models"][0]["deployments"][0]["state"] == "cooling"
+
+
+def test_health_detail_names_no_deployment_to_anyone_but_staff(anon_client, api_client, deployments):
+    refused = api_client.get(DETAIL)
+    assert refused.status_code == 403
+    assert refused.json() == {
+        "detail": "You do not have permission to perform this action.",
+        "code": "permission_denied",
+    }
+    anonymous = anon_client.get(DETAIL)
+    assert anonymous.status_code == 401 and anonymous.json()["code"] == "not_authenticated"
+    for response in (refused, anonymous):
+        assert not any(name in response.content.decode() for name in deployments.values())
+
+
+def test_plain_health_stays_cheap_with_deployments_cooling(
+    anon_client, deployments, django_assert_num_queries
+):
+    # Nothing on the request's connection: the database check's SELECT 1 runs on its own.
+    with django_assert_num_queries(0):
+        response = anon_client.get(HEALTH)
+    assert response.json() == {"status": "ok", "database": "ok", "cache": "local", "broker": "eager"}
+    assert not any(name in response.content.decode() for name in deployments.values())
+
+
+def test_health_detail_answers_the_plain_checks_when_the_database_is_down(
+    client_for, staff, deployments, monkeypatch
+):
+    """Nobody can be authenticated without the database: 503 with the checks, no deployment."""
+    client = client_for(staff)
+
+    def down(self, request):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(BearerTokenAuthentication, "authenticate", down)
+    monkeypatch.setattr(views, "database_status", lambda: "unavailable")
+    response = client.get(DETAIL)
+    assert response.status_code == 503
+    assert response.json() == {
+        "status": "unavailable",
+        "database": "unavailable",
+        "cache": "local",
+        "broker": "eager",
+    }
