@@ -25,7 +25,12 @@ import os
 from pantheon.logging import logging_config
 
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gevent")
-workers = int(os.environ.get("WEB_WORKERS", 3))
+# gevent: one process per core the process may run on (a turn's own work is CPU, its wait is not;
+# more processes than cores only share the cores less evenly: docs/performance.md, "Capacity").
+# Behind a CPU quota (a container's --cpus) the cores seen here are the host's: set WEB_WORKERS.
+# gthread: 3, as the thread-bound server always ran.
+_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+workers = int(os.environ.get("WEB_WORKERS") or (_cores if worker_class == "gevent" else 3))
 threads = int(os.environ.get("WEB_THREADS", 8))  # gthread only
 worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", 1000))  # gevent: requests at once
 timeout = 300

@@ -38,9 +38,14 @@ def process_turns_in_flight() -> int:
     return _in_flight
 
 
-def process_busy_check(*, queued: int = 0) -> None:
-    """Refuse a turn at once (``ServerBusy``) when this process's turns — running, plus ``queued``
-    for their turn to work (``pantheon.work_gate``) — already fill the cap; takes nothing."""
+def process_full(*, queued: int = 0) -> bool:
+    """Whether this process's turns — running, plus ``queued`` for their turn to work
+    (``pantheon.work_gate``) — already fill the cap."""
     cap = settings.TURNS_IN_FLIGHT_PER_PROCESS
-    if cap and _in_flight + queued >= cap:
+    return bool(cap) and _in_flight + queued >= cap
+
+
+def process_busy_check(*, queued: int = 0) -> None:
+    """Refuse a turn at once (``ServerBusy``) when the process is full; takes nothing."""
+    if process_full(queued=queued):
         raise ServerBusy()

@@ -54,6 +54,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "pantheon.api.gating.WorkGateMiddleware",  # first: a burst of turns waits here (pantheon/work_gate.py)
     "pantheon.api.request_context.RequestContextMiddleware",
     "pantheon.api.timing.ServerTimingMiddleware",
     "pantheon.api.input_guard.InputGuardMiddleware",

@@ -13,7 +13,9 @@ GOAL_LOAD_RATIO = 0.8  # Pantheon's turns/s under load at least 0.8 × the floor
 
 
 def load_figures(turn: dict, floor: dict, *, gunicorn: dict, latency_ms: float) -> dict[str, Any]:
-    threads = int(gunicorn.get("workers", 1)) * int(gunicorn.get("threads", 1))
+    # Requests served at once: threads (gthread), or connections (gevent: a greenlet each).
+    per_worker = "worker_connections" if gunicorn.get("worker_class") == "gevent" else "threads"
+    threads = int(gunicorn.get("workers", 1)) * int(gunicorn.get(per_worker, 1))
     ideal = min(threads, turn["clients"]) / (latency_ms / 1000) if latency_ms > 0 else None
     return {
         "latency_ms": latency_ms,
@@ -77,8 +79,7 @@ def _run_lines(run: dict[str, Any]) -> list[str]:
     g = run["gunicorn"]
     return [
         f"Pantheon bench · {run['cpus']} cores (load average {run['load_average_start']:.2f} at start, "
-        f"{run['load_average_end']:.2f} at end) · gunicorn {g['workers']} × {g['threads']} "
-        f"{g['worker_class']}, ready in {run['startup_s']:.1f} s",
+        f"{run['load_average_end']:.2f} at end) · gunicorn {_serving(g)}, ready in {run['startup_s']:.1f} s",
     ]
 
 
@@ -109,12 +110,18 @@ def _latency_lines(run: dict[str, Any], latency: dict[str, Any]) -> list[str]:
     ]
 
 
+def _serving(g: dict[str, Any]) -> str:
+    if g.get("worker_class") == "gevent":
+        return f"{g['workers']} gevent workers × {g.get('worker_connections', '?')} connections"
+    return f"{g['workers']} × {g['threads']} {g['worker_class']}"
+
+
 def _load_lines(load: dict[str, Any]) -> list[str]:
     clients, seconds = load["turn"]["clients"], load["latency_ms"] / 1000
     lines = [
         f"load: fake LLM at {load['latency_ms']:g} ms, {clients} clients (a user and a session each), "
         f"{load['turn']['duration_s']:g} s each after a warm-up",
-        f"ideal {load['ideal_per_second']} turns/s = min({load['threads']} threads, {clients} clients)"
+        f"ideal {load['ideal_per_second']} turns/s = min({load['threads']} at once, {clients} clients)"
         f" ÷ {seconds:g} s",
         f"{'':>10} {'turns/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'errors':>7}",
     ]
