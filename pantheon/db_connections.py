@@ -53,24 +53,36 @@ def database_ping(*, alias: str = "default", timeout: float = 2.0) -> None:
     """``SELECT 1`` on a connection of this process's own, kept apart from the pool: a health check
     must not queue behind the turns waiting for a pooled connection, nor wait out the pool's timeout
     when the database is down. Raises when the database does not answer within about ``timeout``
-    seconds (to connect, then to run the query); the connection is dropped and opened again by the
-    next check. One more database connection per process, used by nothing else."""
+    seconds (to connect, then to run the query). A kept connection that fails (the server closed it
+    while it was idle, a restart) is replaced by a new one once before the database counts as down.
+    One more database connection per process, used by nothing else."""
     global _ping_connection
-    import psycopg
 
     with _ping_lock:
+        kept = _ping_connection
+        if kept is not None and not kept.closed:
+            try:
+                kept.execute("SELECT 1")
+                return
+            except Exception:
+                kept.close()
+        _ping_connection = None
+        fresh = _ping_connect(alias=alias, timeout=timeout)
         try:
-            if _ping_connection is None or _ping_connection.closed:
-                params = connections[alias].get_connection_params()
-                for django_only in ("pool", "cursor_factory", "context", "prepare_threshold"):
-                    params.pop(django_only, None)
-                params["connect_timeout"] = max(int(timeout), 1)
-                limit = f"-c statement_timeout={int(timeout * 1000)}"
-                params["options"] = f"{params.get('options', '')} {limit}".strip()
-                _ping_connection = psycopg.connect(autocommit=True, **params)
-            _ping_connection.execute("SELECT 1")
+            fresh.execute("SELECT 1")
         except Exception:
-            if _ping_connection is not None:
-                _ping_connection.close()
-            _ping_connection = None
+            fresh.close()
             raise
+        _ping_connection = fresh
+
+
+def _ping_connect(*, alias: str, timeout: float):
+    import psycopg
+
+    params = connections[alias].get_connection_params()
+    for django_only in ("pool", "cursor_factory", "context", "prepare_threshold"):
+        params.pop(django_only, None)
+    params["connect_timeout"] = max(int(timeout), 1)
+    limit = f"-c statement_timeout={int(timeout * 1000)}"
+    params["options"] = f"{params.get('options', '')} {limit}".strip()
+    return psycopg.connect(autocommit=True, **params)

@@ -274,3 +274,20 @@ def test_health_detail_answers_the_plain_checks_when_the_database_is_down(
         "cache": "local",
         "broker": "eager",
     }
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_health_connection_closed_by_the_server_is_replaced_not_reported_down(anon_client, settings):
+    """The server ends idle connections (a restart, an operator, a proxy): the check's kept
+    connection is then dead, and the next check opens a new one instead of answering 503."""
+    from pantheon import db_connections
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert anon_client.get(HEALTH).json()["database"] == "ok"
+    kept = db_connections._ping_connection
+    assert kept is not None
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [kept.info.backend_pid])
+    response = anon_client.get(HEALTH)
+    assert response.status_code == 200 and response.json()["database"] == "ok"
+    assert db_connections._ping_connection is not kept
