@@ -14,35 +14,41 @@ characters removed and outer whitespace stripped, as replies are stored.
 """
 
 import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 
 EMPTY = ""  # the fingerprint of an empty transcript
 
 USER, ASSISTANT = "user", "assistant"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TranscriptMessage:
     role: str
     content: str
 
 
 def content_normalize(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\x00", "").strip()
+    if "\r" in text or "\x00" in text:
+        text = text.replace("\r\n", "\n").replace("\x00", "")
+    return text.strip()
 
 
 def fingerprint_extend(fingerprint: str, message: TranscriptMessage) -> str:
     """The fingerprint of a transcript with one more message."""
-    link = json.dumps([fingerprint, message.role, content_normalize(message.content)])
-    return hashlib.sha256(link.encode()).hexdigest()
+    return fingerprint_of((message,), start=fingerprint)
 
 
 def fingerprint_of(messages: Iterable[TranscriptMessage], start: str = EMPTY) -> str:
-    fingerprint = start
+    """The chain over ``messages`` from ``start``: each link the SHA-256 of
+    ``json.dumps([fingerprint, role, content])``, the JSON written directly (a history resent whole
+    is up to a million links, and ``json.dumps`` builds an encoder for each)."""
+    fingerprint, sha256, as_json = start, hashlib.sha256, encode_basestring_ascii
     for message in messages:
-        fingerprint = fingerprint_extend(fingerprint, message)
+        content = as_json(content_normalize(message.content))
+        link = f"[{as_json(fingerprint)}, {as_json(message.role)}, {content}]"
+        fingerprint = sha256(link.encode()).hexdigest()
     return fingerprint
 
 
@@ -55,13 +61,14 @@ def turn_fingerprint(previous: str, *, user_input: str, reply: str) -> str:
 
 def transcript_normalize(messages: Iterable[TranscriptMessage]) -> list[TranscriptMessage]:
     """A client's messages as they take part in a fingerprint (see the module's docstring)."""
-    kept = [
-        TranscriptMessage(m.role, content_normalize(m.content))
-        for m in messages
-        if m.role in (USER, ASSISTANT) and content_normalize(m.content)
-    ]
-    return [
-        message
-        for position, message in enumerate(kept)
-        if not (message.role == USER and position + 1 < len(kept) and kept[position + 1].role == USER)
-    ]
+    kept: list[TranscriptMessage] = []
+    for m in messages:
+        if m.role != USER and m.role != ASSISTANT:
+            continue
+        content = content_normalize(m.content)
+        if not content:
+            continue
+        if m.role == USER and kept and kept[-1].role == USER:
+            kept.pop()  # the user message before got no answer
+        kept.append(m if content is m.content else TranscriptMessage(m.role, content))
+    return kept

@@ -14,12 +14,13 @@ leaves nothing behind.
 
 import bisect
 import hashlib
-import json
 import logging
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from json.encoder import encode_basestring_ascii
 
 from django.db import transaction
 from django.db.models import Prefetch, Q, QuerySet
@@ -59,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 HEAD_LOOKUPS = 3  # a request whose session keeps moving on under it is refused 409 (retryable)
 TITLE_MAX_CHARS = 80
+_WORD = re.compile(r"\S+")  # a word as ``str.split()`` finds them
 CLIENT_TASK_MARK, CLIENT_TASK_TITLE = "### Task:", "[client task]"
 API_KEY_PREFIX = "pan-"
 API_KEY_USE_GRANULARITY = timedelta(minutes=1)
@@ -123,10 +125,14 @@ def chat_turn_prepare(
         discussion=discussion,
     )
     moved_from = None
+    key_fingerprint = (
+        _key_fingerprint(model=model, messages=messages, session_id=session_id)
+        if request.idempotency_key
+        else None
+    )
     for _ in range(HEAD_LOOKUPS):
         with transaction.atomic():
-            if request.idempotency_key:
-                key_fingerprint = _key_fingerprint(model=model, messages=messages, session_id=session_id)
+            if key_fingerprint is not None:
                 resolved, key_taken = _key_session(
                     request=request,
                     fingerprint=key_fingerprint,
@@ -163,9 +169,15 @@ def chat_turn_prepare(
 
 
 def _key_fingerprint(*, model: selectors.RoomModel, messages: list[TranscriptMessage], session_id) -> str:
-    """What an ``Idempotency-Key`` stands for: the model, the session named and the conversation."""
-    body = [model.id, str(session_id or ""), [[m.role, content_normalize(m.content)] for m in messages]]
-    return hashlib.sha256(json.dumps(body).encode()).hexdigest()
+    """What an ``Idempotency-Key`` stands for: the model, the session named and the conversation —
+    the SHA-256 of ``json.dumps([model_id, session_id, [[role, content], …]])``, written directly
+    (not a million small lists built for ``json.dumps``)."""
+    as_json = encode_basestring_ascii
+    conversation = ", ".join(
+        f"[{as_json(m.role)}, {as_json(content_normalize(m.content))}]" for m in messages
+    )
+    body = f"[{as_json(model.id)}, {as_json(str(session_id or ''))}, [{conversation}]]"
+    return hashlib.sha256(body.encode()).hexdigest()
 
 
 def _key_session(*, request: TurnRequest, fingerprint: str, moved_from, resolve) -> tuple[Resolved, bool]:
@@ -306,7 +318,10 @@ def _session_resolve(
         if session.room_id != room.pk:
             raise NotFound("This session is not one of the model's room.")
         return Resolved(session=session)
-    fingerprint = fingerprint_of(history)
+    # One pass over the history: the fingerprint before its last two messages (a kept reply's
+    # lookup chains on it), then through them.
+    before = fingerprint_of(history[:-2])
+    fingerprint = fingerprint_of(history[-2:], start=before)
     if history:
         session = selectors.conversation_session_find(room=room, fingerprint=fingerprint)
         if session is not None and session_transcript_record(session=session) == fingerprint:
@@ -318,20 +333,20 @@ def _session_resolve(
             return Resolved(
                 session=fork, opened=True, forked_from=turn.session, head_index=fork.last_turn_index
             )
-        if (kept := _kept_reply_find(room=room, history=history)) is not None:
+        if (kept := _kept_reply_find(room=room, history=history, before=before)) is not None:
             return kept
     first = next((m.content for m in history if m.role == USER), request.user_input)
     session = session_open(room=room, title=_title_from(first, task=history == []), fingerprint=fingerprint)
     return Resolved(session=session, opened=True, head_index=0)
 
 
-def _kept_reply_find(*, room: Room, history: list[TranscriptMessage]) -> Resolved | None:
+def _kept_reply_find(*, room: Room, history: list[TranscriptMessage], before: str) -> Resolved | None:
     """A history whose last reply is a prefix of the stored one (the client stopped the stream and
     kept what it had): the turn is cut to what the client kept (``reply_keep``) and the conversation
-    goes on from there — in its session when that turn is its head, else in a fork at it."""
+    goes on from there — in its session when that turn is its head, else in a fork at it.
+    ``before``: the fingerprint of the history without its last two messages."""
     if len(history) < 2 or history[-1].role != ASSISTANT or history[-2].role != USER:
         return None
-    before = fingerprint_of(history[:-2])
     asked, kept = history[-2].content, history[-1].content
     for turn in selectors.kept_reply_candidates(room=room, user_input=asked, kept=kept):
         if turn.transcript_fingerprint == turn_fingerprint(
@@ -377,9 +392,17 @@ def _title_from(text: str, *, task: bool = False) -> str:
     tags, follow-ups …: a lone message starting ``### Task:``) is titled ``[client task] …`` so its
     cost is recognisable among the room's sessions and in usage."""
     if task and text.lstrip().startswith(CLIENT_TASK_MARK):
-        task_line = text.lstrip()[len(CLIENT_TASK_MARK) :].strip().splitlines()[0]
-        text = f"{CLIENT_TASK_TITLE} {task_line}"
-    line = " ".join(text.split())
+        task_lines = text.lstrip()[len(CLIENT_TASK_MARK) :].strip().splitlines()
+        text = f"{CLIENT_TASK_TITLE} {task_lines[0] if task_lines else ''}"
+    # The first words only (``" ".join(text.split())`` cut to the title): a first message may be
+    # megabytes long.
+    words, length = [], -1
+    for word in _WORD.finditer(text):
+        words.append(word.group())
+        length += 1 + len(words[-1])
+        if length > TITLE_MAX_CHARS:
+            break
+    line = " ".join(words)
     if len(line) <= TITLE_MAX_CHARS:
         return line
     return line[: TITLE_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip() + "…"

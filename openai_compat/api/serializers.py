@@ -10,37 +10,17 @@ each agent keeps its own model and settings. docs/openai-compatible.md lists eve
 
 import json
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from openai_compat.api.messages import ROLES, chat_messages_validate
 from openai_compat.fingerprint import TranscriptMessage
+from pantheon.api.parsers import collector_paused
 from pantheon.api.serializers import CostFiguresSerializer
 
-# Roles a client may send; only ``user`` and ``assistant`` take part in a conversation.
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 
-
-# Content part types read as text, and the key holding their text. A refusal is what the model said.
-TEXT_PARTS = {"text": "text", "input_text": "text", "output_text": "text", "refusal": "refusal"}
-
-
-def _part_text(part) -> str:
-    """A content part's text; a ValidationError naming its ``type`` (or ``text``) otherwise."""
-    kind = part.get("type") if isinstance(part, dict) else None
-    if kind not in TEXT_PARTS:
-        shown = f"{kind!r}" if isinstance(kind, str) else "missing"
-        raise serializers.ValidationError(
-            {
-                "type": [
-                    f"part type {shown} is not supported: a room reads text only ({', '.join(TEXT_PARTS)})."
-                ]
-            }
-        )
-    key = TEXT_PARTS[kind]
-    if not isinstance(part.get(key), str):
-        raise serializers.ValidationError({key: [f"a {kind!r} part needs its {key!r} as a string."]})
-    return part[key]
-
-
+# One message, for the schema only (a docstring would be its description there):
+# ``ChatMessagesField`` validates the whole list in plain Python (``openai_compat.api.messages``).
 class ChatMessageSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=ROLES)
     content = serializers.JSONField(
@@ -51,25 +31,15 @@ class ChatMessageSerializer(serializers.Serializer):
     )
     name = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="Ignored.")
 
-    def validate_content(self, value) -> str:
-        if value is None:
-            return ""
-        if isinstance(value, list):
-            texts, problems = [], {}
-            for position, part in enumerate(value):
-                try:
-                    texts.append(_part_text(part))
-                except serializers.ValidationError as exc:
-                    problems[str(position)] = exc.detail
-                    break
-            if problems:
-                raise serializers.ValidationError(problems)
-            value = "\n".join(texts)
-        # DRF's own checks of any text: a string, no NUL, no lone surrogate.
-        return serializers.CharField(allow_blank=True, trim_whitespace=False).run_validation(value)
 
-    def to_transcript(self, data: dict) -> TranscriptMessage:
-        return TranscriptMessage(role=data["role"], content=data.get("content") or "")
+@extend_schema_field(ChatMessageSerializer(many=True, allow_empty=False))
+class ChatMessagesField(serializers.Field):
+    """The conversation, as ``TranscriptMessage``s; refusals as a list of ``ChatMessageSerializer``
+    would give them (``messages.[i].content`` …)."""
+
+    def to_internal_value(self, data) -> list[TranscriptMessage]:
+        with collector_paused():  # up to a million messages made at once
+            return chat_messages_validate(data)
 
 
 class StreamOptionsSerializer(serializers.Serializer):
@@ -83,9 +53,7 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         help_text="A room: `room-<room_id>` (manual when the message @tags an agent, else "
         "orchestrator), or `room-<room_id>:roundtable`, `:orchestrator`, `:manual`."
     )
-    messages = ChatMessageSerializer(
-        many=True,
-        allow_empty=False,
+    messages = ChatMessagesField(
         help_text="The conversation; the last message, the user's, is the turn's input. System "
         "messages are ignored (the agents keep their own role prompts).",
     )
@@ -189,8 +157,7 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
         return (self.validated_data.get("metadata") or {}).get("discussion")
 
     def validated_messages(self) -> list[TranscriptMessage]:
-        child = self.fields["messages"].child
-        return [child.to_transcript(m) for m in self.validated_data["messages"]]
+        return self.validated_data["messages"]
 
     def session_id(self) -> str | None:
         return (self.validated_data.get("metadata") or {}).get("session_id") or None

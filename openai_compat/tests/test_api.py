@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from openai_compat.api.completions import CompletionChunks
 from openai_compat.api.views import ChatCompletionView
+from openai_compat.fingerprint import TranscriptMessage, fingerprint_of, turn_fingerprint
 from openai_compat.models import ApiKey
 from openai_compat.services import api_key_create
 from orchestration.services.calls import reply_clean
@@ -124,6 +125,53 @@ def test_text_parts_and_ignored_parameters_are_accepted(api_client, room):
     )
     assert response.status_code == 200, response.content
     assert Turn.objects.get().user_input == "@writer hello"
+
+
+def test_a_conversation_of_20000_messages_is_one_turn_on_its_last_message(api_client, room):
+    """A long chat resent whole — text and text parts, system and tool messages, an unanswered user
+    message — is a turn on its last message, in a session its next request finds again."""
+    messages = [{"role": "system", "content": "Be brief."}]
+    for i in range(9_999):
+        question = f"question {i:05d} " + "x" * 280
+        messages.append(
+            {"role": "user", "content": [{"type": "text", "text": question}] if i % 3 else question}
+        )
+        messages.append({"role": "assistant", "content": f"Writer: answer {i} — é", "name": None})
+        if i % 1_000 == 0:
+            messages.append({"role": "tool", "content": "{}", "tool_call_id": f"t{i}"})
+    messages += [
+        {"role": "user", "content": "unanswered"},
+        {"role": "user", "content": " @writer and now?\r\n"},
+    ]
+    assert len(messages) >= 20_000
+    model = f"room-{room.pk}"
+
+    first = api_client.post(URL, {"model": model, "messages": messages}, format="json")
+
+    assert first.status_code == 200, first.content[:300]
+    turn = Turn.objects.get()
+    assert turn.user_input == "@writer and now?" and turn.responding_agent_keys == ["writer"]
+    assert turn.session.title == "question 00000…"  # its first message, cut at a word
+    history = [
+        (m["role"], m["content"] if isinstance(m["content"], str) else m["content"][0]["text"])
+        for m in messages[:-2]
+        if m["role"] in ("user", "assistant")
+    ]
+    expected = turn_fingerprint(
+        fingerprint_of(TranscriptMessage(role, text) for role, text in history),
+        user_input=turn.user_input,
+        reply=first.json()["choices"][0]["message"]["content"],
+    )
+    assert ChatSession.objects.get().transcript_fingerprint == expected
+    reply = {"role": "assistant", "content": first.json()["choices"][0]["message"]["content"]}
+    following = [*messages, reply, {"role": "user", "content": "@writer go on"}]
+    second = api_client.post(URL, {"model": model, "messages": following}, format="json")
+    assert second.status_code == 200 and second["X-Pantheon-Session"] == first["X-Pantheon-Session"]
+    assert ChatSession.objects.get().transcript_fingerprint != expected
+    assert [t.user_input for t in Turn.objects.order_by("turn_index")] == [
+        "@writer and now?",
+        "@writer go on",
+    ]
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,18 @@ def test_a_new_session_is_titled_with_the_conversations_first_message(user, room
     assert len(title) <= 80
 
 
+def test_a_lone_client_task_mark_is_titled_as_a_task_not_an_error(user, room):
+    """``### Task:`` and nothing after it: a title with no task line (it was an IndexError)."""
+    chat, outcome = ask(user, room, [], "### Task:", suffix=":roundtable")
+    assert chat.session.title == "[client task]" and outcome.turn.user_input == "### Task:"
+
+
+def test_a_long_first_message_is_titled_by_its_first_words(user, room):
+    history = [TranscriptMessage(U, "  word\u00a0 " * 200_000), TranscriptMessage(A, "Writer: yes.")]
+    chat, _ = ask(user, room, history, "@writer go on")
+    assert chat.session.title == ("word " * 15).strip() + "…"
+
+
 def test_a_history_that_stops_at_an_earlier_turn_forks_with_copies_of_its_turns(user, room):
     history, chats = converse(user, room, ["@writer one", "@critic two", "@writer three"])
     original = chats[0].session

@@ -1,12 +1,22 @@
 """The fingerprint rules: what of a resent history counts, and that it chains like a stored session."""
 
+import hashlib
+import json
+from types import SimpleNamespace
+
+from hypothesis import given
+from hypothesis import strategies as st
+
 from openai_compat.fingerprint import (
     EMPTY,
     TranscriptMessage,
+    content_normalize,
+    fingerprint_extend,
     fingerprint_of,
     transcript_normalize,
     turn_fingerprint,
 )
+from openai_compat.services import _key_fingerprint
 
 U, A = "user", "assistant"
 
@@ -63,3 +73,49 @@ def test_message_boundaries_cannot_be_forged_by_moving_text():
 
 def test_an_empty_history_has_the_empty_fingerprint():
     assert fingerprint_of(transcript_normalize([m("system", "Be brief.")])) == EMPTY
+
+
+# --- the fast forms compute what the plain ones did ------------------------------------------------
+
+TEXTS = st.lists(
+    st.sampled_from(["a", " ", "\n", "\r\n", "\r", "\x00", '"', "\\", "é", "🙂", "\ud800", "\t"]), max_size=8
+)
+MESSAGES = st.lists(
+    st.builds(TranscriptMessage, st.sampled_from([U, A, U, A, "system", "tool"]), TEXTS.map("".join)),
+    max_size=8,
+)
+
+
+def reference_normalize(messages):
+    kept = [
+        TranscriptMessage(m.role, content_normalize(m.content))
+        for m in messages
+        if m.role in (U, A) and content_normalize(m.content)
+    ]
+    return [
+        message
+        for position, message in enumerate(kept)
+        if not (message.role == U and position + 1 < len(kept) and kept[position + 1].role == U)
+    ]
+
+
+@given(MESSAGES)
+def test_a_history_normalizes_as_the_rules_say(messages):
+    assert transcript_normalize(messages) == reference_normalize(messages)
+
+
+@given(st.sampled_from([EMPTY, "ab" * 32]), st.sampled_from([U, A]), TEXTS.map("".join))
+def test_a_link_is_the_sha256_of_the_json_of_fingerprint_role_and_content(previous, role, content):
+    link = json.dumps([previous, role, content_normalize(content)])
+    expected = hashlib.sha256(link.encode()).hexdigest()
+    assert fingerprint_extend(previous, TranscriptMessage(role, content)) == expected
+
+
+@given(MESSAGES, st.sampled_from(["room-1", "room-1:manual", 'room-"é"']), st.sampled_from([None, "", "abc"]))
+def test_an_idempotency_keys_fingerprint_is_the_sha256_of_the_json_of_the_request(
+    messages, model_id, session
+):
+    body = [model_id, str(session or ""), [[m.role, content_normalize(m.content)] for m in messages]]
+    expected = hashlib.sha256(json.dumps(body).encode()).hexdigest()
+    model = SimpleNamespace(id=model_id)
+    assert _key_fingerprint(model=model, messages=messages, session_id=session) == expected

@@ -7,6 +7,8 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import override_settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pantheon.api.parsers import json_depth_exceeds
 from rooms.models import Agent, Room
@@ -94,6 +96,23 @@ def test_the_depth_limit_is_a_setting(api_client):
 )
 def test_json_depth_counts_nested_arrays_and_objects(data, limit, exceeds):
     assert json_depth_exceeds(data, limit) is exceeds
+
+
+def _depth(value) -> int:
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+    return 0 if children is None else 1 + max(map(_depth, children), default=0)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.integers() | st.text(max_size=2),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=2), inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@given(JSON_VALUES, st.integers(0, 6))
+def test_json_depth_is_the_deepest_nesting_of_any_branch(data, limit):
+    assert json_depth_exceeds(data, limit) is (_depth(data) > limit)
 
 
 # --- Paths: NUL and control characters are 404, never a query. -----------------------------------
