@@ -9,9 +9,18 @@ Without a pool (``DATABASE_POOL_MAX_SIZE=0``) nothing is done: a persistent conn
 reopened at the next statement.
 """
 
+import select
 import threading
 
 from django.db import connections
+from gevent.monkey import get_original
+from psycopg import pq
+from psycopg_pool import ConnectionPool
+
+# The interpreter's own poll, never gevent's: asking whether a socket has something to read right now
+# needs no event loop (gevent's would start watchers and switch to the hub for nothing).
+_poll = get_original("select", "poll")
+_SIGNS = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
 def connection_release(alias: str = "default") -> bool:
@@ -24,6 +33,24 @@ def connection_release(alias: str = "default") -> bool:
         return False
     connection.close()
     return True
+
+
+def pooled_check(conn) -> None:
+    """The pool's check of a connection it hands out (``pantheon.postgresql``), without a round trip.
+    A connection idle in the pool has nothing to read: the server writes to it unasked only when it
+    ends the session (a restart, ``pg_terminate_backend``, ``idle_session_timeout``: an error, then the
+    socket closes). So only a connection with something to read, a closed socket or a bad state is
+    asked (psycopg_pool's empty query); when that fails the pool drops it and hands out another.
+    A connection cut without a word (a network gone quiet) passes, as it would pass nothing better:
+    its first statement fails."""
+    if conn.pgconn.status != pq.ConnStatus.OK or _socket_signals(conn.pgconn.socket):
+        ConnectionPool.check_connection(conn)
+
+
+def _socket_signals(fd: int) -> bool:
+    poller = _poll()
+    poller.register(fd, _SIGNS)
+    return bool(poller.poll(0))
 
 
 def pool_warm(*, alias: str = "default", timeout: float = 2.0) -> bool:

@@ -124,6 +124,14 @@ class _State:
     generations: dict[str, dict[str, Any]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     ids: Any = field(default_factory=lambda: itertools.count(1))
+    # ``answer_waiting()``: calls waiting out their delay when it is called answer at once.
+    wake: threading.Condition = field(default_factory=threading.Condition)
+    wakes: int = 0
+
+    def delay_wait(self, seconds: float) -> None:
+        with self.wake:
+            seen = self.wakes
+            self.wake.wait_for(lambda: self.wakes != seen, timeout=seconds)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -192,7 +200,7 @@ class _Handler(BaseHTTPRequestHandler):
             call_id = next(state.ids)
         delay = state.latency + step.delay
         if delay:
-            time.sleep(delay)
+            state.delay_wait(delay)
         self._answer(step, body, call_id)
 
     def _next_step(self, model: str, route: str) -> Step:
@@ -501,6 +509,14 @@ class FakeLlmServer:
 
     def set_latency(self, latency_ms: float) -> None:
         self.state.latency = latency_ms / 1000
+
+    def answer_waiting(self) -> None:
+        """Every call now waiting out its latency (or its step's delay) answers at once; later calls
+        wait theirs. A test that has seen what it wanted while the calls were held ends them here
+        instead of sleeping out a latency chosen to outlast its checks."""
+        with self.state.wake:
+            self.state.wakes += 1
+            self.state.wake.notify_all()
 
     @property
     def requests(self) -> list[RecordedRequest]:

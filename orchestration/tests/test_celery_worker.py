@@ -174,4 +174,5 @@ def test_the_shipped_worker_holds_sixty_summary_calls_at_once(gevent_worker, roo
     _wait_for(lambda: len(fake_llm.requests) >= 60, timeout=60)
     assert not SessionSummary.objects.filter(session__in=sessions).exists()  # all sixty still waiting
     fake_llm.set_latency(0)
+    fake_llm.answer_waiting()
     _wait_for(lambda: SessionSummary.objects.filter(session__in=sessions).count() == 60, timeout=120)

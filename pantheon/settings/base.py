@@ -108,6 +108,9 @@ DATABASE_URL = (
     env("DATABASE_URL", default="") or running_url() or "postgres://postgres@127.0.0.1:5432/pantheon"
 )
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+# Django's backend, whose pool checks a connection it hands out without a round trip (pantheon/postgresql).
+DATABASE_ENGINE = "pantheon.postgresql"
+DATABASES["default"]["ENGINE"] = DATABASE_ENGINE
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["OPTIONS"] = postgres_options()

@@ -5,7 +5,7 @@ and nothing answers there, so a laptop with no server runs the real suite too.""
 import sys
 
 from .base import *  # noqa: F403
-from .base import env, postgres_options
+from .base import DATABASE_ENGINE, env, postgres_options
 
 TEST_DATABASE_URL = env("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/pantheon")
 
@@ -33,7 +33,13 @@ if not _postgres_reachable(TEST_DATABASE_URL):
         f"PostgreSQL is not reachable at {TEST_DATABASE_URL}: run the suite with `make test` (it starts the "
         "embedded PostgreSQL when no server answers on 127.0.0.1:5432) or set DATABASE_URL."
     )
-DATABASES = {"default": {**env.db_url_config(TEST_DATABASE_URL), "OPTIONS": postgres_options()}}
+DATABASES = {
+    "default": {
+        **env.db_url_config(TEST_DATABASE_URL),
+        "ENGINE": DATABASE_ENGINE,
+        "OPTIONS": postgres_options(),
+    }
+}
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CELERY_TASK_ALWAYS_EAGER = True

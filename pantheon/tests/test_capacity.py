@@ -108,6 +108,7 @@ def test_health_and_lists_answer_while_the_provider_holds_forty_turns(
         health = http("GET", f"{server.url}/api/v1/health", timeout=30)
         rooms = http("GET", f"{server.url}/api/v1/rooms", headers=sessions[0][1], timeout=30)
         assert not crowd.answers  # answered while every turn was still waiting on the model
+        fake_llm.answer_waiting()
         answers = crowd.join()
 
     assert health[0] == 200 and health[1]["database"] == "ok", health[1]
@@ -127,6 +128,7 @@ def test_a_hundred_waiting_turns_hold_no_more_connections_than_the_pools(
         _until(lambda: len(fake_llm.requests) == 100, "all 100 turns in the provider at once", timeout=90)
         waiting = _connections_of_others()
         assert not crowd.answers
+        fake_llm.answer_waiting()
         answers = crowd.join()
 
     # workers × (pool + the health check's own connection), whatever the turns in flight (it was one
@@ -151,7 +153,9 @@ def test_past_the_process_cap_a_turn_is_refused_at_once_and_holds_nothing(
         held_meanwhile = CreditHold.objects.count()
         refused_session = ChatSession.objects.get(pk=sessions[3][0].split("/")[4])
         assert not crowd.answers
+        fake_llm.answer_waiting()
         answers = crowd.join()
+        fake_llm.set_latency(0)
         after = http("POST", server.url + sessions[3][0], {"user_input": "@writer go"}, sessions[3][1])
 
     assert status == 503 and body["code"] == "server_busy", body
@@ -177,7 +181,14 @@ def test_gevent_workers_keep_claims_holds_slots_and_idempotency_twins(
         # Slots: 9 at once on 9 sessions, at most 6 in flight for the user (across both workers).
         fake_llm.set_latency(3000)
         others = [SessionFactory(room=session.room) for _ in range(9)]
-        slots = Crowd([_turn(server, f"/api/v1/sessions/{s.pk}/turns", auth) for s in others]).join()
+        before = len(fake_llm.requests)
+        crowd = Crowd([_turn(server, f"/api/v1/sessions/{s.pk}/turns", auth) for s in others])
+        _until(
+            lambda: len(crowd.answers) == 3 and len(fake_llm.requests) == before + 6,
+            "six turns in the provider, three refused",
+        )
+        fake_llm.answer_waiting()
+        slots = crowd.join()
         fake_llm.set_latency(300)
         # Idempotency twins: the same key twice at once makes one turn, both answered with it.
         twins = Crowd([_turn(server, url, auth, "@writer twin", **{"Idempotency-Key": "twin-1"})] * 2).join()
@@ -237,6 +248,7 @@ def test_two_web_instances_share_in_flight_limits_claims_holds_and_throttles(
             _until(lambda: len(fake_llm.requests) == calls, "the first turns in the provider")
             server, url, auth = then
             answer = http("POST", server.url + url, {"user_input": "@writer go"}, auth)
+            fake_llm.answer_waiting()
             assert sorted(x[0] for x in crowd.join()) == [201] * len(started)
             return answer
 
@@ -246,7 +258,7 @@ def test_two_web_instances_share_in_flight_limits_claims_holds_and_throttles(
         busy = while_in_flight([(a, *claim[0])], (b, *claim[0]), calls=3)
         # The credit hold: a balance covering one and a half worst cases; one turn through each.
         user = ChatSession.objects.get(pk=holds[0][0].split("/")[4]).room.owner
-        worst = _worst_case_seen(a, _sessions(1)[0])
+        worst = _worst_case_seen(a, _sessions(1)[0], fake_llm)
         account = CreditAccount.objects.get(user=user)
         credit_adjust(
             user=user, amount=(worst + worst / 2).quantize(Decimal("0.0001")) - account.balance, note="test"
@@ -266,11 +278,13 @@ def test_two_web_instances_share_in_flight_limits_claims_holds_and_throttles(
     assert_nothing_lost()
 
 
-def _worst_case_seen(server, session: tuple[str, dict]) -> Decimal:
+def _worst_case_seen(server, session: tuple[str, dict], fake_llm) -> Decimal:
     """The hold of a turn on a fresh session of the writer, read while it is in flight."""
     url, auth = session
+    before = len(fake_llm.requests)
     crowd = Crowd([_turn(server, url, auth)])
-    _until(CreditHold.objects.exists, "a turn's hold in flight")
+    _until(lambda: len(fake_llm.requests) > before, "a turn in the provider, its hold placed")
     worst = CreditHold.objects.get().amount
+    fake_llm.answer_waiting()
     crowd.join()
     return worst

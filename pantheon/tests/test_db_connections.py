@@ -1,8 +1,10 @@
 """The pool's warm-up and the connection given back before a model call (pantheon/db_connections.py),
 on a pool of their own against the test database."""
 
+import time
+
 import pytest
-from django.db import connections, transaction
+from django.db import connection, connections, transaction
 
 from pantheon import db_connections
 
@@ -15,10 +17,11 @@ def pooled(monkeypatch):
     ``connections["pooled"]`` for the module under test; ``pooled(port=1)`` for one nobody answers."""
     made = []
 
-    def make(port: str | None = None):
+    def make(port: str | None = None, *, size: int = 2):
         default = connections["default"]
-        options = {**default.settings_dict["OPTIONS"], "pool": {"min_size": 1, "max_size": 2, "timeout": 5}}
-        settings_dict = {**default.settings_dict, "OPTIONS": options}
+        pool = {"min_size": 1, "max_size": size, "timeout": 5}
+        options = {**default.settings_dict["OPTIONS"], "pool": pool}
+        settings_dict = {**default.settings_dict, "OPTIONS": options, "CONN_HEALTH_CHECKS": True}
         if port is not None:
             settings_dict["PORT"] = port
         wrapper = type(default)(settings_dict, alias=f"pooled{len(made)}")
@@ -73,3 +76,70 @@ def test_nothing_is_given_back_without_a_pool(monkeypatch):
     monkeypatch.setattr(db_connections, "connections", {"pooled": default})
     assert db_connections.connection_release(alias="pooled") is False
     assert default.connection is not None
+
+
+def _last_query(pid: int) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")  # a transaction keeps its first look otherwise
+        cursor.execute("SELECT query FROM pg_stat_activity WHERE pid = %s", [pid])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def test_a_well_idle_connection_is_handed_out_without_a_query(pooled):
+    """Django's own check runs an empty query on every handout (a round trip per request)."""
+    pool = pooled(size=1).pool
+    pool.open()
+    held = pool.getconn()
+    held.execute("SELECT 'the last thing it ran'")
+    pid = held.info.backend_pid
+    pool.putconn(held)
+    again = pool.getconn()
+    try:
+        assert again.info.backend_pid == pid  # the pool's one connection, checked on its way out
+        assert _last_query(pid) == "SELECT 'the last thing it ran'"
+    finally:
+        pool.putconn(again)
+
+
+def test_a_connection_the_server_ended_while_idle_is_replaced(pooled):
+    pool = pooled(size=1).pool
+    pool.open()
+    held = pool.getconn()
+    pid = held.info.backend_pid
+    pool.putconn(held)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    deadline = time.monotonic() + 5
+    while _last_query(pid) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    fresh = pool.getconn()
+    try:
+        assert fresh.info.backend_pid != pid
+        assert fresh.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pool.putconn(fresh)
+    assert pool.get_stats()["connections_lost"] == 1
+
+
+def test_the_check_asks_the_server_when_the_connection_has_something_to_say(pooled):
+    """Nothing to read: no query. Something the server sent unasked (here a notification): the empty
+    query, which reads it."""
+    import psycopg
+
+    params = connections["default"].get_connection_params()
+    params.pop("prepare_threshold", None)
+    with (
+        psycopg.connect(autocommit=True, **params) as quiet,
+        psycopg.connect(autocommit=True, **params) as other,
+    ):
+        quiet.execute("LISTEN pantheon_check")
+        quiet.execute("SELECT 'before the check'")
+        db_connections.pooled_check(quiet)
+        assert _last_query(quiet.info.backend_pid) == "SELECT 'before the check'"
+        other.execute("NOTIFY pantheon_check")
+        deadline = time.monotonic() + 5
+        while not db_connections._socket_signals(quiet.pgconn.socket) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        db_connections.pooled_check(quiet)
+        assert _last_query(quiet.info.backend_pid) == ""

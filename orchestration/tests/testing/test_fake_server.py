@@ -86,6 +86,23 @@ def test_fixed_latency_delays_every_answer(fake_llm, openai_gateway_make):
     assert time.monotonic() - started >= 0.15
 
 
+def test_calls_waiting_out_their_latency_answer_at_once_when_told(fake_llm, openai_gateway_make):
+    fake_llm.set_latency(30_000)
+    gateway = openai_gateway_make()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        waiting = [pool.submit(gateway.complete, request(f"call {i}")) for i in range(3)]
+        deadline = time.monotonic() + 5
+        while len(fake_llm.requests) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert not any(call.done() for call in waiting)  # still waiting out 30 s
+        started = time.monotonic()
+        fake_llm.answer_waiting()
+        replies = sorted(call.result(timeout=5).content for call in waiting)
+    assert replies == [f"Noted: call {i}" for i in range(3)]
+    assert time.monotonic() - started < 2
+
+
 def test_concurrent_requests_are_all_recorded(fake_llm, openai_gateway_make):
     fake_llm.set_latency(20)
     gateway = openai_gateway_make()
