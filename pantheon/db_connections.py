@@ -11,6 +11,7 @@ reopened at the next statement.
 
 import select
 import threading
+import time
 
 from django.db import connections
 from gevent.monkey import get_original
@@ -94,7 +95,7 @@ def database_ping(*, alias: str = "default", timeout: float = 2.0) -> None:
             except Exception:
                 kept.close()
         _ping_connection = None
-        fresh = _ping_connect(alias=alias, timeout=timeout)
+        fresh = _ping_connect(connections[alias], timeout=timeout)
         try:
             fresh.execute("SELECT 1")
         except Exception:
@@ -103,10 +104,35 @@ def database_ping(*, alias: str = "default", timeout: float = 2.0) -> None:
         _ping_connection = fresh
 
 
-def _ping_connect(*, alias: str, timeout: float):
+# A database that did not answer stays taken for down this long (per connection alias), so an outage
+# costs the requests that meet it one connection attempt a second between them, not one each.
+DOWN_REMEMBERED_SECONDS = 1.0
+_answers_lock = threading.Lock()
+_down_until: dict[str, float] = {}
+
+
+def database_answers_check(wrapper, *, timeout: float = 2.0) -> None:
+    """Raise (psycopg's ``OperationalError``) unless the database of ``wrapper`` (a Django connection)
+    accepts a new connection within about ``timeout`` seconds. For a request that found no pooled
+    connection free: a pool that is only busy is worth waiting for, a database that is down is not
+    (``pantheon.postgresql``)."""
     import psycopg
 
-    params = connections[alias].get_connection_params()
+    with _answers_lock:
+        if time.monotonic() < _down_until.get(wrapper.alias, 0.0):
+            raise psycopg.OperationalError("the database did not answer a moment ago")
+        try:
+            _ping_connect(wrapper, timeout=timeout).close()
+        except Exception:
+            _down_until[wrapper.alias] = time.monotonic() + DOWN_REMEMBERED_SECONDS
+            raise
+        _down_until.pop(wrapper.alias, None)
+
+
+def _ping_connect(wrapper, *, timeout: float):
+    import psycopg
+
+    params = wrapper.get_connection_params()
     for django_only in ("pool", "cursor_factory", "context", "prepare_threshold"):
         params.pop(django_only, None)
     params["connect_timeout"] = max(int(timeout), 1)

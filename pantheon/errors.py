@@ -84,3 +84,10 @@ class ServiceUnavailable(ApplicationError):
     """Pantheon itself could not complete the request (e.g. a write failed); retrying may work."""
 
     code = "unavailable"
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database did not answer (down, unreachable, or no connection free in time)."""
+
+    code = "database_unavailable"
+    default_message = "The database is not answering; nothing was done. Retry shortly."

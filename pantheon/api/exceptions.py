@@ -4,10 +4,13 @@ Services raise ``pantheon.errors.ApplicationError`` subclasses (no HTTP in them)
 exceptions; both are turned into responses here, in one place, and only here do they get a status.
 """
 
+import logging
 import re
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from django.urls import NoReverseMatch, reverse
 from django.views import defaults
@@ -16,6 +19,8 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
 from pantheon import errors
+
+logger = logging.getLogger(__name__)
 
 # Each kind of domain error and its status; a subclass inherits its base's (looked up along the MRO).
 STATUS_BY_ERROR: dict[type[errors.ApplicationError], int] = {
@@ -87,6 +92,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, OperationalError | InterfaceError):
+        exc = database_unavailable(exc)
 
     if isinstance(exc, errors.ApplicationError):
         set_rollback()
@@ -117,6 +124,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     set_rollback()
     return Response(_encodable(body), status=exc.status_code, headers=headers)
+
+
+def database_unavailable(exc: Exception) -> errors.DatabaseUnavailable:
+    """The database failed the request (down, unreachable, no pooled connection in time, a statement
+    cut by the server): 503 with ``Retry-After``, not a 500. The transaction is rolled back as for any
+    error; the failure is logged here, since no 500 will log it."""
+    logger.error("database unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:200])
+    return errors.DatabaseUnavailable(retry_after_seconds=settings.DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS)
 
 
 class ApplicationErrorMiddleware:

@@ -1,17 +1,36 @@
-"""Django's PostgreSQL backend (``ENGINE = "pantheon.postgresql"``), whose connection pool checks a
-connection it hands out without a round trip to the server (``pantheon.db_connections.pooled_check``).
+"""Django's PostgreSQL backend (``ENGINE = "pantheon.postgresql"``) with two changes to its pool:
 
-With ``CONN_HEALTH_CHECKS``, Django has psycopg_pool run an empty query on every connection it hands
-out: one round trip per request, and one more each time a turn takes a connection again after a model
-call. The check here asks the server only when the idle connection shows a sign of trouble.
+- A connection it hands out is checked without a round trip to the server
+  (``pantheon.db_connections.pooled_check``). With ``CONN_HEALTH_CHECKS``, Django has psycopg_pool
+  run an empty query on every handout: one round trip per request, and one more each time a turn
+  takes a connection again after a model call.
+- A request that has waited ``DATABASE_POOL_CHECK_AFTER_SECONDS`` for a connection makes sure the
+  database answers at all before it waits the rest of ``DATABASE_POOL_TIMEOUT`` (30 s): a busy pool
+  is worth waiting for, a database that is down is not. Down, a request fails in seconds (503
+  ``database_unavailable``), not after half a minute.
 """
 
+from django.conf import settings
 from django.db.backends.postgresql import base
+from psycopg import IsolationLevel
+from psycopg_pool import PoolTimeout
 
-from pantheon.db_connections import pooled_check
+from pantheon.db_connections import database_answers_check, pooled_check
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    def get_new_connection(self, conn_params):
+        pool = self.pool
+        if pool is None or "isolation_level" in self.settings_dict["OPTIONS"]:
+            return super().get_new_connection(conn_params)
+        self.isolation_level = IsolationLevel.READ_COMMITTED  # Django's own default, as it sets it
+        pool.open()
+        try:
+            return pool.getconn(timeout=settings.DATABASE_POOL_CHECK_AFTER_SECONDS)
+        except PoolTimeout:
+            database_answers_check(self)  # raises when the database does not answer
+        return pool.getconn(timeout=max(pool.timeout - settings.DATABASE_POOL_CHECK_AFTER_SECONDS, 0.1))
+
     @property
     def pool(self):
         pool = super().pool

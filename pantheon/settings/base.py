@@ -126,6 +126,11 @@ if DATABASE_POOL_MAX_SIZE:
         "max_size": DATABASE_POOL_MAX_SIZE,
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0),
     }
+# A request that waited this long for a pooled connection makes sure the database answers before it
+# waits longer: a database that is down answers 503 database_unavailable (Retry-After below) in
+# seconds, not after DATABASE_POOL_TIMEOUT (pantheon/postgresql).
+DATABASE_POOL_CHECK_AFTER_SECONDS = env.float("DATABASE_POOL_CHECK_AFTER_SECONDS", default=2.0)
+DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS = env.int("DATABASE_UNAVAILABLE_RETRY_AFTER_SECONDS", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Usernames are unique regardless of case, and a login may give one in any case.

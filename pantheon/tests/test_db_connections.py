@@ -1,10 +1,11 @@
 """The pool's warm-up and the connection given back before a model call (pantheon/db_connections.py),
 on a pool of their own against the test database."""
 
+import threading
 import time
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import OperationalError, connection, connections, transaction
 
 from pantheon import db_connections
 
@@ -17,9 +18,9 @@ def pooled(monkeypatch):
     ``connections["pooled"]`` for the module under test; ``pooled(port=1)`` for one nobody answers."""
     made = []
 
-    def make(port: str | None = None, *, size: int = 2):
+    def make(port: str | None = None, *, size: int = 2, timeout: float = 5):
         default = connections["default"]
-        pool = {"min_size": 1, "max_size": size, "timeout": 5}
+        pool = {"min_size": 1, "max_size": size, "timeout": timeout}
         options = {**default.settings_dict["OPTIONS"], "pool": pool}
         settings_dict = {**default.settings_dict, "OPTIONS": options, "CONN_HEALTH_CHECKS": True}
         if port is not None:
@@ -143,3 +144,40 @@ def test_the_check_asks_the_server_when_the_connection_has_something_to_say(pool
             time.sleep(0.02)
         db_connections.pooled_check(quiet)
         assert _last_query(quiet.info.backend_pid) == ""
+
+
+@pytest.fixture
+def down_forgotten(monkeypatch):
+    monkeypatch.setattr(db_connections, "_down_until", {})
+
+
+def test_a_database_that_is_down_fails_a_request_in_seconds_not_the_pools_timeout(
+    pooled, settings, down_forgotten
+):
+    settings.DATABASE_POOL_CHECK_AFTER_SECONDS = 0.3
+    wrapper = pooled(port="1", timeout=30)  # nobody listens there
+    started = time.monotonic()
+    with pytest.raises(OperationalError):
+        wrapper.ensure_connection()
+    assert time.monotonic() - started < 5
+    # Remembered a moment: the next request does not try to connect again.
+    with pytest.raises(Exception, match="did not answer a moment ago"):
+        db_connections.database_answers_check(wrapper)
+
+
+def test_a_busy_pool_is_waited_for_past_the_check_when_the_database_answers(pooled, settings, down_forgotten):
+    settings.DATABASE_POOL_CHECK_AFTER_SECONDS = 0.2
+    wrapper = pooled(size=1, timeout=10)
+    pool = wrapper.pool
+    pool.open()
+    held = pool.getconn()
+    threading.Timer(1.0, pool.putconn, [held]).start()  # the pool's one connection, back in 1 s
+    started = time.monotonic()
+    wrapper.ensure_connection()
+    try:
+        assert 0.9 < time.monotonic() - started < 5
+        with wrapper.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            assert cursor.fetchone() == (1,)
+    finally:
+        wrapper.close()
