@@ -104,11 +104,11 @@ def database_ping(*, alias: str = "default", timeout: float = 2.0) -> None:
         _ping_connection = fresh
 
 
-# A database that did not answer stays taken for down this long (per connection alias), so an outage
+# What a check found is kept this long (per connection alias): an outage, or a pool that stays busy,
 # costs the requests that meet it one connection attempt a second between them, not one each.
-DOWN_REMEMBERED_SECONDS = 1.0
+VERDICT_KEPT_SECONDS = 1.0
 _answers_lock = threading.Lock()
-_down_until: dict[str, float] = {}
+_verdicts: dict[str, tuple[float, bool]] = {}  # alias: (kept until, answered)
 
 
 def database_answers_check(wrapper, *, timeout: float = 2.0) -> None:
@@ -119,14 +119,18 @@ def database_answers_check(wrapper, *, timeout: float = 2.0) -> None:
     import psycopg
 
     with _answers_lock:
-        if time.monotonic() < _down_until.get(wrapper.alias, 0.0):
+        until, answered = _verdicts.get(wrapper.alias, (0.0, True))
+        if time.monotonic() >= until:
+            try:
+                _ping_connect(wrapper, timeout=timeout).close()
+                answered = True
+            except Exception:
+                answered = False
+                raise
+            finally:
+                _verdicts[wrapper.alias] = (time.monotonic() + VERDICT_KEPT_SECONDS, answered)
+        elif not answered:
             raise psycopg.OperationalError("the database did not answer a moment ago")
-        try:
-            _ping_connect(wrapper, timeout=timeout).close()
-        except Exception:
-            _down_until[wrapper.alias] = time.monotonic() + DOWN_REMEMBERED_SECONDS
-            raise
-        _down_until.pop(wrapper.alias, None)
 
 
 def _ping_connect(wrapper, *, timeout: float):

@@ -8,7 +8,7 @@ import uuid
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -49,8 +49,15 @@ class LlmDeployment(models.Model):
     model = models.ForeignKey(LlmModel, on_delete=models.CASCADE, related_name="deployments")
     name = models.SlugField(max_length=64, unique=True, help_text="Shown on usage events and in /health.")
     position = models.PositiveSmallIntegerField(default=0)
-    weight = models.PositiveSmallIntegerField(default=1, help_text="Share among deployments of one position.")
-    base_url = models.URLField(blank=True, help_text="Empty: LLM_BASE_URL.")
+    weight = models.PositiveSmallIntegerField(
+        default=1,
+        help_text="Share among deployments of one position; 0: drained (reached only when the others fail).",
+    )
+    base_url = models.URLField(
+        blank=True,
+        validators=[URLValidator(schemes=["http", "https"])],
+        help_text="An http(s) URL, the API's root (…/v1). Empty: LLM_BASE_URL.",
+    )
     api_key_env = models.CharField(
         max_length=100,
         blank=True,
@@ -72,6 +79,7 @@ class LlmDeployment(models.Model):
 
     class Meta:
         ordering = ["model", "position", "name"]
+        verbose_name = "deployment"
 
     def __str__(self) -> str:
         return self.name

@@ -36,14 +36,23 @@ class Route(Protocol):
 R = TypeVar("R", bound=Route)
 
 
+def _draw(route: Route) -> tuple[int, int, float]:
+    """Sort key: a weighted random order within a position (Efraimidis–Spirakis: u ** (1 / weight),
+    largest first), weight 0 last."""
+    if route.weight <= 0:
+        return (route.position, 1, 0.0)
+    return (route.position, 0, -(random.random() ** (1 / route.weight)))
+
+
 def fallover_allowed(code: str, *, delivered: bool) -> bool:
     return code in FALLOVER_CODES and not delivered
 
 
 def attempts_plan(routes: Sequence[R]) -> list[R]:
     """At most ``LLM_FALLBACK_MAX_ATTEMPTS`` routes: by position, equal positions in a random order
-    weighted by ``weight``; those cooling down after every other (tried only when none is left)."""
-    order = sorted(routes, key=lambda r: (r.position, -(random.random() ** (1 / max(r.weight, 1)))))
+    weighted by ``weight`` (weight 0: drained, after every weighted one of its position, so reached
+    only when they fail); those cooling down after every other (tried only when none is left)."""
+    order = sorted(routes, key=_draw)
     cooling = deployments_cooling([r.name for r in order if r.name])
     ready = [r for r in order if r.name not in cooling]
     return (ready + [r for r in order if r.name in cooling])[: max(settings.LLM_FALLBACK_MAX_ATTEMPTS, 1)]

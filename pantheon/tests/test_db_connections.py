@@ -148,7 +148,7 @@ def test_the_check_asks_the_server_when_the_connection_has_something_to_say(pool
 
 @pytest.fixture
 def down_forgotten(monkeypatch):
-    monkeypatch.setattr(db_connections, "_down_until", {})
+    monkeypatch.setattr(db_connections, "_verdicts", {})
 
 
 def test_a_database_that_is_down_fails_a_request_in_seconds_not_the_pools_timeout(
@@ -181,3 +181,13 @@ def test_a_busy_pool_is_waited_for_past_the_check_when_the_database_answers(pool
             assert cursor.fetchone() == (1,)
     finally:
         wrapper.close()
+
+
+def test_a_database_that_answered_is_not_asked_again_within_the_second(pooled, down_forgotten):
+    wrapper = pooled()
+    db_connections.database_answers_check(wrapper)
+    wrapper.settings_dict["PORT"] = "1"  # were it asked again, nobody would answer
+    db_connections.database_answers_check(wrapper)
+    db_connections._verdicts[wrapper.alias] = (0.0, True)  # the second has passed
+    with pytest.raises(Exception, match="(?i)connect"):
+        db_connections.database_answers_check(wrapper)

@@ -98,3 +98,27 @@ def test_a_models_page_shows_each_deployments_state_and_the_calibration(staff_cl
     )
     qwen = LlmModel.objects.get(alias="qwen")
     assert "Not learned yet" in staff_client.get(f"{URL}{qwen.pk}/change/").content.decode()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "valid"),
+    [
+        ("https://openrouter.ai/api/v1", True),
+        ("http://127.0.0.1:8099/east/v1", True),
+        ("", True),
+        ("ftp://127.0.0.1/v1", False),
+        ("file:///etc/passwd", False),
+    ],
+)
+def test_a_deployments_base_url_is_http_or_https(base_url, valid):
+    from django.core.exceptions import ValidationError
+
+    deployment = LlmDeployment(
+        model=LlmModel.objects.get(alias="deepseek"), name="d-url-check", base_url=base_url
+    )
+    if valid:
+        deployment.full_clean()
+    else:
+        with pytest.raises(ValidationError) as refused:
+            deployment.full_clean()
+        assert "base_url" in refused.value.message_dict
