@@ -189,5 +189,5 @@ def test_a_database_that_answered_is_not_asked_again_within_the_second(pooled, d
     wrapper.settings_dict["PORT"] = "1"  # were it asked again, nobody would answer
     db_connections.database_answers_check(wrapper)
     db_connections._verdicts[wrapper.alias] = (0.0, True)  # the second has passed
-    with pytest.raises(Exception, match="(?i)connect"):
+    with pytest.raises(Exception, match=r"(?i)connect"):
         db_connections.database_answers_check(wrapper)
