@@ -5,24 +5,30 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('usage', '0017_token_calibration'),
+        ("usage", "0017_token_calibration"),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='llmdeployment',
-            options={'ordering': ['model', 'position', 'name'], 'verbose_name': 'deployment'},
+            name="llmdeployment",
+            options={"ordering": ["model", "position", "name"], "verbose_name": "deployment"},
         ),
         migrations.AlterField(
-            model_name='llmdeployment',
-            name='base_url',
-            field=models.URLField(blank=True, help_text="An http(s) URL, the API's root (…/v1). Empty: LLM_BASE_URL.", validators=[django.core.validators.URLValidator(schemes=['http', 'https'])]),
+            model_name="llmdeployment",
+            name="base_url",
+            field=models.URLField(
+                blank=True,
+                help_text="An http(s) URL, the API's root (…/v1). Empty: LLM_BASE_URL.",
+                validators=[django.core.validators.URLValidator(schemes=["http", "https"])],
+            ),
         ),
         migrations.AlterField(
-            model_name='llmdeployment',
-            name='weight',
-            field=models.PositiveSmallIntegerField(default=1, help_text='Share among deployments of one position; 0: drained (reached only when the others fail).'),
+            model_name="llmdeployment",
+            name="weight",
+            field=models.PositiveSmallIntegerField(
+                default=1,
+                help_text="Share among deployments of one position; 0: drained (reached only when the others fail).",
+            ),
         ),
     ]
