@@ -23,10 +23,12 @@ _bound: contextvars.ContextVar[MappingProxyType[str, str]] = contextvars.Context
 
 
 class LogContextFilter(logging.Filter):
-    """Puts the bound ids on every record; a field given explicitly (``extra=``) is kept."""
+    """Puts the bound ids on every record; a field given explicitly (``extra=``) is kept. A record
+    written outside the request's context that carries the request (Django's own line about a 4xx
+    or 5xx response) takes the ids the request kept (``RequestContextMiddleware``)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        bound = _bound.get()
+        bound = _bound.get() or getattr(getattr(record, "request", None), "log_context", None) or _EMPTY
         for name in LOG_FIELDS:
             if not hasattr(record, name):
                 setattr(record, name, bound.get(name, "-"))

@@ -584,7 +584,9 @@ class LlmCallEventAdmin(ReadOnlyAdmin):
 
     @admin.display(description="call", ordering="model_alias")
     def call(self, event: LlmCallEvent) -> str:
-        return f"{event.model_alias} · {event.purpose.replace('_', ' ')}"
+        """``deepseek@fake-east · agent reply``: the alias, the deployment that served it (if any)."""
+        served = f"{event.model_alias}@{event.deployment}" if event.deployment else event.model_alias
+        return f"{served} · {event.purpose.replace('_', ' ')}"
 
     @admin.display(description="tokens in → out")
     def tokens(self, event: LlmCallEvent) -> str:

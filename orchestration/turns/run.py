@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from orchestration.errors import TurnConflict, TurnWriteFailed
+from orchestration.errors import LlmUnavailable, TurnConflict, TurnWriteFailed
 from orchestration.llm.gateway import LlmGateway, LlmRequest
 from orchestration.llm.registry import gateway_get
 from orchestration.modes import routing_decision_parse
@@ -305,6 +305,8 @@ def _turn_observe(progress: TurnProgress, outcome: TurnOutcome, *, streamed: boo
             session_id=str(progress.session.pk),
             user_id=progress.request.user.pk,
             agent_keys=tuple(outcome.turn.responding_agent_keys),
+            # A failed turn answers 502 llm_unavailable (a partial one 201): its log line says so.
+            code=LlmUnavailable.code if outcome.turn.status == Turn.Status.FAILED else "",
             llm_seconds=outcome.llm_seconds,
             total_seconds=time.perf_counter() - progress.started,
             input_tokens=usage.input_tokens,

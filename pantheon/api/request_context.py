@@ -9,7 +9,7 @@ import contextvars
 import re
 import uuid
 
-from pantheon.logging import log_context_bind
+from pantheon.logging import log_context_bind, log_context_current
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Ids from a client or a proxy: short, and nothing that could forge or break a log line.
@@ -34,7 +34,12 @@ class RequestContextMiddleware:
 
     def _respond(self, request, request_id: str):
         log_context_bind(request_id=request_id)
-        return self.get_response(request)
+        try:
+            return self.get_response(request)
+        finally:
+            # Django logs a 4xx/5xx response (logger django.request) after this middleware has
+            # returned, outside its context: the record carries the request, and the ids with it.
+            request.log_context = log_context_current()
 
     def process_view(self, request, view_func, view_args, view_kwargs):
         if session_id := view_kwargs.get("session_id"):

@@ -22,8 +22,8 @@ def turn_log_write(event: TurnObserved) -> None:
         "pantheon_ms": own_ms,
         "input_tokens": event.input_tokens,
         "output_tokens": event.output_tokens,
-        "cost_usd": str(event.cost_usd),
-        "credits": str(event.credits_burned),
+        "cost_usd": _plain(event.cost_usd),
+        "credits": _plain(event.credits_burned),
         "streamed": event.streamed,
     }
     ids = {"turn_id": event.turn_id or "-", "session_id": event.session_id or "-"}
@@ -41,7 +41,13 @@ def turn_log_write(event: TurnObserved) -> None:
         own_ms,
         event.input_tokens,
         event.output_tokens,
-        event.cost_usd,
-        event.credits_burned,
+        fields["cost_usd"],
+        fields["credits"],
         extra={**fields, **ids},
     )
+
+
+def _plain(amount) -> str:
+    """A Decimal as people write it: 0 (not 0E-12), 0.0002336, 12.5."""
+    text = format(amount.normalize(), "f")
+    return text if text not in ("-0",) else "0"

@@ -209,3 +209,11 @@ def test_events_are_read_only_in_admin(staff_client, events):
     event = events["events"][0]
     assert staff_client.post(f"{URL}{event.pk}/delete/", {"post": "yes"}).status_code == 403
     assert LlmCallEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_each_call_names_the_deployment_that_served_it(staff_client):
+    LlmCallEventFactory(deployment="fake-east")
+    LlmCallEventFactory(deployment="")
+    page = staff_client.get(URL).content.decode()
+    assert "deepseek@fake-east · agent" in page
+    assert page.count("deepseek · agent") == 1  # the one without a deployment: the alias alone

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.conf import settings as django_settings
 
+from orchestration.testing.fake_server import Step
 from pantheon.logging import logging_config
 from usage.models import LlmCallEvent
 
@@ -85,6 +86,24 @@ def test_a_refused_turn_writes_its_line_with_the_refusal_code(api_client, sessio
     assert line["status"] == "refused" and line["code"] == "no_agent_selected"
     assert line["turn_id"] == "-" and line["session_id"] == str(session.pk)
     assert line["agents"] == [] and line["input_tokens"] == 0
+
+
+def test_a_failed_turns_lines_say_why_and_djangos_own_carries_the_ids(
+    user, session, fake_llm, turn_post, json_lines
+):
+    fake_llm.enqueue(Step(status=503), Step(status=503))
+    response = turn_post("@writer @critic go", HTTP_X_REQUEST_ID="req-45")
+    assert response.status_code == 502
+    lines = json_lines()
+    (line,) = _turn_lines(lines)
+    assert line["status"] == "failed" and line["code"] == "llm_unavailable"
+    assert line["cost_usd"] == "0" and line["credits"] == "0"  # not 0E-12
+    (answered,) = [line for line in lines if line["logger"] == "django.request"]  # "Bad Gateway: …"
+    assert (answered["request_id"], answered["user_id"], answered["session_id"]) == (
+        "req-45",
+        str(user.pk),
+        str(session.pk),
+    )
 
 
 def test_text_format_keeps_key_value_lines_with_the_ids(api_client, user, session):
