@@ -446,6 +446,8 @@ def session_fork(*, turn: Turn) -> ChatSession:
             responding_agent_keys=t.responding_agent_keys,
             agent_errors=t.agent_errors,
             routing_used_fallback=t.routing_used_fallback,
+            stop_reason=t.stop_reason,
+            discussion=t.discussion,
             context_tokens=t.context_tokens,
             transcript_fingerprint=t.transcript_fingerprint,
         )

@@ -88,6 +88,8 @@ def test_a_history_that_stops_at_an_earlier_turn_forks_with_copies_of_its_turns(
     history, chats = converse(user, room, ["@writer one", "@critic two", "@writer three"])
     original = chats[0].session
     spent = LlmCallEvent.objects.filter(session_id=original.pk).count()
+    record = {"form": "rounds", "steps": [{"step": 1, "agent_key": "writer", "chosen_by": "order"}]}
+    Turn.objects.filter(session=original, turn_index=1).update(stop_reason="max_steps", discussion=record)
 
     chat, outcome = ask(user, room, history[:2], "@critic two, again")  # "regenerate" the second turn
 
@@ -97,6 +99,7 @@ def test_a_history_that_stops_at_an_earlier_turn_forks_with_copies_of_its_turns(
     assert [(t.turn_index, t.user_input) for t in turns] == [(1, "@writer one"), (2, "@critic two, again")]
     copied = Turn.objects.get(session=original, turn_index=1)
     assert turns[0].assistant_output == copied.assistant_output and turns[0].pk != copied.pk
+    assert (turns[0].stop_reason, turns[0].discussion) == ("max_steps", record)  # a discussion stays one
     assert list(Message.objects.filter(turn=turns[0]).values_list("role", "agent_key", "content")) == list(
         Message.objects.filter(turn=copied).values_list("role", "agent_key", "content")
     )
