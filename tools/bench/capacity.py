@@ -174,6 +174,75 @@ def capacity_lines(capacity: dict[str, Any]) -> list[str]:
             )
             if f["errors"]:
                 lines.append(f"|  |  errors: {f['errors']} |")
+    if "shipped" in capacity["configs"]:
+        lines += capacity_goals(capacity["configs"]["shipped"]["bursts"])
+    return lines
+
+
+# The goals of issue 16, for the shipped configuration (at whatever burst sizes were run).
+END_WITHIN_LATENCY = 1.5
+FIRST_BYTE_P95_S = 1.0
+PROBE_P99_MS = 1000
+CONNECTIONS_AT_MOST = 40
+
+
+def capacity_goals(bursts: dict[str, dict[str, Any]]) -> list[str]:
+    """One line per goal, met or not, with the figure that decides it."""
+    ran = {name: f for name, f in bursts.items() if "failed" not in f}
+    if not ran:
+        return ["goal: the bursts: NOT met (none ran)"]
+
+    def line(goal: str, met: bool, figure: str) -> str:
+        return f"goal: {goal}: {'met' if met else 'NOT met'} ({figure})"
+
+    lines = [
+        line(
+            "every turn of every burst completes",
+            len(ran) == len(bursts) and all(f["completed"] == f["turns"] for f in ran.values()),
+            ", ".join(
+                f"{name} not run" if "failed" in f else f"{name} {f['completed']}/{f['turns']}"
+                for name, f in bursts.items()
+            ),
+        )
+    ]
+    for name, f in ran.items():
+        bound = END_WITHIN_LATENCY * f["ideal_s"]
+        end = f["last_end_s"]
+        lines.append(
+            line(
+                f"the {name} burst ends within {END_WITHIN_LATENCY:g} × {f['ideal_s']:g} s",
+                end is not None and end <= bound,
+                f"{_n(end)} s",
+            )
+        )
+        if f["first_byte_p95_s"] is not None or name == "streamed":
+            first = f["first_byte_p95_s"]
+            lines.append(
+                line(
+                    f"a stream's first byte within {FIRST_BYTE_P95_S:g} s at p95",
+                    first is not None and first <= FIRST_BYTE_P95_S,
+                    f"{_n(first)} s",
+                )
+            )
+    for probe, key in (("/health", "health_p99_ms"), ("GET list", "list_p99_ms")):
+        worst = max((f[key] for f in ran.values() if f[key] is not None), default=None)
+        lines.append(
+            line(
+                f"{probe} within {PROBE_P99_MS:,} ms at p99 in every burst",
+                worst is not None and worst <= PROBE_P99_MS,
+                f"worst {_n(worst, 0)} ms",
+            )
+        )
+    peak = max(
+        (f["connections_peak"] for f in ran.values() if f["connections_peak"] is not None), default=None
+    )
+    lines.append(
+        line(
+            f"PostgreSQL connections at most {CONNECTIONS_AT_MOST}",
+            peak is not None and peak <= CONNECTIONS_AT_MOST,
+            f"peak {peak}",
+        )
+    )
     return lines
 
 
