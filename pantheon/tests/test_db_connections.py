@@ -72,11 +72,17 @@ def test_a_connection_is_given_back_to_the_pool_outside_a_transaction_only(poole
 
 
 def test_nothing_is_given_back_without_a_pool(monkeypatch):
+    """A persistent connection outside any transaction (the test's own is inside one) stays."""
     default = connections["default"]
-    default.ensure_connection()
-    monkeypatch.setattr(db_connections, "connections", {"pooled": default})
-    assert db_connections.connection_release(alias="pooled") is False
-    assert default.connection is not None
+    unpooled = type(default)({**default.settings_dict}, alias="unpooled")
+    monkeypatch.setattr(db_connections, "connections", {"pooled": unpooled})
+    unpooled.ensure_connection()
+    try:
+        assert not unpooled.in_atomic_block
+        assert db_connections.connection_release(alias="pooled") is False
+        assert unpooled.connection is not None
+    finally:
+        unpooled.close()
 
 
 def _last_query(pid: int) -> str | None:

@@ -291,3 +291,17 @@ def test_a_health_connection_closed_by_the_server_is_replaced_not_reported_down(
     response = anon_client.get(HEALTH)
     assert response.status_code == 200 and response.json()["database"] == "ok"
     assert db_connections._ping_connection is not kept
+
+
+def test_health_keeps_its_connection_from_one_check_to_the_next_idle_between_them(anon_client, settings):
+    from pantheon import db_connections
+
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    assert anon_client.get(HEALTH).json()["database"] == "ok"
+    kept = db_connections._ping_connection
+    assert anon_client.get(HEALTH).json()["database"] == "ok"
+    assert db_connections._ping_connection is kept  # one connection per process, not one per check
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [kept.info.backend_pid])
+        assert cursor.fetchone() == ("idle",)  # not "idle in transaction": it holds nothing
