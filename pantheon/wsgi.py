@@ -22,9 +22,9 @@ def _reverse_tables_build(resolver) -> None:
 def warm_up() -> None:
     """Build now what the first turn would otherwise build while a user waits: every view module
     (the URL configuration imports them) and the tables ``reverse`` uses, the tokenizer's tables, the
-    LLM provider's client and its host's address (under gevent the first lookup starts the
-    resolver's threads), and the database pool's first connection (this runs in each worker, after
-    gunicorn has forked it)."""
+    LLM provider's client, the platform its SDK reports and its host's address (under gevent the
+    first lookup starts the resolver's threads), and the database pool's first connection (this
+    runs in each worker, after gunicorn has forked it)."""
     import socket
     from urllib.parse import urlsplit
 
@@ -37,7 +37,11 @@ def warm_up() -> None:
 
     _reverse_tables_build(get_resolver())  # imports every view, serializer and service, too
     count_text_tokens("warm up")
-    gateway_get()
+    client = getattr(gateway_get(), "client", None)
+    if client is not None:
+        # The openai SDK sends the platform in its headers, asked once per process of `uname -p`: a
+        # fork and a pipe, ~20 ms of the first call under gevent.
+        client.platform_headers()
     if host := urlsplit(settings.LLM_BASE_URL or "").hostname:
         with contextlib.suppress(OSError):
             socket.getaddrinfo(host, None)
