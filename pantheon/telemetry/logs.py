@@ -49,5 +49,4 @@ def turn_log_write(event: TurnObserved) -> None:
 
 def _plain(amount) -> str:
     """A Decimal as people write it: 0 (not 0E-12), 0.0002336, 12.5."""
-    text = format(amount.normalize(), "f")
-    return text if text not in ("-0",) else "0"
+    return "0" if amount == 0 else format(amount.normalize(), "f")
