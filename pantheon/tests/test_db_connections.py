@@ -197,3 +197,19 @@ def test_a_database_that_answered_is_not_asked_again_within_the_second(pooled, d
     db_connections._verdicts[wrapper.alias] = (0.0, True)  # the second has passed
     with pytest.raises(Exception, match=r"(?i)connect"):
         db_connections.database_answers_check(wrapper)
+
+
+def test_a_new_pooled_connection_has_planned_every_table_before_it_is_handed_out(pooled):
+    """PostgreSQL loads a table's catalog entries the first time a statement names it: a new
+    connection plans one statement over every table first, so the first turn on it does not."""
+    pool = pooled(size=1).pool
+    pool.open()
+    fresh = pool.getconn()
+    try:
+        warmed = _last_query(fresh.info.backend_pid)
+    finally:
+        pool.putconn(fresh)
+    assert warmed.startswith("EXPLAIN (SELECT NULL FROM ")
+    # (pg_stat_activity keeps the first 1,024 bytes of a statement: the tables sorted first)
+    for table in ("auth_user", "rooms_agent", "rooms_room", "sessions_app_session", "sessions_app_turn"):
+        assert f'"{table}"' in warmed
