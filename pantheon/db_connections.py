@@ -83,11 +83,23 @@ def pool_warm(*, alias: str = "default", timeout: float = 2.0) -> bool:
 
     pool = connection.pool
     pool.open()  # starts the background connections; never waits (a wait that times out closes it)
+    # Watched, not asked for: a getconn before the first connection is ready makes the pool open one
+    # more, and a pool that grows past its first connections does not warm their catalog.
+    deadline = time.monotonic() + timeout
+    while not pool_ready(pool):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
     try:
-        pool.putconn(pool.getconn(timeout=timeout))
+        pool.putconn(pool.getconn(timeout=max(deadline - time.monotonic(), 0.1)))
     except PoolTimeout:
         return False
     return True
+
+
+def pool_ready(pool) -> bool:
+    """A connection of ``pool`` is ready to be handed out."""
+    return pool.get_stats().get("pool_available", 0) > 0
 
 
 _ping_lock = threading.Lock()

@@ -21,11 +21,14 @@ from pantheon.db_connections import catalog_warm, database_answers_check, pooled
 class DatabaseWrapper(base.DatabaseWrapper):
     def _configure_connection(self, connection):
         """Django's set-up of a new connection (the pool calls it in its own thread, before any request
-        has the connection), then the catalog warmed: PostgreSQL loads a table's and its indexes'
-        entries into the backend's caches the first time a statement names them, a few milliseconds
-        the first turn on each new connection would otherwise pay."""
+        has the connection), then, for the pool's first connections, the catalog warmed: PostgreSQL
+        loads a table's and its indexes' entries into the backend's caches the first time a statement
+        names them, a few milliseconds the first turn on a new connection would otherwise pay."""
         commit = super()._configure_connection(connection)
-        if self.pool is not None:
+        pool = self.pool
+        # Only the pool's first connections (and those replacing them): one opened because a burst
+        # wants more would make PostgreSQL plan every table when it is busiest.
+        if pool is not None and pool.get_stats().get("pool_size", 0) <= pool.min_size:
             catalog_warm(connection)
         return commit
 
