@@ -19,6 +19,7 @@ from typing import Any
 from tools.bench import stack
 from tools.bench.burst import burst_measure
 from tools.bench.calls import BenchError
+from tools.bench.report import goal_line
 
 # The thread-bound configuration as it was shipped before: gthread workers and threads, a
 # persistent connection per thread.
@@ -190,13 +191,9 @@ def capacity_goals(bursts: dict[str, dict[str, Any]]) -> list[str]:
     """One line per goal, met or not, with the figure that decides it."""
     ran = {name: f for name, f in bursts.items() if "failed" not in f}
     if not ran:
-        return ["goal: the bursts: NOT met (none ran)"]
-
-    def line(goal: str, met: bool, figure: str) -> str:
-        return f"goal: {goal}: {'met' if met else 'NOT met'} ({figure})"
-
+        return [goal_line("the bursts", False, "none ran")]
     lines = [
-        line(
+        goal_line(
             "every turn of every burst completes",
             len(ran) == len(bursts) and all(f["completed"] == f["turns"] for f in ran.values()),
             ", ".join(
@@ -206,44 +203,50 @@ def capacity_goals(bursts: dict[str, dict[str, Any]]) -> list[str]:
         )
     ]
     for name, f in ran.items():
-        bound = END_WITHIN_LATENCY * f["ideal_s"]
         end = f["last_end_s"]
         lines.append(
-            line(
+            goal_line(
                 f"the {name} burst ends within {END_WITHIN_LATENCY:g} × {f['ideal_s']:g} s",
-                end is not None and end <= bound,
+                _at_most(end, END_WITHIN_LATENCY * f["ideal_s"]),
                 f"{_n(end)} s",
             )
         )
         if f["first_byte_p95_s"] is not None or name == "streamed":
             first = f["first_byte_p95_s"]
             lines.append(
-                line(
+                goal_line(
                     f"a stream's first byte within {FIRST_BYTE_P95_S:g} s at p95",
-                    first is not None and first <= FIRST_BYTE_P95_S,
+                    _at_most(first, FIRST_BYTE_P95_S),
                     f"{_n(first)} s",
                 )
             )
     for probe, key in (("/health", "health_p99_ms"), ("GET list", "list_p99_ms")):
-        worst = max((f[key] for f in ran.values() if f[key] is not None), default=None)
+        worst = _worst(ran, key)
         lines.append(
-            line(
+            goal_line(
                 f"{probe} within {PROBE_P99_MS:,} ms at p99 in every burst",
-                worst is not None and worst <= PROBE_P99_MS,
+                _at_most(worst, PROBE_P99_MS),
                 f"worst {_n(worst, 0)} ms",
             )
         )
-    peak = max(
-        (f["connections_peak"] for f in ran.values() if f["connections_peak"] is not None), default=None
-    )
+    peak = _worst(ran, "connections_peak")
     lines.append(
-        line(
+        goal_line(
             f"PostgreSQL connections at most {CONNECTIONS_AT_MOST}",
-            peak is not None and peak <= CONNECTIONS_AT_MOST,
+            _at_most(peak, CONNECTIONS_AT_MOST),
             f"peak {peak}",
         )
     )
     return lines
+
+
+def _worst(bursts: dict[str, dict[str, Any]], key: str) -> float | None:
+    return max((f[key] for f in bursts.values() if f[key] is not None), default=None)
+
+
+def _at_most(figure: float | None, bound: float) -> bool:
+    """A figure missing (nothing completed) never meets its goal."""
+    return figure is not None and figure <= bound
 
 
 def _n(value: float | None, digits: int = 1) -> str:

@@ -135,8 +135,13 @@ def _load_lines(load: dict[str, Any]) -> list[str]:
     return [*lines, f"pantheon / floor: {load['ratio']} (bar ≥ {GOAL_LOAD_RATIO})"]
 
 
+def goal_line(name: str, met: bool, detail: str) -> str:
+    """``goal: NAME: met (DETAIL)`` or ``… NOT met …``: how every scenario states a goal."""
+    return f"goal: {name}: {'met' if met else 'NOT met'} ({detail})"
+
+
 def _verdict_lines(report: dict[str, Any]) -> list[str]:
-    lines = [f"goal: {name}: {'met' if met else 'NOT met'} ({detail})" for name, met, detail in goals(report)]
+    lines = [goal_line(name, met, detail) for name, met, detail in goals(report)]
     by_length = sorted(_queries_by_length(report))
     if len(by_length) > 1:
         lines.append(f"FAIL: queries per turn vary with the session's length: {by_length}")
