@@ -79,8 +79,6 @@ def pool_warm(*, alias: str = "default", timeout: float = 2.0) -> bool:
     connection = connections[alias]
     if not connection.settings_dict.get("OPTIONS", {}).get("pool"):
         return False
-    from psycopg_pool import PoolTimeout
-
     pool = connection.pool
     pool.open()  # starts the background connections; never waits (a wait that times out closes it)
     # Watched, not asked for: a getconn before the first connection is ready makes the pool open one
@@ -90,10 +88,6 @@ def pool_warm(*, alias: str = "default", timeout: float = 2.0) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.01)
-    try:
-        pool.putconn(pool.getconn(timeout=max(deadline - time.monotonic(), 0.1)))
-    except PoolTimeout:
-        return False
     return True
 
 
@@ -149,17 +143,16 @@ def database_answers_check(wrapper, *, timeout: float = 2.0) -> None:
 
     with _answers_lock:
         until, answered = _verdicts.get(wrapper.alias, (0.0, True))
-        if time.monotonic() >= until:
-            try:
-                _ping_connect(wrapper, timeout=timeout).close()
-                answered = True
-            except Exception:
-                answered = False
-                raise
-            finally:
-                _verdicts[wrapper.alias] = (time.monotonic() + VERDICT_KEPT_SECONDS, answered)
-        elif not answered:
-            raise psycopg.OperationalError("the database did not answer a moment ago")
+        if time.monotonic() < until:
+            if not answered:
+                raise psycopg.OperationalError("the database did not answer a moment ago")
+            return
+        try:
+            _ping_connect(wrapper, timeout=timeout).close()
+        except Exception:
+            _verdicts[wrapper.alias] = (time.monotonic() + VERDICT_KEPT_SECONDS, False)
+            raise
+        _verdicts[wrapper.alias] = (time.monotonic() + VERDICT_KEPT_SECONDS, True)
 
 
 def _ping_connect(wrapper, *, timeout: float):
