@@ -208,10 +208,7 @@ def test_the_pools_first_connections_plan_every_table_before_they_are_handed_out
     pool opens because more are wanted at once (a burst) is not warmed: that would load PostgreSQL
     when it is busiest."""
     pool = pooled(size=2).pool  # at least 1, at most 2
-    pool.open()
-    deadline = time.monotonic() + 5
-    while not db_connections.pool_ready(pool) and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert db_connections.pool_warm(alias="pooled", timeout=5) is True
     first = pool.getconn()
     grown = pool.getconn()
     try:
