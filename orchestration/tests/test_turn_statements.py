@@ -6,8 +6,10 @@ import re
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 
 from orchestration.context import turn_context_tokens
+from orchestration.turns import store
 from rooms.tests.factories import AgentFactory, RoomFactory
 from sessions_app.models import ChatSession, Turn
 from sessions_app.tests.factories import SessionFactory
@@ -105,3 +107,54 @@ def test_a_calibrated_model_is_read_with_the_catalog_not_after_it(api_client, us
         samples=settings.TOKEN_CALIBRATION_MIN_SAMPLES,
     )
     assert turn() == plain
+
+
+def _plans_of(statement_start: str) -> tuple[int, int]:
+    """(generic, custom) plans PostgreSQL made so far for this connection's prepared statement that
+    begins with ``statement_start``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE ltrim(statement, E' \\n') LIKE %s",
+            [statement_start.strip()[:60] + "%"],
+        )
+        rows = cursor.fetchall()
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_the_scope_statement_is_planned_once_per_connection_not_on_every_turn(user):
+    """psycopg prepares it on its second run; PostgreSQL then makes custom plans for five runs and
+    keeps the generic one from there unless the custom ones look cheaper. With the catalog's tiny
+    tables never analyzed (as here, and in production until 50 rows change), a constant list of
+    aliases made them look cheaper, and every turn planned the statement again."""
+    session = session_with_history(user, agents=1, turns=3)
+    for _ in range(9):
+        scope = store.scope_load(
+            user_id=user.pk, session_id=session.pk, idempotency_key=None, aliases={"deepseek"}
+        )
+        assert scope is not None and [a.agent_key for a in scope.agents] == ["writer"]
+    generic, custom = _plans_of(store._SCOPE_SQL)
+    assert custom <= 5 and generic >= 1, (generic, custom)
+
+
+def test_psycopg_keeps_its_parse_of_the_commit_statement(api_client, user, fake_llm, monkeypatch):
+    """The commit (~7,600 bytes, ~55 parameters) is past psycopg's own limits for keeping a
+    statement's parse: the backend raises them (pantheon/postgresql), or every turn parses it again."""
+    from psycopg import _queries
+
+    parsed_again: list[int] = []
+    uncached = _queries._query2pg_nocache
+
+    def spy(query, encoding):
+        parsed_again.append(len(query))
+        return uncached(query, encoding)
+
+    monkeypatch.setattr(_queries, "_query2pg_nocache", spy)
+    session = session_with_history(user, agents=1, turns=2)
+    for _ in range(2):
+        response = api_client.post(
+            f"/api/v1/sessions/{session.pk}/turns", {"user_input": "@writer go"}, format="json"
+        )
+        assert response.status_code == 201, response.content
+    assert parsed_again == []

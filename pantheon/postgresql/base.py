@@ -1,4 +1,5 @@
-"""Django's PostgreSQL backend (``ENGINE = "pantheon.postgresql"``) with two changes to its pool:
+"""Django's PostgreSQL backend (``ENGINE = "pantheon.postgresql"``) with two changes to its pool, and
+psycopg's parse of a statement's placeholders kept for longer statements (below):
 
 - A connection it hands out is checked without a round trip to the server
   (``pantheon.db_connections.pooled_check``). With ``CONN_HEALTH_CHECKS``, Django has psycopg_pool
@@ -13,9 +14,25 @@
 from django.conf import settings
 from django.db.backends.postgresql import base
 from psycopg import IsolationLevel
+from psycopg import _queries as psycopg_queries
 from psycopg_pool import PoolTimeout
 
 from pantheon.db_connections import catalog_warm, database_answers_check, pooled_check
+
+# psycopg parses a statement's ``%s`` placeholders with a regular expression and keeps the result
+# (an LRU of 128) only for statements under 4,096 bytes and 50 parameters, a guard against ORM
+# statements that never repeat. A turn's commit (orchestration/turns/store.py) is ~7,600 bytes and
+# ~55 parameters, the same text every time: without this it is parsed again on every turn (≈ 0.3 ms
+# of a worker's CPU). psycopg (pinned) reads both limits from its module at each execute; a test
+# fails if a new version stops doing so.
+STATEMENT_CACHE_MAX_BYTES = 16384
+STATEMENT_CACHE_MAX_PARAMS = 128
+psycopg_queries.MAX_CACHED_STATEMENT_LENGTH = max(
+    psycopg_queries.MAX_CACHED_STATEMENT_LENGTH, STATEMENT_CACHE_MAX_BYTES
+)
+psycopg_queries.MAX_CACHED_STATEMENT_PARAMS = max(
+    psycopg_queries.MAX_CACHED_STATEMENT_PARAMS, STATEMENT_CACHE_MAX_PARAMS
+)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):

@@ -133,6 +133,7 @@ def measure(args: argparse.Namespace, database_url: str, broker_url: str) -> dic
         if args.scenario in ("all", "turns"):
             latency_client = fixtures.latency_client(args.lengths)
             load_clients = fixtures.load_clients(args.clients)
+            fixtures.database_settle()
             server = stack.Gunicorn(env, LOG)
             figures["startup_s"] = server.start()
             figures["latency"] = latency_run(server.port, fake, latency_client, args.lengths, args.turns)
