@@ -40,12 +40,17 @@ WARNING_INTERVAL_SECONDS = 60.0
 
 _CACHE_ERRORS = (RedisError, OSError)
 
-# KEYS[1] the counter, ARGV[1] its lifetime in seconds. A count of 1 is a counter just created (or,
-# for a slot, one that held nothing), which gets its lifetime.
+# KEYS the counters, ARGV their lifetimes in seconds (one each): their counts, in order. A count of 1
+# is a counter just created (or, for a slot, one that held nothing), which gets its lifetime. One
+# round trip for all the windows a request is counted in (a turn: the user's and the turns' rates).
 _INCR_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+  counts[i] = count
+end
+return counts
 """
 # KEYS[1] the slots' counter, ARGV[1] its lifetime, ARGV[2] the limit: 1 taken, 0 all were taken.
 _SLOT_ACQUIRE_SCRIPT = """
@@ -78,6 +83,8 @@ class WindowHit:
 class _Counters(Protocol):
     def add_and_incr(self, key: str, *, ttl_seconds: float) -> int: ...
 
+    def add_and_incr_many(self, counters: list[tuple[str, float]]) -> list[int]: ...
+
     def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool: ...
 
     def decr(self, key: str) -> None: ...
@@ -88,6 +95,10 @@ class _SlotsByIncrement:
 
     def add_and_incr(self, key: str, *, ttl_seconds: float) -> int:
         raise NotImplementedError
+
+    def add_and_incr_many(self, counters: list[tuple[str, float]]) -> list[int]:
+        """Each of ``(key, ttl_seconds)`` as ``add_and_incr``, in order."""
+        return [self.add_and_incr(key, ttl_seconds=ttl) for key, ttl in counters]
 
     def decr(self, key: str) -> None:
         raise NotImplementedError
@@ -185,7 +196,14 @@ class _RedisCounters:
         self._release = self.client.register_script(_SLOT_RELEASE_SCRIPT)
 
     def add_and_incr(self, key: str, *, ttl_seconds: float) -> int:
-        return int(self._incr(keys=[cache.make_and_validate_key(key)], args=[_whole(ttl_seconds)]))
+        return self.add_and_incr_many([(key, ttl_seconds)])[0]
+
+    def add_and_incr_many(self, counters: list[tuple[str, float]]) -> list[int]:
+        counts = self._incr(
+            keys=[cache.make_and_validate_key(key) for key, _ in counters],
+            args=[_whole(ttl) for _, ttl in counters],
+        )
+        return [int(count) for count in counts]
 
     def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool:
         taken = self._acquire(keys=[cache.make_and_validate_key(key)], args=[_whole(ttl_seconds), limit])
@@ -264,23 +282,45 @@ def _clock() -> float:
     return time.time()
 
 
+@dataclass(frozen=True)
+class Window:
+    """A limit to count a request against: ``limit`` requests per ``seconds`` for ``key``."""
+
+    key: str
+    limit: int
+    seconds: int
+
+
 def window_hit(key: str, *, limit: int, window_seconds: int) -> WindowHit:
-    """Count one request in the fixed window (aligned on the clock) that holds now, for ``key``.
+    """Count one request in the fixed window (aligned on the clock) that holds now, for ``key``."""
+    return window_hits([Window(key, limit, window_seconds)])[0]
+
+
+def window_hits(windows: list[Window]) -> list[WindowHit]:
+    """Count one request in each of ``windows`` (one round trip for all), in order.
 
     The window's number is part of the counter's name, so a counter is only ever incremented within
     its window and expires after it; a new window starts from zero without anyone resetting it.
     """
     now = _clock()
-    number = int(now // window_seconds)
-    name = f"{key}:w{number}"
-    ttl = window_seconds + WINDOW_EXPIRY_MARGIN_SECONDS
+    numbers = [int(now // w.seconds) for w in windows]
+    counters = [
+        (f"{w.key}:w{number}", w.seconds + WINDOW_EXPIRY_MARGIN_SECONDS)
+        for w, number in zip(windows, numbers, strict=True)
+    ]
 
-    def hit(counters: _Counters) -> int:
-        return counters.add_and_incr(name, ttl_seconds=ttl)
+    def hit(store: _Counters) -> list[int]:
+        return store.add_and_incr_many(counters)
 
-    count = _with_fallback(hit, hit)
-    retry_after = max(1, math.ceil((number + 1) * window_seconds - now))
-    return WindowHit(allowed=count <= limit, count=count, retry_after_seconds=retry_after)
+    counts = _with_fallback(hit, hit) if windows else []
+    return [
+        WindowHit(
+            allowed=count <= w.limit,
+            count=count,
+            retry_after_seconds=max(1, math.ceil((number + 1) * w.seconds - now)),
+        )
+        for w, number, count in zip(windows, numbers, counts, strict=True)
+    ]
 
 
 def window_counts(keys: list[str], *, window_seconds: int) -> dict[str, int]:

@@ -98,9 +98,10 @@ def test_a_new_window_starts_from_zero(anon_client, user, redis_cache, monkeypat
 
 @pytest.mark.integration  # a redis-server of its own
 @pytest.mark.django_db
-def test_a_turn_sends_redis_four_commands_at_most(turn_post, own_redis, fake_llm, monkeypatch, caplog):
-    """The production throttles (anon: not counted for a user; user; the turns scope), the user's
-    in-flight slot taken and given back: one round trip each, once connected and the scripts known."""
+def test_a_turn_sends_redis_three_commands_at_most(turn_post, own_redis, fake_llm, monkeypatch, caplog):
+    """The production throttles (anon: not counted for a user; user; the turns scope) in one round
+    trip, the user's in-flight slot taken and given back in one each, once connected and the scripts
+    known."""
     monkeypatch.setattr(
         TurnViewSet,
         "throttle_classes",
@@ -109,9 +110,31 @@ def test_a_turn_sends_redis_four_commands_at_most(turn_post, own_redis, fake_llm
     assert turn_post("@writer warm up").status_code == 201
     with caplog.at_level(logging.WARNING, logger="pantheon.limits"), commands_sent(own_redis) as sent:
         assert turn_post("@writer hello").status_code == 201
-    assert len(sent) <= 4, sent
-    assert sent, "the throttles and the slot went through Redis"
+    assert len(sent) <= 3, sent
+    counted = [command for command in sent if "throttle_user_" in str(command)]
+    assert len(counted) == 1 and "throttle_turns_" in str(counted[0]), sent  # both windows, one command
     assert not [r for r in caplog.records if r.name == "pantheon.limits"]  # counted on Redis, not locally
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("rates", "statuses"),
+    [
+        ({"user": "2/min", "turns": "100/min"}, [201, 201, 429, 429]),  # the user's rate decides
+        ({"user": "100/min", "turns": "3/min"}, [201, 201, 201, 429]),  # the turns' rate decides
+    ],
+)
+def test_a_turn_is_counted_in_each_of_its_throttles_windows(
+    turn_post, redis_cache, one_window, fake_llm, monkeypatch, rates, statuses
+):
+    """Counted together in one round trip, each window still answers for its own rate; a refused
+    turn still counts in every window (as DRF's throttles count it)."""
+    monkeypatch.setattr(
+        TurnViewSet, "throttle_classes", [throttling.UserRateThrottle, throttling.ScopedRateThrottle]
+    )
+    monkeypatch.setattr(throttling.UserRateThrottle, "THROTTLE_RATES", rates)
+    monkeypatch.setattr(throttling.ScopedRateThrottle, "THROTTLE_RATES", rates)
+    assert [turn_post(f"@writer {i}").status_code for i in range(4)] == statuses
 
 
 # --- Redis unreachable ---------------------------------------------------------------------------
