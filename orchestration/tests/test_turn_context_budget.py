@@ -4,6 +4,7 @@ import pytest
 
 from orchestration.context import turn_context_tokens
 from orchestration.llm.tokens import count_messages_tokens
+from orchestration.turns import store
 from sessions_app.models import ChatSession, SessionSummary, Turn, TurnContextAudit
 from sessions_app.tests.factories import SessionFactory
 
@@ -126,3 +127,17 @@ def test_queries_per_turn_do_not_grow_with_session_length(api_client, room, fake
     # The sessions with history also ask for a summary (every 8th turn / 70 %), whose credit hold is
     # one more row of the same commit statement; the length of the history changes nothing.
     assert counts[10] == counts[300] == (counts[0][0], True), counts
+
+
+def test_the_anchor_is_the_first_turn_that_did_not_fail(session, settings):
+    """Turns 1 and 2 failed: the anchor (the session's first question kept in every context) is
+    turn 3's, read by the claim's statement as by the cost preview's."""
+    add_history(session, 6, failed={1, 2})
+    peeked = store.context_peek(session_id=session.pk, max_history_tokens=100_000)
+    assert peeked.context.anchor_turn_index == 3
+    assert peeked.context.anchor_text.startswith("USER-3: ")
+    Turn.objects.filter(session=session).update(status="failed")
+    assert (
+        store.context_peek(session_id=session.pk, max_history_tokens=100_000).context.anchor_turn_index
+        is None
+    )
