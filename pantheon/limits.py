@@ -278,6 +278,16 @@ def _with_fallback(shared: Callable[[_Counters], T], local: Callable[[_Counters]
     return local(_local)
 
 
+def cache_ping() -> None:
+    """Ask Redis one question on this process's own client: one round trip on a kept connection.
+    Django's cache object is per greenlet under gevent, each with a pool of its own, so asking it
+    opened a new connection to Redis for every client connection (a load balancer's each probe).
+    Raises when Redis does not answer; does nothing for any other cache."""
+    counters = _shared.get()
+    if isinstance(counters, _RedisCounters):
+        counters.client.ping()
+
+
 def _clock() -> float:
     return time.time()
 

@@ -20,6 +20,7 @@ from pantheon.api.renderers import API_NAME
 from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
 from pantheon.db_connections import database_ping
 from pantheon.errors import Forbidden, InvalidInput, NotFound
+from pantheon.limits import cache_ping
 from usage.cooldown import deployments_health
 from usage.models import ApiToken
 from usage.selectors import user_usage_summary
@@ -73,11 +74,10 @@ def broker_status() -> str:
 def cache_status() -> str:
     """``local`` when the cache is this process's memory (the embedded default), else whether Redis
     answers. Without it rate limits count per process (``pantheon.limits``): degraded, not down."""
-    cache = caches["default"]
-    if not isinstance(cache, RedisCache):
+    if not isinstance(caches["default"], RedisCache):
         return "local"
     try:
-        cache.has_key("pantheon:health")
+        cache_ping()
     except Exception as exc:
         logger.warning("health: cache unavailable: %s", type(exc).__name__)
         return "unavailable"

@@ -11,6 +11,7 @@ from django.db import OperationalError, connections
 from pantheon import limits
 from pantheon.api import views
 from pantheon.api.authentication import BearerTokenAuthentication
+from pantheon.testing.processes import concurrently
 from usage import cooldown
 from usage.cooldown import deployment_failure_record
 from usage.models import LlmDeployment, LlmModel
@@ -305,3 +306,23 @@ def test_health_keeps_its_connection_from_one_check_to_the_next_idle_between_the
         cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute("SELECT state FROM pg_stat_activity WHERE pid = %s", [kept.info.backend_pid])
         assert cursor.fetchone() == ("idle",)  # not "idle in transaction": it holds nothing
+
+
+@pytest.mark.integration  # a redis-server of its own
+@pytest.mark.django_db
+def test_health_asks_redis_on_a_kept_connection_not_a_new_one_per_client(anon_client, own_redis):
+    """Each request from a thread (a greenlet under the shipped worker) of its own, as a load
+    balancer's probes arrive: Django's cache object is per thread and greenlet, with its own pool, so
+    each probe used to open a connection to Redis."""
+    import redis
+
+    server = redis.Redis.from_url(own_redis)
+
+    def probe() -> dict:
+        return anon_client.get("/api/v1/health").json()
+
+    assert concurrently(probe)[0]["cache"] == "ok"  # connected once
+    before = server.info("stats")["total_connections_received"]
+    answers = [concurrently(probe)[0] for _ in range(5)]
+    assert [a["cache"] for a in answers] == ["ok"] * 5
+    assert server.info("stats")["total_connections_received"] - before <= 1  # was one per probe
