@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from pantheon.api import serializers as s
 from pantheon.api.renderers import API_NAME
 from pantheon.api.schema import THROTTLED, UNAUTHENTICATED, error
+from pantheon.broker import broker_ping
 from pantheon.db_connections import database_ping
 from pantheon.errors import Forbidden, InvalidInput, NotFound
 from pantheon.limits import cache_ping
@@ -53,18 +54,16 @@ def database_status() -> str:
 
 
 def broker_status() -> str:
-    """``eager`` when Celery runs tasks in-process, else whether the broker answers, tried once.
+    """``eager`` when Celery runs tasks in-process, else whether the broker answers, tried once on
+    the process's kept connection (``pantheon.broker``).
 
     One attempt with the transport's short socket timeouts: a health check must answer fast, not
     wait out kombu's retry intervals.
     """
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return "eager"
-    from pantheon.celery import app
-
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=0, timeout=2)
+        broker_ping()
     except Exception as exc:
         logger.warning("health: broker unavailable: %s", type(exc).__name__)
         return "unavailable"

@@ -11,7 +11,7 @@ from django.db import OperationalError, connections
 from pantheon import limits
 from pantheon.api import views
 from pantheon.api.authentication import BearerTokenAuthentication
-from pantheon.testing.processes import concurrently
+from pantheon.testing.processes import concurrently, redis_server
 from usage import cooldown
 from usage.cooldown import deployment_failure_record
 from usage.models import LlmDeployment, LlmModel
@@ -326,3 +326,30 @@ def test_health_asks_redis_on_a_kept_connection_not_a_new_one_per_client(anon_cl
     answers = [concurrently(probe)[0] for _ in range(5)]
     assert [a["cache"] for a in answers] == ["ok"] * 5
     assert server.info("stats")["total_connections_received"] - before <= 1  # was one per probe
+
+
+@pytest.mark.integration  # redis-servers of its own
+@pytest.mark.django_db
+def test_health_asks_the_broker_on_a_kept_connection_and_sees_it_go(anon_client, celery_broker, tmp_path):
+    """A probe used to connect to the broker anew (and close); the process now keeps one connection
+    and asks ``PING`` on it. A broker gone is reported at once (the connection is dropped), and the
+    next check connects again."""
+    import redis
+
+    with redis_server(log=tmp_path / "first.log") as first:
+        celery_broker(first.url)
+        assert anon_client.get(HEALTH).json()["broker"] == "ok"  # connected once
+        watcher = redis.Redis.from_url(first.url)
+        before = watcher.info("stats")["total_connections_received"]
+        for _ in range(5):
+            assert anon_client.get(HEALTH).json()["broker"] == "ok"
+        assert watcher.info("stats")["total_connections_received"] == before
+        watcher.close()
+        first.stop()
+        started = time.monotonic()
+        gone = anon_client.get(HEALTH).json()
+        assert gone["broker"] == "unavailable" and gone["status"] == "degraded"
+        assert time.monotonic() - started < 2.5
+    with redis_server(log=tmp_path / "second.log") as second:
+        celery_broker(second.url)
+        assert anon_client.get(HEALTH).json()["broker"] == "ok"
