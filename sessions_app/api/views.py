@@ -258,10 +258,10 @@ _serializers = get_original("threading", "local")()
 
 
 def _turn_body_serializer() -> s.TurnCreateResponseSerializer:
-    """One serializer per thread (for a gevent worker, per process: its greenlets never switch while
-    a body is written, which does no I/O), its fields built once: building them (DRF walks the
-    model's fields for every new serializer, ≈ 0.3 ms) would cost each turn more than writing the
-    body does."""
+    """One serializer per thread (for a gevent worker, per process: ``to_representation`` keeps
+    nothing between calls, so greenlets may share it), its fields built once: building them (DRF
+    walks the model's fields for every new serializer, ≈ 0.3 ms) would cost each turn more than
+    writing the body does."""
     serializer = getattr(_serializers, "turn_body", None)
     if serializer is None:
         serializer = _serializers.turn_body = s.TurnCreateResponseSerializer()
