@@ -188,6 +188,10 @@ class _RedisCounters:
 
     def __init__(self, config: dict, backend: RedisCache) -> None:
         self.config = config
+        # The cache's backend for this process: Django's ``cache`` is one object per thread, and per
+        # greenlet under gevent, each with a connection pool of its own (a new connection to Redis
+        # for every client connection that uses it).
+        self.backend = backend
         # Django's RedisCache wraps its connection pool in a new redis.Redis for every operation
         # (building ~1,200 response callbacks each time); this client is made once, on the same pool.
         self.client = backend._cache.get_client(write=True)
@@ -200,17 +204,18 @@ class _RedisCounters:
 
     def add_and_incr_many(self, counters: list[tuple[str, float]]) -> list[int]:
         counts = self._incr(
-            keys=[cache.make_and_validate_key(key) for key, _ in counters],
+            keys=[self.backend.make_and_validate_key(key) for key, _ in counters],
             args=[_whole(ttl) for _, ttl in counters],
         )
         return [int(count) for count in counts]
 
     def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool:
-        taken = self._acquire(keys=[cache.make_and_validate_key(key)], args=[_whole(ttl_seconds), limit])
+        name = self.backend.make_and_validate_key(key)
+        taken = self._acquire(keys=[name], args=[_whole(ttl_seconds), limit])
         return taken == 1
 
     def decr(self, key: str) -> None:
-        self._release(keys=[cache.make_and_validate_key(key)])
+        self._release(keys=[self.backend.make_and_validate_key(key)])
 
 
 class _SharedCounters:
@@ -226,12 +231,11 @@ class _SharedCounters:
         counters = self._counters
         if counters is not None and counters.config is config:
             return counters
-        backend = caches[DEFAULT_CACHE_ALIAS]
-        if not isinstance(backend, RedisCache):
+        if not isinstance(caches[DEFAULT_CACHE_ALIAS], RedisCache):
             return _CACHE_COUNTERS
         with self._lock:
             if self._counters is None or self._counters.config is not config:
-                self._counters = _RedisCounters(config, backend)
+                self._counters = _RedisCounters(config, caches.create_connection(DEFAULT_CACHE_ALIAS))
             return self._counters
 
 
@@ -276,6 +280,13 @@ def _with_fallback(shared: Callable[[_Counters], T], local: Callable[[_Counters]
         except _CACHE_ERRORS as exc:
             _state.failed(exc)
     return local(_local)
+
+
+def shared_cache():
+    """The configured cache as one object per process (on Redis: one connection pool), for what
+    reads and writes the cache itself rather than a counter (lock-outs, cool-downs)."""
+    counters = _shared.get()
+    return counters.backend if isinstance(counters, _RedisCounters) else cache
 
 
 def cache_ping() -> None:
@@ -341,7 +352,7 @@ def window_counts(keys: list[str], *, window_seconds: int) -> dict[str, int]:
     names = {key: f"{key}:w{number}" for key in keys}
 
     def shared(_: _Counters) -> dict[str, int]:
-        found = cache.get_many(list(names.values())) if names else {}
+        found = shared_cache().get_many(list(names.values())) if names else {}
         return {key: int(found.get(name) or 0) for key, name in names.items()}
 
     counts = _with_fallback(shared, lambda _: dict.fromkeys(names, 0))
@@ -372,12 +383,12 @@ def lock_set(key: str, *, seconds: float) -> None:
     until = _clock() + seconds
 
     def shared(_: _Counters) -> None:
-        cache.set(key, until, timeout=_whole(seconds))
+        shared_cache().set(key, until, timeout=_whole(seconds))
 
     _with_fallback(shared, lambda _: _local.value_set(key, until, ttl_seconds=seconds))
 
 
 def lock_remaining(key: str) -> int:
     """Whole seconds until ``key``'s lock ends; 0 when it is not locked."""
-    until = _with_fallback(lambda _: cache.get(key), lambda _: _local.value_get(key))
+    until = _with_fallback(lambda _: shared_cache().get(key), lambda _: _local.value_get(key))
     return max(0, math.ceil(until - _clock())) if until is not None else 0

@@ -13,10 +13,9 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
 from redis.exceptions import RedisError
 
-from pantheon.limits import window_counts, window_hit
+from pantheon.limits import shared_cache, window_counts, window_hit
 from usage.selectors import deployments_list
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ def deployment_failure_record(name: str) -> bool:
     with _lock:
         _local[name] = until
     try:
-        cache.set(_PREFIX + name, until, timeout=settings.LLM_COOLDOWN_SECONDS)
+        shared_cache().set(_PREFIX + name, until, timeout=settings.LLM_COOLDOWN_SECONDS)
     except (RedisError, OSError) as exc:
         logger.warning("cache unreachable (%s): deployment %s cools down in this process only", exc, name)
     logger.warning(
@@ -57,7 +56,7 @@ def deployments_cooling(names: list[str]) -> dict[str, float]:
     """Of ``names``, those cooling down, each with the seconds it has left."""
     now = time.time()
     try:
-        shared = cache.get_many([_PREFIX + n for n in names]) if names else {}
+        shared = shared_cache().get_many([_PREFIX + n for n in names]) if names else {}
     except (RedisError, OSError):
         shared = {}
     with _lock:

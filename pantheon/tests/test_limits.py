@@ -131,3 +131,22 @@ def test_every_thread_counts_through_one_redis_client(redis_cache):
     counters = concurrently(*[limits._shared.get] * 8)
     assert len({id(c.client) for c in counters}) == 1
     assert isinstance(counters[0].client, redis.Redis)
+
+
+@pytest.mark.integration  # a redis-server of its own
+def test_lock_outs_and_cool_downs_use_the_process_connections_from_any_thread(own_redis):
+    """Django's ``cache`` is one object per thread (per greenlet under gevent), each with a Redis
+    connection pool of its own: reading a lock-out or a cool-down from each new client connection
+    used to open a connection to Redis every time."""
+    from usage.cooldown import deployments_cooling
+
+    def reads() -> None:
+        limits.lock_remaining("login:someone:lock")
+        deployments_cooling(["primary"])
+
+    concurrently(reads)  # the process's pool connects once
+    server = redis.Redis.from_url(own_redis)
+    before = server.info("stats")["total_connections_received"]
+    for _ in range(5):
+        concurrently(reads)
+    assert server.info("stats")["total_connections_received"] - before <= 1
