@@ -12,7 +12,7 @@ import contextlib
 import threading
 
 _lock = threading.Lock()  # kombu's connections are not shared between threads
-_kept: dict = {}  # "url" → the broker URL the connection was made for, "connection" → it
+_kept = None  # (the broker URL it was made for, the kombu connection), or None
 
 
 def broker_ping(*, timeout: float = 2.0) -> None:
@@ -20,13 +20,14 @@ def broker_ping(*, timeout: float = 2.0) -> None:
     it does not answer."""
     from pantheon.celery import app
 
+    global _kept
+
     url = app.conf.broker_url
     with _lock:
-        connection = _kept.get("connection")
-        if connection is None or _kept.get("url") != url:
+        if _kept is None or _kept[0] != url:
             _drop()
-            connection = app.connection_for_write()
-            _kept.update(url=url, connection=connection)
+            _kept = (url, app.connection_for_write())
+        connection = _kept[1]
         try:
             connection.ensure_connection(max_retries=0, timeout=timeout)
             client = getattr(connection.default_channel, "client", None)
@@ -38,8 +39,9 @@ def broker_ping(*, timeout: float = 2.0) -> None:
 
 
 def _drop() -> None:
-    connection = _kept.pop("connection", None)
-    _kept.pop("url", None)
-    if connection is not None:
+    global _kept
+
+    if _kept is not None:
         with contextlib.suppress(Exception):  # a connection already broken has nothing left to close
-            connection.release()
+            _kept[1].release()
+    _kept = None

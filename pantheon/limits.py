@@ -81,8 +81,6 @@ class WindowHit:
 
 
 class _Counters(Protocol):
-    def add_and_incr(self, key: str, *, ttl_seconds: float) -> int: ...
-
     def add_and_incr_many(self, counters: list[tuple[str, float]]) -> list[int]: ...
 
     def slot_acquire(self, key: str, *, limit: int, ttl_seconds: float) -> bool: ...
@@ -199,9 +197,6 @@ class _RedisCounters:
         self._acquire = self.client.register_script(_SLOT_ACQUIRE_SCRIPT)
         self._release = self.client.register_script(_SLOT_RELEASE_SCRIPT)
 
-    def add_and_incr(self, key: str, *, ttl_seconds: float) -> int:
-        return self.add_and_incr_many([(key, ttl_seconds)])[0]
-
     def add_and_incr_many(self, counters: list[tuple[str, float]]) -> list[int]:
         counts = self._incr(
             keys=[self.backend.make_and_validate_key(key) for key, _ in counters],
@@ -289,14 +284,16 @@ def shared_cache():
     return counters.backend if isinstance(counters, _RedisCounters) else cache
 
 
-def cache_ping() -> None:
+def cache_ping() -> bool:
     """Ask Redis one question on this process's own client: one round trip on a kept connection.
     Django's cache object is per greenlet under gevent, each with a pool of its own, so asking it
     opened a new connection to Redis for every client connection (a load balancer's each probe).
-    Raises when Redis does not answer; does nothing for any other cache."""
+    Raises when Redis does not answer; False when the cache is not Redis (nothing to ask)."""
     counters = _shared.get()
-    if isinstance(counters, _RedisCounters):
-        counters.client.ping()
+    if not isinstance(counters, _RedisCounters):
+        return False
+    counters.client.ping()
+    return True
 
 
 def _clock() -> float:

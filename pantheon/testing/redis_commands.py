@@ -1,5 +1,5 @@
-"""What clients send a Redis server, read from its MONITOR feed: for tests that count the round
-trips an operation costs."""
+"""What clients send a Redis server, read from its MONITOR feed, and the connections they open: for
+tests that count the round trips and connections an operation costs."""
 
 import uuid
 from collections.abc import Iterator
@@ -29,3 +29,17 @@ def commands_sent(url: str) -> Iterator[list[str]]:
     finally:
         watcher.close()
         marker.close()
+
+
+@contextmanager
+def connections_opened(url: str) -> Iterator[list[int]]:
+    """How many connections clients opened to the server at ``url`` while the block ran (the list
+    holds that one number once the block ends); this watcher's own is opened before it starts."""
+    watcher = redis.Redis.from_url(url, socket_timeout=10)
+    opened: list[int] = []
+    try:
+        before = watcher.info("stats")["total_connections_received"]
+        yield opened
+        opened.append(watcher.info("stats")["total_connections_received"] - before)
+    finally:
+        watcher.close()
