@@ -33,6 +33,7 @@ _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else o
 workers = int(os.environ.get("WEB_WORKERS") or (_cores if worker_class == "gevent" else 3))
 threads = int(os.environ.get("WEB_THREADS", 8))  # gthread only
 worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", 1000))  # gevent: requests at once
+_accept_batch = int(os.environ.get("WEB_ACCEPT_BATCH", 32))  # gevent: connections accepted at a time
 timeout = 300
 accesslog = "-"
 
@@ -52,10 +53,13 @@ logconfig_dict = _config
 
 def post_worker_init(worker):
     """Gunicorn's own error answers (a header over its limit, a malformed request line …) in the
-    API's JSON shape, not its HTML page (pantheon/serving.py)."""
-    from pantheon.serving import json_errors_install
+    API's JSON shape, not its HTML page; a gevent worker accepts connections in batches of
+    ``WEB_ACCEPT_BATCH`` (pantheon/serving.py)."""
+    from pantheon.serving import accept_batch_install, json_errors_install
 
     json_errors_install()
+    if worker_class == "gevent":
+        accept_batch_install(_accept_batch)
 
 
 def child_exit(server, worker):

@@ -1,7 +1,9 @@
 """What gunicorn answers by itself, before any request reaches Django — a request line over its limit
 (414), a header over 8 KB or too many headers (431), a malformed request line, method or header (400,
 e.g. control characters in a header or bytes that are not a path) — in the API's error shape instead
-of gunicorn's HTML page. Installed in every worker by ``gunicorn.conf.py``."""
+of gunicorn's HTML page. Installed in every worker by ``gunicorn.conf.py``.
+
+Also how many connections a gevent worker accepts at a time (``accept_batch_install``)."""
 
 import json
 
@@ -38,3 +40,25 @@ def json_error_write(sock, status_int: int, reason: str, mesg: str) -> None:
 
 def json_errors_install() -> None:
     util.write_error = json_error_write
+
+
+def accept_batch_install(batch: int) -> None:
+    """A gevent worker accepts up to ``batch`` waiting connections each time its listening socket is
+    ready (``WEB_ACCEPT_BATCH``), not one: gunicorn sets gevent's ``max_accept`` to 1 whenever there
+    is more than one worker, and a worker then accepts one connection per turn of its event loop. In a
+    burst of turns a turn of the loop is every ready request's next step, so the connections queued
+    in the kernel behind the burst — a health check among them — waited seconds there before any of
+    them was read (docs/performance.md, "Accepting in batches"). Called in the worker process, before
+    its server starts."""
+    from gunicorn.workers import ggevent
+
+    class StreamServer(ggevent.StreamServer):
+        @property
+        def max_accept(self) -> int:
+            return batch
+
+        @max_accept.setter
+        def max_accept(self, value: int) -> None:
+            """gunicorn's ``max_accept = 1`` is not taken."""
+
+    ggevent.StreamServer = StreamServer

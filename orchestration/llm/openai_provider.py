@@ -31,11 +31,13 @@ from openai._constants import RAW_RESPONSE_HEADER
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import BaseModel, NonNegativeInt, ValidationError
 
+from orchestration.llm import idle_check
 from orchestration.llm.gateway import LlmCallError, LlmRequest, LlmResponse
 from orchestration.llm.tokens import count_messages_tokens, count_text_tokens
 from orchestration.llm.watchdog import Watch, watchdog
 
 logger = logging.getLogger(__name__)
+idle_check.install()
 
 # Longest wait between two attempts of one call (the SDK's backoff or a server's Retry-After).
 RETRY_WAIT_MAX_SECONDS = 2.0
