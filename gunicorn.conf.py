@@ -33,7 +33,7 @@ _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else o
 workers = int(os.environ.get("WEB_WORKERS") or (_cores if worker_class == "gevent" else 3))
 threads = int(os.environ.get("WEB_THREADS", 8))  # gthread only
 worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", 1000))  # gevent: requests at once
-_accept_batch = int(os.environ.get("WEB_ACCEPT_BATCH", 32))  # gevent: connections accepted at a time
+_accept_batch = max(int(os.environ.get("WEB_ACCEPT_BATCH", 32)), 1)  # gevent: connections accepted at a time
 timeout = 300
 accesslog = "-"
 

@@ -78,7 +78,9 @@ def _first_accept(waiting: int, **env: str) -> tuple[int, int]:
     return int(first), int(callbacks)
 
 
-@pytest.mark.parametrize(("batch", "waiting", "first"), [(None, 40, 32), ("10", 25, 10), ("64", 40, 40)])
+@pytest.mark.parametrize(
+    ("batch", "waiting", "first"), [(None, 40, 32), ("10", 25, 10), ("64", 40, 40), ("0", 3, 1)]
+)
 def test_a_gevent_worker_takes_the_waiting_connections_in_batches(batch, waiting, first):
     env = {"WEB_ACCEPT_BATCH": batch} if batch else {}
     taken, callbacks = _first_accept(waiting, **env)
