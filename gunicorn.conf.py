@@ -33,7 +33,7 @@ _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else o
 workers = int(os.environ.get("WEB_WORKERS") or (_cores if worker_class == "gevent" else 3))
 threads = int(os.environ.get("WEB_THREADS", 8))  # gthread only
 worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", 1000))  # gevent: requests at once
-_accept_batch = max(int(os.environ.get("WEB_ACCEPT_BATCH", 32)), 1)  # gevent: connections accepted at a time
+_accept_batch = max(int(os.environ.get("WEB_ACCEPT_BATCH") or 32), 1)  # gevent: accepted at a time
 timeout = 300
 accesslog = "-"
 
@@ -58,8 +58,7 @@ def post_worker_init(worker):
     from pantheon.serving import accept_batch_install, json_errors_install
 
     json_errors_install()
-    if worker_class == "gevent":
-        accept_batch_install(_accept_batch)
+    accept_batch_install(worker, _accept_batch)
 
 
 def child_exit(server, worker):

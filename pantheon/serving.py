@@ -42,15 +42,19 @@ def json_errors_install() -> None:
     util.write_error = json_error_write
 
 
-def accept_batch_install(batch: int) -> None:
+def accept_batch_install(worker, batch: int) -> None:
     """A gevent worker accepts up to ``batch`` waiting connections each time its listening socket is
-    ready (``WEB_ACCEPT_BATCH``), not one: gunicorn sets gevent's ``max_accept`` to 1 whenever there
-    is more than one worker, and a worker then accepts one connection per turn of its event loop. In a
-    burst of turns a turn of the loop is every ready request's next step, so the connections queued
-    in the kernel behind the burst — a health check among them — waited seconds there before any of
-    them was read (docs/performance.md, "Accepting in batches"). Called in the worker process, before
-    its server starts."""
+    ready (``WEB_ACCEPT_BATCH``), whatever the number of workers (gunicorn's own choice is 1 with
+    several workers, gevent's 100 with one). With 1, a worker accepts one connection per pass of its
+    event loop; during a burst of turns a pass is every ready request's next step, so the connections
+    queued in the kernel behind the burst — a health check among them — waited seconds there before
+    any of them was read (docs/performance.md, "Accepting in batches"). Called in the worker process
+    before its server starts (gunicorn's gevent worker reads ``StreamServer`` from its module when it
+    builds the server); any other worker class is left as it is."""
     from gunicorn.workers import ggevent
+
+    if not isinstance(worker, ggevent.GeventWorker):
+        return
 
     class StreamServer(ggevent.StreamServer):
         @property
@@ -59,6 +63,6 @@ def accept_batch_install(batch: int) -> None:
 
         @max_accept.setter
         def max_accept(self, value: int) -> None:
-            """gunicorn's ``max_accept = 1`` is not taken."""
+            """gunicorn's ``max_accept = 1`` is ignored."""
 
     ggevent.StreamServer = StreamServer

@@ -6,7 +6,7 @@ request starts or a response is closed: a readable idle socket means the server 
 ``select.poll`` and a zero timeout, which never waits; but under a gevent worker ``select.poll`` is
 gevent's, which registers a watcher per socket and goes through the event loop to answer. With
 hundreds of turns whose calls end within the same second, each of the hundreds of closes polled up to
-the pool's hundred idle connections that way: about a tenth of a worker's CPU through a burst
+the pool's hundred idle connections that way: 14 % of the workers' CPU samples through a burst
 (docs/performance.md, "The provider pool's idle check"). The interpreter's ``poll`` answers the same
 question with one system call and no switch.
 

@@ -112,7 +112,8 @@ def _latency_lines(run: dict[str, Any], latency: dict[str, Any]) -> list[str]:
 
 def _serving(g: dict[str, Any]) -> str:
     if g.get("worker_class") == "gevent":
-        return f"{g['workers']} gevent workers × {g.get('worker_connections', '?')} connections"
+        batch = f", accepting {g['accept_batch']} at a time" if "accept_batch" in g else ""
+        return f"{g['workers']} gevent workers × {g.get('worker_connections', '?')} connections{batch}"
     return f"{g['workers']} × {g['threads']} {g['worker_class']}"
 
 

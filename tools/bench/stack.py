@@ -86,7 +86,10 @@ def gunicorn_settings(overrides: dict[str, str] | None = None) -> dict[str, obje
             else:
                 os.environ[name] = value
     names = ("worker_class", "workers", "threads", "worker_connections", "timeout")
-    return {name: conf[name] for name in names if name in conf}
+    settings = {name: conf[name] for name in names if name in conf}
+    if settings.get("worker_class") == "gevent":
+        settings["accept_batch"] = conf["_accept_batch"]
+    return settings
 
 
 class Gunicorn:

@@ -12,6 +12,7 @@ import httpcore2._backends.sync as httpcore_sync
 import pytest
 
 from orchestration.llm import idle_check, openai_provider  # noqa: F401 (installs the check)
+from pantheon.testing.processes import ROOT
 
 
 @pytest.fixture
@@ -44,19 +45,27 @@ def test_a_socket_gone_counts_as_readable():
     assert idle_check.socket_readable(gone) is True
 
 
-def test_httpcores_network_stream_asks_through_it(pair):
-    """What the pool's expiry check calls (``get_extra_info("is_readable")``) is this check."""
+def test_httpcores_network_stream_asks_through_it(pair, monkeypatch):
+    """What the pool's expiry check calls (``get_extra_info("is_readable")``) reaches this check's
+    poll."""
     ours, theirs = pair
-    assert httpcore_sync.is_socket_readable is idle_check.socket_readable
+    polls = []
+
+    def counted():
+        polls.append(1)
+        return idle_check.get_original("select", "poll")()
+
+    monkeypatch.setattr(idle_check, "_poll", counted)
     stream = httpcore_sync.SyncStream(ours)
     assert stream.get_extra_info("is_readable") is False
     theirs.close()
     assert stream.get_extra_info("is_readable") is True
+    assert len(polls) == 2
 
 
-def test_under_gevent_the_check_of_a_hundred_idle_sockets_never_leaves_the_greenlet():
+def test_under_gevent_the_pool_checks_a_hundred_idle_sockets_without_leaving_the_greenlet():
     """Patched, ``select.poll`` is gevent's: httpcore's own check goes through the event loop for
-    every idle connection (a switch to the hub and back each); this one makes none."""
+    each idle connection (a switch to the hub and back); once installed, the same calls make none."""
     code = textwrap.dedent(
         """
         from gevent import monkey
@@ -65,24 +74,32 @@ def test_under_gevent_the_check_of_a_hundred_idle_sockets_never_leaves_the_green
         import socket
 
         import greenlet
-        from httpcore2._utils import is_socket_readable
+        from httpcore2._backends.sync import SyncStream
 
-        from orchestration.llm.idle_check import socket_readable
+        from orchestration.llm import idle_check
 
-        pairs = [socket.socketpair() for _ in range(100)]
+        pairs = [socket.socketpair() for _ in range(100)]  # both ends kept open: nothing to read
+        streams = [SyncStream(ours) for ours, _ in pairs]
         switches = [0]
         greenlet.settrace(lambda event, args: switches.__setitem__(0, switches[0] + (event == "switch")))
-        for check in (is_socket_readable, socket_readable):
+        for installed in (False, True):
+            if installed:
+                idle_check.install()
             switches[0] = 0
-            readable = sum(check(ours) for ours, _ in pairs)
-            print(check.__module__, readable, switches[0])
+            readable = sum(stream.get_extra_info("is_readable") for stream in streams)
+            print(installed, readable, switches[0])
         """
     )
     ran = subprocess.run(
-        [sys.executable, "-c", code], env=dict(os.environ), capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
-    httpcore_line, ours_line = ran.stdout.splitlines()
-    assert httpcore_line.split()[:2] == ["httpcore2._utils", "0"]
-    assert int(httpcore_line.split()[2]) >= 100  # at least one switch per socket
-    assert ours_line.split() == ["orchestration.llm.idle_check", "0", "0"]
+    before, after = (line.split() for line in ran.stdout.splitlines())
+    assert before[:2] == ["False", "0"]
+    assert int(before[2]) > 0
+    assert after == ["True", "0", "0"]

@@ -48,6 +48,12 @@ def test_the_thread_bound_configuration_is_gthread():
     assert stack.gunicorn_settings()["worker_class"] == "gevent"
 
 
+def test_the_gevent_workers_accept_batch_is_reported():
+    assert stack.gunicorn_settings()["accept_batch"] == 32
+    assert stack.gunicorn_settings({"WEB_ACCEPT_BATCH": "8"})["accept_batch"] == 8
+    assert "accept_batch" not in stack.gunicorn_settings(THREAD_BOUND)
+
+
 def _figures(turns=500, completed=500, ideal=10.0, end=12.8, first=None, health=887, lists=971, peak=18):
     return {
         "turns": turns,

@@ -1,6 +1,6 @@
 """What ``make bench`` concludes from its figures: the exit status, the goals, the ideal."""
 
-from tools.bench.report import exit_status, goals, load_figures, table_lines
+from tools.bench.report import _serving, exit_status, goals, load_figures, table_lines
 
 
 def _series(ms: float, queries: int | None = None) -> dict:
@@ -92,3 +92,9 @@ def test_the_ideal_throughput_is_bounded_by_threads_not_clients():
     figures = load_figures(_load(50.0), _load(100.0), gunicorn={"workers": 3, "threads": 8}, latency_ms=200)
 
     assert (figures["threads"], figures["ideal_per_second"], figures["ratio"]) == (24, 120.0, 0.5)
+
+
+def test_the_serving_line_names_the_gevent_workers_accept_batch():
+    gevent = {"worker_class": "gevent", "workers": 2, "worker_connections": 1000, "accept_batch": 32}
+    assert _serving(gevent) == "2 gevent workers × 1000 connections, accepting 32 at a time"
+    assert _serving({"worker_class": "gthread", "workers": 3, "threads": 8}) == "3 × 8 gthread"
