@@ -15,13 +15,11 @@ import threading
 import time
 
 from django.db import connections
-from gevent.monkey import get_original
 from psycopg import pq, sql
 from psycopg_pool import ConnectionPool
 
-# The interpreter's own poll, never gevent's: asking whether a socket has something to read right now
-# needs no event loop (gevent's would start watchers and switch to the hub for nothing).
-_poll = get_original("select", "poll")
+from pantheon.sockets import fd_signals
+
 _SIGNS = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 
 
@@ -50,9 +48,7 @@ def pooled_check(conn) -> None:
 
 
 def _socket_signals(fd: int) -> bool:
-    poller = _poll()
-    poller.register(fd, _SIGNS)
-    return bool(poller.poll(0))
+    return fd_signals(fd, _SIGNS)
 
 
 def catalog_warm(conn) -> None:

@@ -18,9 +18,8 @@ import select
 import socket
 
 import httpcore2._backends.sync as httpcore_sync
-from gevent.monkey import get_original
 
-_poll = get_original("select", "poll")
+from pantheon.sockets import fd_signals
 
 
 def socket_readable(sock: socket.socket | None) -> bool:
@@ -29,9 +28,7 @@ def socket_readable(sock: socket.socket | None) -> bool:
     fd = None if sock is None else sock.fileno()
     if fd is None or fd < 0:
         return True
-    poller = _poll()
-    poller.register(fd, select.POLLIN)
-    return bool(poller.poll(0))
+    return fd_signals(fd, select.POLLIN)
 
 
 def install() -> None:

@@ -12,6 +12,7 @@ import httpcore2._backends.sync as httpcore_sync
 import pytest
 
 from orchestration.llm import idle_check, openai_provider  # noqa: F401 (installs the check)
+from pantheon import sockets
 from pantheon.testing.processes import ROOT
 
 
@@ -53,9 +54,10 @@ def test_httpcores_network_stream_asks_through_it(pair, monkeypatch):
 
     def counted():
         polls.append(1)
-        return idle_check.get_original("select", "poll")()
+        return original()
 
-    monkeypatch.setattr(idle_check, "_poll", counted)
+    original = sockets._poll
+    monkeypatch.setattr(sockets, "_poll", counted)
     stream = httpcore_sync.SyncStream(ours)
     assert stream.get_extra_info("is_readable") is False
     theirs.close()
